@@ -1,0 +1,103 @@
+//! The one place that knows the protocol's binary encoding (bincode 2, serde API, standard
+//! config). bincode is unmaintained (RUSTSEC-2025-0141); replacing it touches only this file.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A message that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Encoding failed.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    /// The bytes are not a valid message.
+    #[error("cannot decode message: {0}")]
+    Decode(String),
+    /// A message was followed by unread bytes.
+    #[error("message has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// Standard bincode config, with every length a message claims capped at 4 GiB in total, so a
+/// corrupt length cannot make the decoder allocate without bound.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ u32::MAX as usize }>()
+}
+
+/// Appends the encoding of `value` to `out`.
+///
+/// # Errors
+/// [`CodecError::Encode`] if serde refuses the value.
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(())
+}
+
+/// Decodes a value that must fill `bytes` exactly.
+///
+/// # Errors
+/// [`CodecError::Decode`] for malformed bytes, [`CodecError::Trailing`] for leftovers.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::Trailing(bytes.len() - read));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::TaskFailure;
+    use crate::protocol::{Execute, Outcome, Request, Response};
+
+    #[test]
+    fn round_trips() {
+        let req = Request::Execute(Execute {
+            package: "p".into(),
+            function: "f".into(),
+            context: vec![1, 2],
+            inputs: vec![0; 1000],
+        });
+        let mut buf = Vec::new();
+        encode_into(&req, &mut buf).unwrap();
+        assert!(
+            buf.len() < 1020,
+            "bytes are encoded compactly: {}",
+            buf.len()
+        );
+        assert_eq!(decode::<Request>(&buf).unwrap(), req);
+        for outcome in [
+            Outcome::Success(vec![9]),
+            Outcome::Failure(TaskFailure::Timeout { after_ms: 5 }),
+        ] {
+            let resp = Response::Result {
+                outcome,
+                elapsed_ns: 42,
+            };
+            let mut buf = Vec::new();
+            encode_into(&resp, &mut buf).unwrap();
+            assert_eq!(decode::<Response>(&buf).unwrap(), resp);
+        }
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_an_abort() {
+        // An Execute whose package-name length claims far more bytes than exist.
+        let bytes = [0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(decode::<Request>(&bytes).is_err());
+        let mut buf = Vec::new();
+        encode_into(&Request::Shutdown, &mut buf).unwrap();
+        buf.push(0);
+        assert!(matches!(
+            decode::<Request>(&buf),
+            Err(CodecError::Trailing(1))
+        ));
+        // Inputs claiming 2^60 bytes.
+        let mut buf = vec![0u8, 1, b'p', 1, b'f', 0];
+        buf.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]);
+        assert!(decode::<Request>(&buf).is_err());
+    }
+}

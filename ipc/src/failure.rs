@@ -1,0 +1,164 @@
+//! How a task can fail, with one kind per cause. The kinds stay distinct everywhere (job errors,
+//! logs, exit codes): "the task returned an error" is never confused with "the sandbox trapped",
+//! "the executor died" or "it timed out".
+
+use serde::{Deserialize, Serialize};
+use silk_tdl::TdlError;
+
+/// The kind of a [`TaskFailure`], for logs, metrics and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The task returned an error.
+    TaskError,
+    /// The task panicked (caught at the package boundary).
+    Panicked,
+    /// The native executor process died (abort, segfault, killed).
+    Crashed,
+    /// The task ran past its hard timeout.
+    Timeout,
+    /// A wasm task used up its fuel.
+    OutOfFuel,
+    /// A wasm task hit its memory limit.
+    MemoryLimit,
+    /// A wasm task trapped.
+    Trap,
+    /// The package is missing, invalid, of another ABI version, or its init failed.
+    PackageError,
+}
+
+impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 8] = [
+        Self::TaskError,
+        Self::Panicked,
+        Self::Crashed,
+        Self::Timeout,
+        Self::OutOfFuel,
+        Self::MemoryLimit,
+        Self::Trap,
+        Self::PackageError,
+    ];
+
+    /// The kind's name as shown to users.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TaskError => "TaskError",
+            Self::Panicked => "Panicked",
+            Self::Crashed => "Crashed",
+            Self::Timeout => "Timeout",
+            Self::OutOfFuel => "OutOfFuel",
+            Self::MemoryLimit => "MemoryLimit",
+            Self::Trap => "Trap",
+            Self::PackageError => "PackageError",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a task did not produce outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum TaskFailure {
+    /// The task returned an error.
+    #[error("{0}")]
+    Task(TdlError),
+    /// The task panicked.
+    #[error("task panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The executor process died while running the task.
+    #[error("executor crashed: {status}")]
+    Crashed {
+        /// How it ended, e.g. "killed by signal 6 (SIGABRT)".
+        status: String,
+    },
+    /// The task ran past its hard timeout and was stopped.
+    #[error("task exceeded its hard timeout of {after_ms} ms")]
+    Timeout {
+        /// The hard timeout that expired.
+        after_ms: u64,
+    },
+    /// A wasm task used up its fuel.
+    #[error("task ran out of fuel (limit {fuel})")]
+    OutOfFuel {
+        /// The fuel it was given.
+        fuel: u64,
+    },
+    /// A wasm task hit its memory limit.
+    #[error("task exceeded its memory limit of {limit_bytes} bytes: {message}")]
+    MemoryLimit {
+        /// The limit.
+        limit_bytes: u64,
+        /// What the runtime reported.
+        message: String,
+    },
+    /// A wasm task trapped.
+    #[error("task trapped ({code}): {message}")]
+    Trap {
+        /// The trap code, e.g. `StackOverflow`.
+        code: String,
+        /// The runtime's message.
+        message: String,
+    },
+    /// The package could not be used.
+    #[error("{message}")]
+    Package {
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl TaskFailure {
+    /// The failure's kind.
+    #[must_use]
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Task(_) => FailureKind::TaskError,
+            Self::Panicked { .. } => FailureKind::Panicked,
+            Self::Crashed { .. } => FailureKind::Crashed,
+            Self::Timeout { .. } => FailureKind::Timeout,
+            Self::OutOfFuel { .. } => FailureKind::OutOfFuel,
+            Self::MemoryLimit { .. } => FailureKind::MemoryLimit,
+            Self::Trap { .. } => FailureKind::Trap,
+            Self::Package { .. } => FailureKind::PackageError,
+        }
+    }
+
+    /// A package failure with `message`.
+    pub fn package(message: impl Into<String>) -> Self {
+        Self::Package {
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_distinct_and_named() {
+        let names: std::collections::HashSet<_> =
+            FailureKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), FailureKind::ALL.len());
+        assert_eq!(
+            TaskFailure::Timeout { after_ms: 200 }.kind(),
+            FailureKind::Timeout
+        );
+        assert_eq!(
+            TaskFailure::Task(TdlError::Custom("x".into())).kind(),
+            FailureKind::TaskError
+        );
+        assert_eq!(
+            TaskFailure::Timeout { after_ms: 200 }.to_string(),
+            "task exceeded its hard timeout of 200 ms"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! # silk-ipc — the EM ↔ executor protocol and its transports
+//!
+//! An execution manager (EM) hands tasks to long-lived native executor processes. This crate
+//! defines what they say to each other ([`Request`], [`Response`], [`TaskFailure`]), the one
+//! place that encodes it ([`codec`]), and the transports that carry it: length-delimited frames
+//! over pipes ([`pipe`]). Each transport implements the [`ClientTransport`] (EM side) and
+//! [`ServerTransport`] (executor side) contract.
+//!
+//! Sits between `silk-tdl` (below) and the executors and runtime (above).
+//!
+//! ```
+//! use silk_ipc::{codec, Execute, Request};
+//! let req = Request::Execute(Execute {
+//!     package: "fixtures".into(),
+//!     function: "fibonacci".into(),
+//!     context: silk_tdl::TaskContext::standalone().to_msgpack(),
+//!     inputs: silk_tdl::frame::encode([rmp_serde::to_vec(&10u64).unwrap()]).unwrap(),
+//! });
+//! let mut bytes = Vec::new();
+//! codec::encode_into(&req, &mut bytes).unwrap();
+//! assert_eq!(codec::decode::<Request>(&bytes).unwrap(), req);
+//! ```
+
+pub mod codec;
+mod failure;
+pub mod pipe;
+mod protocol;
+mod transport;
+
+pub use failure::{FailureKind, TaskFailure};
+pub use protocol::{Execute, Outcome, Request, Response};
+pub use transport::{ClientTransport, MAX_MESSAGE_BYTES, ServerTransport, TransportError};

@@ -1,0 +1,51 @@
+//! The EM ↔ executor protocol: one [`Request`] in, one [`Response`] out, strictly in turn.
+
+use serde::{Deserialize, Serialize};
+
+use crate::failure::TaskFailure;
+
+/// A message from the EM to an executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Run one task.
+    Execute(Execute),
+    /// Finish and exit with status 0.
+    Shutdown,
+}
+
+/// Run `function` of `package` with a MessagePack `TaskContext` and an input frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execute {
+    /// The package name (letters, digits, `_`, `-`).
+    pub package: String,
+    /// The task name within the package.
+    pub function: String,
+    /// The MessagePack `silk_tdl::TaskContext`.
+    #[serde(with = "serde_bytes")]
+    pub context: Vec<u8>,
+    /// The input frame.
+    #[serde(with = "serde_bytes")]
+    pub inputs: Vec<u8>,
+}
+
+/// A message from an executor to the EM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The outcome of the last `Execute`.
+    Result {
+        /// The output frame, or why there is none.
+        outcome: Outcome,
+        /// Time spent inside the executor on this task (package call, including the package's own
+        /// input decoding and output encoding), measured by the executor.
+        elapsed_ns: u64,
+    },
+}
+
+/// What an `Execute` produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The task's output frame.
+    Success(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The task failed.
+    Failure(TaskFailure),
+}

@@ -1,0 +1,158 @@
+//! The `Task` trait that `#[task]` implements, and the helpers its expansion calls.
+
+use crate::context::TaskContext;
+use crate::error::TdlError;
+use crate::frame::{self, FrameWriter};
+
+/// A task that a package can dispatch by name. Implemented by `#[task]`; not meant to be written
+/// by hand.
+pub trait Task {
+    /// The task's name within its package.
+    const NAME: &'static str;
+
+    /// Decodes the input frame, runs the task and frames its outputs.
+    ///
+    /// # Errors
+    /// [`TdlError::Deserialization`] for bad inputs, whatever the task returns, and
+    /// [`TdlError::Serialization`] when an output cannot be encoded.
+    fn call(ctx: TaskContext, inputs: &[u8]) -> Result<Vec<u8>, TdlError>;
+}
+
+/// The type-erased entry of a task, as stored in a package's dispatch table.
+pub type TaskFn = fn(TaskContext, &[u8]) -> Result<Vec<u8>, TdlError>;
+
+/// Checks at compile time that no two tasks of a package share a name (used by `package!`).
+///
+/// # Panics
+/// At compile time (in a `const` item), when two names are equal.
+pub const fn assert_unique_names(names: &[&str]) {
+    let mut i = 0;
+    while i < names.len() {
+        let mut j = i + 1;
+        while j < names.len() {
+            assert!(
+                !str_eq(names[i], names[j]),
+                "silk_tdl::package!: two tasks of this package have the same name"
+            );
+            j += 1;
+        }
+        i += 1;
+    }
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Looks a task up in a dispatch table and calls it.
+///
+/// # Errors
+/// [`TdlError::TaskNotFound`] for an unknown name, otherwise whatever the task returns.
+pub fn dispatch(
+    table: &[(&str, TaskFn)],
+    name: &str,
+    ctx: TaskContext,
+    inputs: &[u8],
+) -> Result<Vec<u8>, TdlError> {
+    let (_, f) = table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| TdlError::TaskNotFound(name.to_owned()))?;
+    f(ctx, inputs)
+}
+
+/// Marks the types a `#[task]` accepts as its first parameter.
+#[diagnostic::on_unimplemented(
+    message = "the first parameter of a #[task] function must be `silk_tdl::TaskContext`, found `{Self}`",
+    label = "expected `TaskContext` or `&TaskContext`"
+)]
+pub trait IsTaskContext {}
+impl IsTaskContext for TaskContext {}
+impl IsTaskContext for &TaskContext {}
+
+/// Compile-time check emitted by `#[task]` for its first parameter.
+pub const fn assert_context<T: IsTaskContext + ?Sized>() {}
+
+/// Splits a task's input frame, checking the count against the task's parameters.
+///
+/// # Errors
+/// [`TdlError::Deserialization`] naming what is wrong with the frame.
+pub fn split_inputs<'a>(
+    task: &str,
+    inputs: &'a [u8],
+    expected: usize,
+) -> Result<Vec<&'a [u8]>, TdlError> {
+    frame::decode_exact(inputs, expected)
+        .map_err(|e| TdlError::Deserialization(format!("{task}: inputs: {e}")))
+}
+
+/// Decodes one input of a task.
+///
+/// # Errors
+/// [`TdlError::Deserialization`] naming the task, the input position and the parameter.
+pub fn input<T: serde::de::DeserializeOwned>(
+    task: &str,
+    bytes: &[u8],
+    position: usize,
+    param: &str,
+) -> Result<T, TdlError> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        TdlError::Deserialization(format!("{task}: input {position} (`{param}`): {e}"))
+    })
+}
+
+/// Encodes one output of a task into its output frame.
+///
+/// # Errors
+/// [`TdlError::Serialization`] naming the task and the output position.
+pub fn output<T: serde::Serialize + ?Sized>(
+    task: &str,
+    w: &mut FrameWriter,
+    value: &T,
+    position: usize,
+) -> Result<(), TdlError> {
+    let bytes = rmp_serde::to_vec(value)
+        .map_err(|e| TdlError::Serialization(format!("{task}: output {position}: {e}")))?;
+    w.push_raw(&bytes)
+        .map_err(|e| TdlError::Serialization(format!("{task}: output {position}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_pass() {
+        assert_unique_names(&["a", "b", "ab"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "same name")]
+    fn duplicate_names_fail() {
+        assert_unique_names(&["a", "b", "a"]);
+    }
+
+    #[test]
+    fn unknown_task_is_not_found() {
+        let table: &[(&str, TaskFn)] = &[("x", |_, _| Ok(vec![]))];
+        assert_eq!(
+            dispatch(table, "y", TaskContext::standalone(), &[]),
+            Err(TdlError::TaskNotFound("y".into()))
+        );
+        assert_eq!(
+            dispatch(table, "x", TaskContext::standalone(), &[]),
+            Ok(vec![])
+        );
+    }
+}
