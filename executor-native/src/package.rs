@@ -69,9 +69,11 @@ impl Package {
         }
 
         let name_fn: NameFn = symbol(&lib, path, abi::SYM_PACKAGE_NAME)?;
-        // SAFETY: ABI v1 `silk_package_name` returns a view of a static string in the library,
-        // which stays mapped while `lib` lives; we copy it out at once.
-        let name = unsafe { name_fn().as_slice() };
+        // SAFETY: ABI v1 `silk_package_name` takes nothing and returns a view of a static string.
+        let name = unsafe { name_fn() };
+        // SAFETY: that string lives in the library, which stays mapped while `lib` lives; it is
+        // copied out at once.
+        let name = unsafe { name.as_slice() };
         let name = String::from_utf8(name.to_vec()).map_err(|_| {
             TaskFailure::package(format!("{}: package name is not UTF-8", path.display()))
         })?;

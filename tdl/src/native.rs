@@ -221,16 +221,12 @@ mod tests {
 
     #[test]
     fn empty_ref_needs_no_pointer() {
+        let empty = BytesRef {
+            ptr: std::ptr::null(),
+            len: 0,
+        };
         // SAFETY: len 0 never dereferences the pointer.
-        assert!(
-            unsafe {
-                BytesRef {
-                    ptr: std::ptr::null(),
-                    len: 0,
-                }
-                .as_slice()
-            }
-            .is_empty()
-        );
+        let slice = unsafe { empty.as_slice() };
+        assert!(slice.is_empty());
     }
 }

@@ -1,0 +1,7 @@
+//! The execution manager's process pool: executors that run tasks. Today: native executor
+//! children driven over the IPC transport ([`native`]).
+
+pub mod child;
+pub mod native;
+
+pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};

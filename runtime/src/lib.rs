@@ -1,0 +1,30 @@
+//! # silk-runtime — silk's services and command line
+//!
+//! The execution manager side of silk: the process pool that drives executors ([`em`]), and the
+//! `silk` command line ([`cli`]). The binary `silk` is a thin wrapper around [`cli::run`].
+//!
+//! Run one task of a native package in a fresh executor:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use silk_runtime::em::pool::{NativeExecutor, NativeExecutorConfig};
+//! use silk_ipc::Execute;
+//!
+//! let config = NativeExecutorConfig::new("target/debug/silk-executor-native".into(), "target/packages".into());
+//! let mut executor = NativeExecutor::spawn(config).unwrap();
+//! let mut inputs = silk_tdl::frame::FrameWriter::new();
+//! inputs.push(&10u64).unwrap();
+//! let request = Execute {
+//!     package: "fixtures".into(),
+//!     function: "fibonacci".into(),
+//!     context: silk_tdl::TaskContext::standalone().to_msgpack(),
+//!     inputs: inputs.finish(),
+//! };
+//! let out = executor.execute(&request, Duration::from_secs(5)).unwrap();
+//! let values = silk_tdl::frame::decode(&out.outputs).unwrap();
+//! assert_eq!(silk_tdl::frame::value::<u64>(values[0], 0).unwrap(), 55);
+//! ```
+
+pub mod cli;
+pub mod em;
+pub mod logging;

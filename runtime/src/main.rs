@@ -1,0 +1,11 @@
+//! The `silk` binary: parse arguments, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = silk_runtime::cli::Cli::parse();
+    silk_runtime::logging::init(silk_runtime::logging::Style::Command, "warn,silk=info");
+    silk_runtime::cli::run(&cli)
+}

@@ -1,0 +1,73 @@
+//! Helpers shared by the runtime's integration tests: where the staged packages and the
+//! executor binary are, and how to build requests.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a different subset"
+)]
+
+use std::path::PathBuf;
+
+use silk_ipc::Execute;
+use silk_tdl::TaskContext;
+use silk_tdl::frame::FrameWriter;
+
+/// `target/packages`, where `scripts/build-packages` stages packages.
+pub fn packages_dir() -> PathBuf {
+    let dir = match std::env::var_os("SILK_TEST_PACKAGES") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), |t| root.join(t));
+            target.join("packages")
+        }
+    };
+    assert!(
+        dir.join("libfixtures.so").is_file(),
+        "no packages staged in {}: run scripts/build-packages first",
+        dir.display()
+    );
+    dir
+}
+
+/// The `silk-executor-native` binary built next to this test.
+pub fn executor_bin() -> PathBuf {
+    silk_runtime::em::pool::child::find_executor_bin()
+        .expect("silk-executor-native not built: run `cargo build --workspace --bins` first (scripts/test does)")
+}
+
+/// An input frame of MessagePack values.
+pub fn frame(values: &[rmpv::Value]) -> Vec<u8> {
+    let mut w = FrameWriter::new();
+    for v in values {
+        w.push(v).unwrap();
+    }
+    w.finish()
+}
+
+/// A request for `package::function` with a standalone context.
+pub fn request(package: &str, function: &str, inputs: Vec<u8>) -> Execute {
+    request_with(package, function, &TaskContext::standalone(), inputs)
+}
+
+/// A request with an explicit context.
+pub fn request_with(package: &str, function: &str, ctx: &TaskContext, inputs: Vec<u8>) -> Execute {
+    Execute {
+        package: package.into(),
+        function: function.into(),
+        context: ctx.to_msgpack(),
+        inputs,
+    }
+}
+
+/// Decodes an output frame into `T`s.
+pub fn outputs<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Vec<T> {
+    silk_tdl::frame::decode(frame)
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| silk_tdl::frame::value(v, i).unwrap())
+        .collect()
+}
