@@ -27,4 +27,5 @@
 
 pub mod cli;
 pub mod em;
+pub mod graph;
 pub mod logging;

@@ -3,5 +3,7 @@
 
 pub mod child;
 pub mod native;
+pub mod policy;
 
 pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};
+pub use policy::{Backend, PackagePolicy};
