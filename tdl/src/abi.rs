@@ -1,7 +1,10 @@
 //! The package ABI shared by the native (`.so`) and wasm builds: its version, the exported
 //! symbol names and the status codes of a call.
 //!
-//! The native C ABI (see [`crate::native`] for the types that cross it):
+//! The wasm guest ABI uses the same version, statuses and symbol names plus an allocator pair and
+//! a panic import; it is specified in `docs/wasm-abi.md` and implemented by `crate::wasm`.
+//!
+//! The native C ABI (see `crate::native` for the types that cross it):
 //!
 //! | symbol | signature | notes |
 //! |---|---|---|
@@ -11,7 +14,7 @@
 //! | `silk_package_execute` | `(name, context, inputs: BytesRef) -> CallResult` | dispatch by task name |
 //! | `silk_package_free` | `(OwnedBuf)` | frees a buffer returned by init or execute |
 //!
-//! A [`CallResult`](crate::native::CallResult) carries a status and a buffer owned by the
+//! A `native::CallResult` carries a status and a buffer owned by the
 //! package: on [`STATUS_OK`] the output frame, on [`STATUS_TASK_ERROR`] a MessagePack
 //! [`TdlError`](crate::TdlError), on [`STATUS_PANICKED`] the panic message as UTF-8. The
 //! executor copies the buffer and hands it back to `silk_package_free`, so the package's
@@ -37,6 +40,20 @@ pub const SYM_INIT: &str = "silk_package_init";
 pub const SYM_EXECUTE: &str = "silk_package_execute";
 /// Exported symbol: free a returned buffer.
 pub const SYM_FREE: &str = "silk_package_free";
+
+/// Wasm export: allocate `len` bytes in guest memory, `(i32) -> i32`.
+pub const WASM_SYM_ALLOC: &str = "silk_alloc";
+/// Wasm export: free a buffer from `silk_alloc` or a call result, `(ptr: i32, len: i32) -> ()`.
+pub const WASM_SYM_FREE: &str = "silk_free";
+/// Wasm export: the guest's linear memory.
+pub const WASM_SYM_MEMORY: &str = "memory";
+/// Wasm export (optional): the WASI reactor initialiser, called once per instance first.
+pub const WASM_SYM_INITIALIZE: &str = "_initialize";
+/// Wasm import module the host provides to guests (optional for a guest to import).
+pub const WASM_IMPORT_MODULE: &str = "silk";
+/// Wasm import `silk.panic(ptr: i32, len: i32) -> ()`: hands the host a panic message before the
+/// guest traps (Rust guests on wasm abort on panic, so the message cannot be returned).
+pub const WASM_IMPORT_PANIC: &str = "panic";
 
 /// Whether `name` is a valid package name: 1 to 128 ASCII letters, digits, `_` or `-`.
 ///

@@ -91,6 +91,9 @@ mod ids;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
 mod task;
+#[cfg(target_family = "wasm")]
+#[doc(hidden)]
+pub mod wasm;
 
 pub use context::{TaskContext, TaskId};
 pub use error::TdlError;
@@ -107,6 +110,8 @@ pub mod __private {
     pub use crate::task::{
         assert_context, assert_unique_names, dispatch, input, output, split_inputs,
     };
+    #[cfg(target_family = "wasm")]
+    pub use crate::wasm;
 
     /// Compile-time check of a package name.
     pub const fn assert_package_name(name: &str) {
@@ -118,7 +123,7 @@ pub mod __private {
 }
 
 /// Declares the package: its name, an optional init hook and its tasks, and emits the package
-/// ABI (the native C exports, or the wasm exports when built for wasm).
+/// ABI (the native C exports, or the wasm exports of `docs/wasm-abi.md` when built for wasm).
 ///
 /// ```ignore
 /// silk_tdl::package! {
@@ -139,6 +144,8 @@ macro_rules! package {
         pub extern "C" fn silk_package_init() -> $crate::__private::native::CallResult {
             $crate::__private::native::init($init)
         }
+        #[cfg(target_family = "wasm")]
+        $crate::__silk_wasm_exports!(init: $init);
     };
     (name: $name:literal, tasks: [$($task:path),* $(,)?] $(,)?) => {
         $crate::package!(@emit $name, [$($task),*]);
@@ -155,6 +162,9 @@ macro_rules! package {
         /// The package's name.
         #[doc(hidden)]
         pub const SILK_PACKAGE_NAME: &str = $name;
+
+        #[cfg(target_family = "wasm")]
+        $crate::__silk_wasm_exports!(package: $name);
 
         #[cfg(not(target_family = "wasm"))]
         #[doc(hidden)]

@@ -1,0 +1,195 @@
+//! A loaded wasm package: its compiled module checked against the guest ABI, pre-linked
+//! (`InstancePre`) so each task only instantiates. Loading runs one probe instance that checks the
+//! ABI version (first), the declared name and the init hook.
+
+use silk_ipc::TaskFailure;
+use silk_tdl::TdlError;
+use silk_tdl::abi::{self, ABI_VERSION, STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
+use wasmtime::{Engine, Instance, InstancePre, Linker};
+
+use crate::cache::{ModuleCache, error_text, sha256};
+use crate::config::SandboxPolicy;
+use crate::sandbox::{GuestState, Sandbox};
+use crate::validate::{self, Exports};
+
+/// What a package load needs from the host.
+pub(crate) struct LoadEnv<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) linker: &'a Linker<GuestState>,
+    pub(crate) cache: &'a ModuleCache,
+    pub(crate) fuel_metering: bool,
+    /// Limits of the probe instance.
+    pub(crate) probe_policy: &'a SandboxPolicy,
+}
+
+/// A package ready to run tasks.
+pub(crate) struct Package {
+    name: String,
+    pre: InstancePre<GuestState>,
+    exports: Exports,
+}
+
+impl Package {
+    /// Compiles (or fetches from the cache), checks and probes `bytes`. `origin` names the
+    /// module in messages; `expected_name`, if given, must be the name the package declares.
+    ///
+    /// # Errors
+    /// [`TaskFailure::Package`] naming what is wrong.
+    pub(crate) fn load(
+        env: &LoadEnv<'_>,
+        bytes: &[u8],
+        origin: &str,
+        expected_name: Option<&str>,
+    ) -> Result<Self, TaskFailure> {
+        let fail = |what: String| TaskFailure::package(format!("{origin}: {what}"));
+        let module = env
+            .cache
+            .get(&sha256(bytes), bytes)
+            .map_err(|e| fail(format!("not a valid wasm module: {e}")))?;
+        validate::check_version_export(&module).map_err(fail)?;
+        validate::check_imports(&module).map_err(fail)?;
+        let pre = env
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| fail(format!("cannot link: {}", error_text(&e))))?;
+
+        let mut sb = Sandbox::new(env.engine, env.probe_policy, env.fuel_metering);
+        let instance = pre
+            .instantiate(&mut sb.store)
+            .map_err(|e| fail(format!("cannot instantiate: {}", sb.classify(&e))))?;
+        if module.get_export(abi::WASM_SYM_INITIALIZE).is_some() {
+            let f = sb
+                .func::<(), ()>(&instance, abi::WASM_SYM_INITIALIZE)
+                .map_err(|e| fail(e.to_string()))?;
+            f.call(&mut sb.store, ())
+                .map_err(|e| fail(format!("`_initialize` failed: {}", sb.classify(&e))))?;
+        }
+        let version = sb
+            .func::<(), u32>(&instance, abi::SYM_ABI_VERSION)
+            .map_err(|e| fail(e.to_string()))?;
+        let version = version.call(&mut sb.store, ()).map_err(|e| {
+            fail(format!(
+                "`{}` failed: {}",
+                abi::SYM_ABI_VERSION,
+                sb.classify(&e)
+            ))
+        })?;
+        if version != ABI_VERSION {
+            return Err(fail(format!(
+                "package ABI version {version} is not supported (this host speaks version {ABI_VERSION})"
+            )));
+        }
+        let exports = validate::check_exports(&module).map_err(fail)?;
+
+        let name = declared_name(&mut sb, &instance).map_err(|e| fail(e.to_string()))?;
+        if !abi::is_valid_package_name(&name) {
+            return Err(fail(format!("declares an invalid package name {name:?}")));
+        }
+        if let Some(expected) = expected_name
+            && name != expected
+        {
+            return Err(fail(format!(
+                "declares package `{name}`, expected `{expected}`"
+            )));
+        }
+        let package = Self { name, pre, exports };
+        if exports.init {
+            package.run_init(&mut sb, &instance)?;
+        }
+        Ok(package)
+    }
+
+    /// The package's declared name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A fresh instance in `sb`, initialised (`_initialize`, then the package's init hook).
+    ///
+    /// # Errors
+    /// The failure of instantiation or initialisation, classified; a failing init hook is a
+    /// [`TaskFailure::Package`].
+    pub(crate) fn start(&self, sb: &mut Sandbox) -> Result<Instance, TaskFailure> {
+        let instance = self
+            .pre
+            .instantiate(&mut sb.store)
+            .map_err(|e| match sb.classify(&e) {
+                TaskFailure::Trap { code, message } if code == "HostError" => TaskFailure::package(
+                    format!("package `{}`: cannot instantiate: {message}", self.name),
+                ),
+                other => other,
+            })?;
+        if self.exports.initialize {
+            let f = sb.func::<(), ()>(&instance, abi::WASM_SYM_INITIALIZE)?;
+            f.call(&mut sb.store, ()).map_err(|e| sb.classify(&e))?;
+        }
+        if self.exports.init {
+            self.run_init(sb, &instance)?;
+        }
+        Ok(instance)
+    }
+
+    fn run_init(&self, sb: &mut Sandbox, instance: &Instance) -> Result<(), TaskFailure> {
+        let memory = sb.memory(instance)?;
+        let out = scratch(sb, instance, 8)?;
+        let init = sb.func::<u32, u32>(instance, abi::SYM_INIT)?;
+        let status = init
+            .call(&mut sb.store, out)
+            .map_err(|e| match sb.classify(&e) {
+                TaskFailure::Panicked { message } => TaskFailure::package(format!(
+                    "package `{}`: init panicked: {message}",
+                    self.name
+                )),
+                other => other,
+            })?;
+        if status == STATUS_OK {
+            return Ok(());
+        }
+        let (ptr, len) = sb.read_record(memory, out)?;
+        let bytes = sb.read(memory, ptr, len.min(64 << 10))?;
+        let why = match status {
+            STATUS_TASK_ERROR => TdlError::from_msgpack(&bytes)
+                .map_or_else(|e| format!("undecodable error ({e})"), |e| e.to_string()),
+            STATUS_PANICKED => format!("panicked: {}", String::from_utf8_lossy(&bytes)),
+            other => format!("unknown status {other}"),
+        };
+        Err(TaskFailure::package(format!(
+            "package `{}`: init failed: {why}",
+            self.name
+        )))
+    }
+}
+
+/// Allocates `len` bytes of guest memory with `silk_alloc`.
+///
+/// # Errors
+/// A classified failure if the call traps, [`TaskFailure::MemoryLimit`] if the guest's allocator
+/// returns null.
+pub(crate) fn scratch(sb: &mut Sandbox, instance: &Instance, len: u32) -> Result<u32, TaskFailure> {
+    let alloc = sb.func::<u32, u32>(instance, abi::WASM_SYM_ALLOC)?;
+    let ptr = alloc
+        .call(&mut sb.store, len)
+        .map_err(|e| sb.classify(&e))?;
+    if ptr == 0 {
+        return Err(TaskFailure::MemoryLimit {
+            limit_bytes: sb.max_memory(),
+            message: format!("the guest could not allocate {len} bytes"),
+        });
+    }
+    Ok(ptr)
+}
+
+fn declared_name(sb: &mut Sandbox, instance: &Instance) -> Result<String, TaskFailure> {
+    let memory = sb.memory(instance)?;
+    let out = scratch(sb, instance, 8)?;
+    let f = sb.func::<u32, ()>(instance, abi::SYM_PACKAGE_NAME)?;
+    f.call(&mut sb.store, out).map_err(|e| sb.classify(&e))?;
+    let (ptr, len) = sb.read_record(memory, out)?;
+    if len > 128 {
+        return Err(TaskFailure::package(format!(
+            "package name of {len} bytes is too long"
+        )));
+    }
+    String::from_utf8(sb.read(memory, ptr, len)?)
+        .map_err(|_| TaskFailure::package("package name is not UTF-8"))
+}

@@ -1,0 +1,243 @@
+//! One task's sandbox: a fresh `Store` with its limits (memory, tables, fuel, deadline), a WASI
+//! context with nothing in it but bounded stdout/stderr, clocks and random, and the helpers to
+//! move bytes in and out of guest memory. Also turns whatever stopped the guest into a
+//! [`TaskFailure`] of the right kind.
+
+use std::time::{Duration, Instant};
+
+use silk_ipc::TaskFailure;
+use wasmtime::{
+    Engine, Instance, Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, WasmParams,
+    WasmResults,
+};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::cache::error_text;
+use crate::config::{SandboxPolicy, usize_of};
+use crate::output::{CappedPipe, Captured};
+use crate::poll::GuestClock;
+
+/// Elements a guest table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Bytes of a panic message kept.
+pub(crate) const MAX_PANIC_MESSAGE_BYTES: usize = 64 << 10;
+
+/// The guest hit its hard timeout (raised by the epoch callback).
+#[derive(Debug, thiserror::Error)]
+#[error("task exceeded its hard timeout")]
+pub(crate) struct TimedOut;
+
+/// The guest asked for more linear memory than its policy allows.
+#[derive(Debug, thiserror::Error)]
+#[error("linear memory of {desired} bytes requested, limit is {limit} bytes")]
+pub(crate) struct MemoryDenied {
+    desired: usize,
+    limit: usize,
+}
+
+/// Per-store resource limits; remembers a denied memory growth for the failure report.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    max_memory: usize,
+    denied: Option<usize>,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.denied = Some(desired);
+            return Err(wasmtime::Error::new(MemoryDenied {
+                desired,
+                limit: self.max_memory,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// The data of a task's store.
+pub(crate) struct GuestState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limits: Limits,
+    /// The message the guest handed over through `silk.panic`, if it did.
+    pub(crate) panic: Option<String>,
+    /// When the hard timeout expires.
+    pub(crate) deadline: Instant,
+    /// Zero of the guest's monotonic clock.
+    pub(crate) clock_zero: Instant,
+}
+
+/// A fresh store for one task, with its captured output streams.
+pub(crate) struct Sandbox {
+    pub(crate) store: Store<GuestState>,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+    timeout_ms: u64,
+    fuel: Option<u64>,
+    max_memory: u64,
+}
+
+impl Sandbox {
+    /// A store limited by `policy`; the timeout runs from now.
+    pub(crate) fn new(engine: &Engine, policy: &SandboxPolicy, fuel_metering: bool) -> Self {
+        let stdout = CappedPipe::new(usize_of(policy.max_log_bytes));
+        let stderr = CappedPipe::new(usize_of(policy.max_log_bytes));
+        // The builder's defaults already give no args, no env, no preopens and closed stdin;
+        // sockets and name lookup are switched off explicitly.
+        let clock_zero = Instant::now();
+        let wasi = WasiCtxBuilder::new()
+            .monotonic_clock(GuestClock(clock_zero))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build_p1();
+        let state = GuestState {
+            wasi,
+            limits: Limits {
+                max_memory: usize_of(policy.max_memory_bytes),
+                denied: None,
+            },
+            panic: None,
+            deadline: clock_zero + Duration::from_millis(policy.timeout_ms),
+            clock_zero,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        if fuel_metering {
+            // Only fails when fuel metering is off, which `fuel_metering` rules out.
+            let _ = store.set_fuel(policy.fuel.unwrap_or(u64::MAX));
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(wasmtime::Error::new(TimedOut))
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        Self {
+            store,
+            stdout,
+            stderr,
+            timeout_ms: policy.timeout_ms,
+            fuel: policy.fuel,
+            max_memory: policy.max_memory_bytes,
+        }
+    }
+
+    /// The policy's linear memory limit.
+    pub(crate) fn max_memory(&self) -> u64 {
+        self.max_memory
+    }
+
+    /// What the guest wrote to stdout and stderr.
+    pub(crate) fn take_output(&self) -> (Captured, Captured) {
+        (self.stdout.take(), self.stderr.take())
+    }
+
+    /// A typed export of `instance` (its type was checked at load).
+    pub(crate) fn func<P: WasmParams, R: WasmResults>(
+        &mut self,
+        instance: &Instance,
+        name: &str,
+    ) -> Result<TypedFunc<P, R>, TaskFailure> {
+        instance
+            .get_typed_func::<P, R>(&mut self.store, name)
+            .map_err(|e| TaskFailure::package(format!("export `{name}`: {}", error_text(&e))))
+    }
+
+    /// The guest's memory export.
+    pub(crate) fn memory(&mut self, instance: &Instance) -> Result<Memory, TaskFailure> {
+        instance
+            .get_memory(&mut self.store, silk_tdl::abi::WASM_SYM_MEMORY)
+            .ok_or_else(|| TaskFailure::package("missing export `memory`"))
+    }
+
+    /// Copies `len` bytes at `ptr` out of guest memory.
+    pub(crate) fn read(&self, memory: Memory, ptr: u32, len: u32) -> Result<Vec<u8>, TaskFailure> {
+        let start = usize_of(u64::from(ptr));
+        let end = start.checked_add(usize_of(u64::from(len)));
+        end.and_then(|end| memory.data(&self.store).get(start..end))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                TaskFailure::package(format!(
+                    "buffer of {len} bytes at {ptr:#x} lies outside guest memory"
+                ))
+            })
+    }
+
+    /// Reads a `(ptr u32 LE, len u32 LE)` result record.
+    pub(crate) fn read_record(&self, memory: Memory, at: u32) -> Result<(u32, u32), TaskFailure> {
+        let b = self.read(memory, at, 8)?;
+        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Ok((word(0), word(4)))
+    }
+
+    /// Turns the error that stopped the guest into a failure of the right kind.
+    pub(crate) fn classify(&mut self, err: &wasmtime::Error) -> TaskFailure {
+        let state = self.store.data_mut();
+        if let Some(message) = state.panic.take() {
+            return TaskFailure::Panicked { message };
+        }
+        if let Some(desired) = state.limits.denied.take() {
+            return TaskFailure::MemoryLimit {
+                limit_bytes: self.max_memory,
+                message: format!("the guest asked for {desired} bytes of linear memory"),
+            };
+        }
+        if err.is::<TimedOut>() || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return TaskFailure::Timeout {
+                after_ms: self.timeout_ms,
+            };
+        }
+        if let Some(exit) = err.downcast_ref::<I32Exit>() {
+            return TaskFailure::Trap {
+                code: "Exit".into(),
+                message: format!("the guest called proc_exit({})", exit.0),
+            };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => TaskFailure::OutOfFuel {
+                fuel: self.fuel.unwrap_or(u64::MAX),
+            },
+            Some(trap) => TaskFailure::Trap {
+                code: format!("{trap:?}"),
+                message: trap.to_string(),
+            },
+            None => TaskFailure::Trap {
+                code: "HostError".into(),
+                message: error_text(err),
+            },
+        }
+    }
+}
