@@ -94,6 +94,27 @@ fn each_failure_kind_has_its_exit_code() {
 }
 
 #[test]
+fn wasm_packages_run_sandboxed_with_the_same_exit_codes() {
+    let o = run("fixtures.wasm", "fibonacci", &["--inputs", "[10]"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "[55]");
+    let o = run("wat_echo.wasm", "echo", &["--inputs", "[\"hi\", [1, 2]]"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), r#"["hi",[1,2]]"#);
+    let cases: [(&str, &[&str], i32, &str); 4] = [
+        ("always_panic", &[], 4, "error: Panicked: "),
+        ("abort", &[], 9, "error: Trap: "),
+        ("fibonacci", &["--inputs", "[45]", "--timeout-ms", "200"], 6, "error: Timeout: "),
+        ("fibonacci", &["--inputs", "[30]", "--fuel", "1000"], 7, "error: OutOfFuel: "),
+    ];
+    for (task, extra, code, prefix) in cases {
+        let o = run("fixtures.wasm", task, extra);
+        assert_eq!(o.status.code(), Some(code), "{task}: {}", stderr(&o));
+        assert!(stderr(&o).contains(prefix), "{task}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn bad_usage_exits_2_with_a_message() {
     let o = run("libfixtures.so", "fibonacci", &["--inputs", "{\"n\": 1}"]);
     assert_eq!(o.status.code(), Some(2));
@@ -110,6 +131,9 @@ fn bad_usage_exits_2_with_a_message() {
     assert!(stderr(&o).contains("lib<name>.so"), "{}", stderr(&o));
     let o = silk(&["task", "run", "--task", "x"]);
     assert_eq!(o.status.code(), Some(2));
+    let o = run("libfixtures.so", "fibonacci", &["--inputs", "[1]", "--fuel", "10"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("wasm packages only"), "{}", stderr(&o));
 }
 
 #[test]

@@ -1,13 +1,14 @@
-//! The executor contract: every backend (native over pipes today; the shared-memory ring and
-//! wasm join through `contract_tests!`) runs the same cases against the staged `fixtures` and
-//! `complex` packages. Where backends legitimately differ, the backend says so
-//! (e.g. [`Backend::ABORT_KIND`]).
+//! The executor contract: every backend (native over pipes, wasm in the sandbox; each added
+//! through `contract_tests!`) runs the same cases against the staged `fixtures` and `complex`
+//! packages. Where backends legitimately differ, the backend says so (e.g.
+//! [`Backend::ABORT_KIND`]: an abort kills a native executor but is a trap in wasm).
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use rmpv::Value;
+use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::{Execute, FailureKind, TaskFailure};
 use silk_runtime::em::pool::{NativeExecutor, NativeExecutorConfig};
 use silk_tdl::{JobId, ResourceGroupId, TaskContext, TaskId, TaskInstanceId, TdlError};
@@ -47,6 +48,45 @@ impl Backend for NativePipe {
 
     fn process(&self) -> Option<u32> {
         self.0.pid()
+    }
+}
+
+/// The wasm sandbox, in process. Compiled modules are shared between tests through a disk cache.
+struct Wasm(WasmHost);
+
+impl Backend for Wasm {
+    const ABORT_KIND: FailureKind = FailureKind::Trap;
+
+    fn start() -> Self {
+        let config = HostConfig {
+            package_dir: Some(packages_dir()),
+            cache_dir: Some(
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("silk-wasm-cache"),
+            ),
+            ..HostConfig::default()
+        };
+        Self(WasmHost::new(config).unwrap())
+    }
+
+    fn execute(&mut self, req: &Execute, timeout: Duration) -> Result<Vec<u8>, TaskFailure> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
+        let policy = SandboxPolicy {
+            timeout_ms,
+            ..SandboxPolicy::default()
+        };
+        self.0
+            .execute(
+                &req.package,
+                &req.function,
+                &req.context,
+                &req.inputs,
+                &policy,
+            )
+            .map(|(out, _)| out)
+    }
+
+    fn process(&self) -> Option<u32> {
+        None
     }
 }
 
@@ -293,6 +333,14 @@ mod cases {
         assert!(matches!(e, TdlError::Custom(_)), "{e:?}");
     }
 
+    pub fn noop_has_no_outputs<B: Backend>() {
+        let mut b = B::start();
+        let out = b
+            .execute(&request("fixtures", "noop", frame(&[])), QUICK)
+            .unwrap();
+        assert_eq!(out, vec![0, 0, 0, 0], "an empty frame");
+    }
+
     pub fn sleep_and_echo_returns_its_input<B: Backend>() {
         let mut b = B::start();
         let paths: Vec<Value> = (0..100)
@@ -360,6 +408,10 @@ macro_rules! contract_tests {
                 cases::complex_tasks_compute_hand_checked_values::<$backend>();
             }
             #[test]
+            fn noop_has_no_outputs() {
+                cases::noop_has_no_outputs::<$backend>();
+            }
+            #[test]
             fn sleep_and_echo_returns_its_input() {
                 cases::sleep_and_echo_returns_its_input::<$backend>();
             }
@@ -368,6 +420,7 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(native_pipe, NativePipe);
+contract_tests!(wasm, Wasm);
 
 /// Native only: the init hook's failure (requested through the environment, which wasm packages
 /// cannot see) makes the package unusable with a `PackageError` naming the init error.

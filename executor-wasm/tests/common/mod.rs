@@ -1,10 +1,8 @@
 //! Helpers shared by the integration tests: finding the staged packages, framing values, a
-//! watchdog, and the wasm backend of the executor contract suite.
+//! watchdog.
 
 #![expect(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "test helpers are pub for the test binaries")]
-
-pub mod contract;
 
 use std::path::PathBuf;
 use std::sync::mpsc;

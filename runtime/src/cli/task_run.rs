@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::{Execute, FailureKind, TaskFailure};
 use silk_tdl::TaskContext;
 
@@ -15,7 +16,8 @@ use crate::em::pool::{NativeExecutor, NativeExecutorConfig};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXIT_CODES_HELP)]
 pub struct TaskRunArgs {
-    /// The package file: a native library named `lib<name>.so`.
+    /// The package file: a native library named `lib<name>.so` (trusted code, run in a native
+    /// executor process) or a `.wasm` module (run in the sandbox).
     #[arg(long, value_name = "PATH")]
     pub package: PathBuf,
     /// The task's name within the package.
@@ -27,6 +29,13 @@ pub struct TaskRunArgs {
     /// Hard timeout: the task is stopped after this many milliseconds.
     #[arg(long, value_name = "N", default_value_t = 300_000)]
     pub timeout_ms: u64,
+    /// Wasm only: the most linear memory the task may use [default: 268435456 (256 MiB)].
+    #[arg(long, value_name = "N")]
+    pub max_memory_bytes: Option<u64>,
+    /// Wasm only: instructions' worth of fuel; the task fails with OutOfFuel when it runs out
+    /// [default: unlimited].
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
 }
 
 /// The exit-code table shown in `--help` and the README.
@@ -59,29 +68,45 @@ pub fn exit_code(kind: FailureKind) -> u8 {
     }
 }
 
-/// Splits `dir/lib<name>.so` into its directory and package name.
-fn native_package(path: &Path) -> Result<(PathBuf, String), String> {
+/// A package file given on the command line.
+#[derive(Debug, PartialEq, Eq)]
+enum PackageFile {
+    /// `dir/lib<name>.so`.
+    Native { dir: PathBuf, name: String },
+    /// `path/to/<anything>.wasm`.
+    Wasm(PathBuf),
+}
+
+fn package_file(path: &Path) -> Result<PackageFile, String> {
     let file = path
         .file_name()
         .and_then(|f| f.to_str())
         .unwrap_or_default();
-    let name = file
-        .strip_prefix("lib")
-        .and_then(|f| f.strip_suffix(".so"))
-        .ok_or_else(|| {
-            format!(
-                "{}: a native package file is named lib<name>.so",
-                path.display()
-            )
-        })?;
+    let kind = if path.extension().is_some_and(|e| e == "wasm") {
+        PackageFile::Wasm(path.to_path_buf())
+    } else {
+        let name = file
+            .strip_prefix("lib")
+            .and_then(|f| f.strip_suffix(".so"))
+            .ok_or_else(|| {
+                format!(
+                    "{}: a package file is a native lib<name>.so or a <name>.wasm module",
+                    path.display()
+                )
+            })?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        PackageFile::Native {
+            dir: dir.to_path_buf(),
+            name: name.to_owned(),
+        }
+    };
     if !path.is_file() {
         return Err(format!("{}: no such file", path.display()));
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Ok((dir.to_path_buf(), name.to_owned()))
+    Ok(kind)
 }
 
 fn usage_error(message: &str) -> ExitCode {
@@ -92,7 +117,7 @@ fn usage_error(message: &str) -> ExitCode {
 /// Runs the command; prints outputs on stdout, errors on stderr.
 #[must_use]
 pub fn run(args: &TaskRunArgs) -> ExitCode {
-    let (package_dir, package) = match native_package(&args.package) {
+    let package = match package_file(&args.package) {
         Ok(p) => p,
         Err(e) => return usage_error(&e),
     };
@@ -100,28 +125,30 @@ pub fn run(args: &TaskRunArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let Some(executor_bin) = find_executor_bin() else {
-        eprintln!("error: cannot find the silk-executor-native binary (set SILK_EXECUTOR_NATIVE)");
-        return ExitCode::FAILURE;
-    };
-    let mut executor =
-        match NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin, package_dir)) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+    let context = TaskContext::standalone().to_msgpack();
+    let result = match package {
+        PackageFile::Native { dir, name } => {
+            if args.max_memory_bytes.is_some() || args.fuel.is_some() {
+                return usage_error("--max-memory-bytes and --fuel apply to wasm packages only");
             }
-        };
-    let request = Execute {
-        package,
-        function: args.task.clone(),
-        context: TaskContext::standalone().to_msgpack(),
-        inputs,
+            let request = Execute {
+                package: name,
+                function: args.task.clone(),
+                context,
+                inputs,
+            };
+            match run_native(dir, &request, args.timeout_ms) {
+                Ok(r) => r,
+                Err(code) => return code,
+            }
+        }
+        PackageFile::Wasm(path) => match run_wasm(&path, args, &context, &inputs) {
+            Ok(r) => r,
+            Err(code) => return code,
+        },
     };
-    let result = executor.execute(&request, Duration::from_millis(args.timeout_ms));
-    executor.shutdown(Duration::from_secs(1));
     match result {
-        Ok(success) => match json::frame_to_json(&success.outputs) {
+        Ok(outputs) => match json::frame_to_json(&outputs) {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS
@@ -133,6 +160,57 @@ pub fn run(args: &TaskRunArgs) -> ExitCode {
         },
         Err(failure) => report(&failure),
     }
+}
+
+fn run_native(
+    dir: PathBuf,
+    request: &Execute,
+    timeout_ms: u64,
+) -> Result<Result<Vec<u8>, TaskFailure>, ExitCode> {
+    let Some(executor_bin) = find_executor_bin() else {
+        eprintln!("error: cannot find the silk-executor-native binary (set SILK_EXECUTOR_NATIVE)");
+        return Err(ExitCode::FAILURE);
+    };
+    let mut executor = NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin, dir))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+    let result = executor
+        .execute(request, Duration::from_millis(timeout_ms))
+        .map(|s| s.outputs);
+    executor.shutdown(Duration::from_secs(1));
+    Ok(result)
+}
+
+fn run_wasm(
+    path: &Path,
+    args: &TaskRunArgs,
+    context: &[u8],
+    inputs: &[u8],
+) -> Result<Result<Vec<u8>, TaskFailure>, ExitCode> {
+    let mut policy = SandboxPolicy {
+        timeout_ms: args.timeout_ms,
+        fuel: args.fuel,
+        ..SandboxPolicy::default()
+    };
+    if let Some(m) = args.max_memory_bytes {
+        policy.max_memory_bytes = m;
+    }
+    let config = HostConfig {
+        max_concurrent_tasks: 1,
+        max_memory_bytes: policy.max_memory_bytes,
+        fuel_metering: policy.fuel.is_some(),
+        ..HostConfig::default()
+    };
+    let host = WasmHost::new(config).map_err(|e| {
+        eprintln!("error: cannot start the wasm sandbox: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok(host.load_file(path).and_then(|name| {
+        host.execute(&name, &args.task, context, inputs, &policy)
+            .map(|(o, _)| o)
+    }))
 }
 
 fn report(failure: &TaskFailure) -> ExitCode {
@@ -157,15 +235,9 @@ mod tests {
 
     #[test]
     fn package_file_names() {
-        assert!(
-            native_package(Path::new("/nonexistent/libx.so"))
-                .unwrap_err()
-                .contains("no such file")
-        );
-        assert!(
-            native_package(Path::new("x.so"))
-                .unwrap_err()
-                .contains("lib<name>.so")
-        );
+        let err = |p: &str| package_file(Path::new(p)).unwrap_err();
+        assert!(err("/nonexistent/libx.so").contains("no such file"));
+        assert!(err("/nonexistent/x.wasm").contains("no such file"));
+        assert!(err("x.so").contains("lib<name>.so"));
     }
 }
