@@ -4,6 +4,8 @@
 pub mod child;
 pub mod native;
 pub mod policy;
+pub mod slot;
 
 pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};
 pub use policy::{Backend, PackagePolicy};
+pub use slot::{Slot, SlotConfig};

@@ -1,0 +1,109 @@
+//! One executor slot of an EM's pool: runs each task on the backend its package's policy picks —
+//! a native executor child for allow-listed (trusted) packages, the wasm sandbox for every other
+//! package — with per-package wasm limits.
+//!
+//! A slot runs one task at a time and blocks while it does: give each slot its own thread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use silk_executor_wasm::{SandboxPolicy, WasmHost};
+use silk_ipc::{Execute, TaskFailure};
+
+use super::native::{NativeExecutor, NativeExecutorConfig, TaskSuccess};
+use super::policy::{Backend, PackagePolicy};
+
+/// What every slot of a pool shares.
+#[derive(Debug, Clone)]
+pub struct SlotConfig {
+    /// Which packages run natively.
+    pub policy: PackagePolicy,
+    /// How native executors are started.
+    pub native: NativeExecutorConfig,
+    /// Sandbox limits of wasm packages without their own entry.
+    pub wasm_default: SandboxPolicy,
+    /// Sandbox limits per wasm package.
+    pub wasm_packages: BTreeMap<String, SandboxPolicy>,
+}
+
+impl SlotConfig {
+    /// The sandbox limits of `package`.
+    #[must_use]
+    pub fn wasm_policy(&self, package: &str) -> &SandboxPolicy {
+        self.wasm_packages
+            .get(package)
+            .unwrap_or(&self.wasm_default)
+    }
+}
+
+/// An executor slot.
+#[derive(Debug)]
+pub struct Slot {
+    config: Arc<SlotConfig>,
+    wasm: WasmHost,
+    // Started on the first native task, so a wasm-only EM never spawns a native executor.
+    native: Option<NativeExecutor>,
+}
+
+impl Slot {
+    /// A slot sharing `config` and the EM's wasm host.
+    #[must_use]
+    pub fn new(config: Arc<SlotConfig>, wasm: WasmHost) -> Self {
+        Self {
+            config,
+            wasm,
+            native: None,
+        }
+    }
+
+    /// The process id of this slot's native executor, if it has started one.
+    #[must_use]
+    pub fn native_pid(&self) -> Option<u32> {
+        self.native.as_ref().and_then(NativeExecutor::pid)
+    }
+
+    /// Runs one task on the backend its package's policy picks. For wasm, the hard timeout is the
+    /// smaller of `hard_timeout` and the package's sandbox timeout.
+    ///
+    /// # Errors
+    /// The task's failure, with its kind.
+    pub fn execute(
+        &mut self,
+        request: &Execute,
+        hard_timeout: Duration,
+    ) -> Result<TaskSuccess, TaskFailure> {
+        match self.config.policy.backend_for(&request.package) {
+            Backend::Native => {
+                let native =
+                    match &mut self.native {
+                        Some(n) => n,
+                        None => {
+                            let started = NativeExecutor::spawn(self.config.native.clone())
+                                .map_err(|e| TaskFailure::Crashed {
+                                    status: format!("executor could not be started: {e}"),
+                                })?;
+                            self.native.insert(started)
+                        }
+                    };
+                native.execute(request, hard_timeout)
+            }
+            Backend::Wasm => {
+                let mut policy = self.config.wasm_policy(&request.package).clone();
+                let hard_ms = u64::try_from(hard_timeout.as_millis()).unwrap_or(u64::MAX);
+                policy.timeout_ms = policy.timeout_ms.min(hard_ms);
+                let (outputs, elapsed_ns) = self.wasm.execute(
+                    &request.package,
+                    &request.function,
+                    &request.context,
+                    &request.inputs,
+                    &policy,
+                )?;
+                Ok(TaskSuccess {
+                    outputs,
+                    elapsed_ns,
+                })
+            }
+        }
+    }
+}
