@@ -2,6 +2,8 @@
 //!
 //! The execution manager side of silk: the process pool that drives executors ([`em`]), and the
 //! `silk` command line ([`cli`]). The binary `silk` is a thin wrapper around [`cli::run`].
+//! The storage service — jobs, task state, SQLite/MySQL persistence, recovery and its gRPC
+//! server — is [`storage`].
 //!
 //! Run one task of a native package in a fresh executor:
 //!
@@ -29,3 +31,4 @@ pub mod cli;
 pub mod em;
 pub mod graph;
 pub mod logging;
+pub mod storage;

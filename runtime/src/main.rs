@@ -6,6 +6,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = silk_runtime::cli::Cli::parse();
-    silk_runtime::logging::init(silk_runtime::logging::Style::Command, "warn,silk=info");
+    silk_runtime::logging::init(cli.log_style(), "warn,silk=info");
     silk_runtime::cli::run(&cli)
 }

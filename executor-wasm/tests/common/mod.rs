@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: finding the staged packages, framing values, a
 //! watchdog.
 
-#![expect(dead_code, reason = "each test binary uses a different subset")]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "test helpers are pub for the test binaries")]
 
 use std::path::PathBuf;

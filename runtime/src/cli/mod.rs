@@ -2,6 +2,7 @@
 //! arguments, sets up logging and calls [`run`].
 
 pub mod json;
+pub mod storage;
 pub mod task_run;
 
 use std::process::ExitCode;
@@ -23,15 +24,30 @@ pub enum Command {
     /// Work with single tasks.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Run the storage service (gRPC; SQLite or MySQL/MariaDB). Stops cleanly on SIGTERM/SIGINT.
+    ///
+    /// Exit codes: 0 after a clean shutdown, 1 on a startup or server error, 2 on a config error.
+    ///
+    /// Example:
+    ///   silk storage --config storage.toml --db sqlite:/var/lib/silk/storage.db
+    Storage(storage::StorageArgs),
+}
+
+impl Cli {
+    /// How this command logs: services log JSON when not on a terminal.
+    #[must_use]
+    pub fn log_style(&self) -> crate::logging::Style {
+        match self.command {
+            Command::Storage(_) => crate::logging::Style::Service,
+            Command::Task(_) => crate::logging::Style::Command,
+        }
+    }
 }
 
 /// `silk task ...`
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Run one task of a package locally, in a fresh executor, and print its outputs as JSON.
-    ///
-    /// Example:
-    ///   silk task run --package target/packages/libfixtures.so --task fibonacci --inputs '[10]'
     Run(task_run::TaskRunArgs),
 }
 
@@ -40,5 +56,6 @@ pub enum TaskCommand {
 pub fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Task(TaskCommand::Run(args)) => task_run::run(args),
+        Command::Storage(args) => storage::run(args),
     }
 }

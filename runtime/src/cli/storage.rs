@@ -1,0 +1,284 @@
+//! `silk storage`: runs the storage service. Configuration comes from a TOML file, then `SILK_*`
+//! environment variables, then flags (later wins); see `docs/config.md`. SIGTERM or SIGINT
+//! stops accepting calls, drains in-flight ones and pending completions, and exits 0.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::storage::db::AnyDb;
+use crate::storage::{Storage, StorageConfig, grpc};
+
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DB: &str = "sqlite:silk-storage.db";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// `silk storage` arguments.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// TOML config file (keys: `listen`, `db`, and a `[storage]` table).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database: `sqlite:PATH` or `mysql://user:password@host:port/database`.
+    #[arg(
+        long,
+        env = "SILK_STORAGE_DB",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub db: Option<String>,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SILK_STORAGE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// The `silk storage` config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// Address to serve gRPC on (default `127.0.0.1:50051`).
+    pub listen: Option<String>,
+    /// Database URL (default `sqlite:silk-storage.db`).
+    pub db: Option<String>,
+    /// Service tuning.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid config.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// An environment override is not a number.
+    #[error("{var}: expected a non-negative integer, got {value:?}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// The resolved service configuration.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Listen address.
+    pub listen: String,
+    /// Database URL.
+    pub db: String,
+    /// Service tuning.
+    pub storage: StorageConfig,
+}
+
+/// Reads the file (if any), applies `SILK_STORAGE_*` overrides of the `[storage]` keys and then
+/// the flags (which clap already merged with `SILK_STORAGE_DB` / `SILK_STORAGE_LISTEN`).
+///
+/// # Errors
+/// A [`ConfigError`].
+pub fn resolve(
+    args: &StorageArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Resolved, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read(path)?,
+        None => StorageFile::default(),
+    };
+    let mut storage = file.storage;
+    let numeric: [(&'static str, &mut u64); 4] = [
+        (
+            "SILK_STORAGE_TERMINATED_JOB_RETENTION_MS",
+            &mut storage.terminated_job_retention_ms,
+        ),
+        (
+            "SILK_STORAGE_DEAD_EM_CUTOFF_MS",
+            &mut storage.dead_em_cutoff_ms,
+        ),
+        (
+            "SILK_STORAGE_SWEEP_INTERVAL_MS",
+            &mut storage.sweep_interval_ms,
+        ),
+        (
+            "SILK_STORAGE_LOST_REPORT_GRACE_MS",
+            &mut storage.lost_report_grace_ms,
+        ),
+    ];
+    for (var, slot) in numeric {
+        if let Some(value) = env(var) {
+            *slot = value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Env { var, value })?;
+        }
+    }
+    if let Some(value) = env("SILK_STORAGE_GROUP_COMMIT_MAX_BATCH") {
+        let var = "SILK_STORAGE_GROUP_COMMIT_MAX_BATCH";
+        storage.group_commit_max_batch = value
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Env { var, value })?;
+    }
+    Ok(Resolved {
+        listen: args
+            .listen
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        db: args
+            .db
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or(file.db)
+            .unwrap_or_else(|| DEFAULT_DB.to_owned()),
+        storage,
+    })
+}
+
+fn read(path: &Path) -> Result<StorageFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Runs `silk storage` until SIGTERM/SIGINT. Exit 0 after a clean drain, 1 on a startup or
+/// server error, 2 on a configuration error.
+#[must_use]
+pub fn run(args: &StorageArgs) -> ExitCode {
+    let resolved = match resolve(args, |k| std::env::var(k).ok()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(resolved)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "storage failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
+    let db = AnyDb::connect(&config.db).await?;
+    let storage = Storage::open(db, config.storage).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, session = storage.session().0, "storage listening");
+    let served = grpc::serve(storage.clone(), listener, shutdown_signal()).await;
+    tracing::info!("storage draining");
+    storage.shutdown().await;
+    served?;
+    tracing::info!("storage stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>, db: Option<&str>) -> StorageArgs {
+        StorageArgs {
+            config,
+            db: db.map(str::to_owned),
+            listen: None,
+        }
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:7000\"\ndb = \"sqlite:/tmp/a.db\"\n[storage]\ndead_em_cutoff_ms = 5000\nsweep_interval_ms = 10\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "SILK_STORAGE_SWEEP_INTERVAL_MS").then(|| "250".to_owned());
+        let r = resolve(&args(Some(path.clone()), None), env).unwrap();
+        assert_eq!(
+            (r.listen.as_str(), r.db.as_str()),
+            ("0.0.0.0:7000", "sqlite:/tmp/a.db")
+        );
+        assert_eq!(
+            (r.storage.dead_em_cutoff_ms, r.storage.sweep_interval_ms),
+            (5000, 250)
+        );
+        assert_eq!(
+            r.storage.terminated_job_retention_ms,
+            StorageConfig::default().terminated_job_retention_ms
+        );
+        let r = resolve(&args(Some(path), Some("mysql://u:p@h/db")), |_| None).unwrap();
+        assert_eq!(r.db, "mysql://u:p@h/db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_env_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage.toml");
+        std::fs::write(&path, "[storage]\nretention = 5\n").unwrap();
+        let e = resolve(&args(Some(path), None), |_| None).unwrap_err();
+        assert!(e.to_string().contains("unknown field `retention`"), "{e}");
+        let env = |k: &str| (k == "SILK_STORAGE_DEAD_EM_CUTOFF_MS").then(|| "soon".to_owned());
+        let e = resolve(&args(None, None), env).unwrap_err();
+        assert!(
+            e.to_string().starts_with("SILK_STORAGE_DEAD_EM_CUTOFF_MS"),
+            "{e}"
+        );
+        // An empty SILK_STORAGE_DB / SILK_STORAGE_LISTEN counts as unset.
+        let r = resolve(&args(None, Some("")), |_| None).unwrap();
+        assert_eq!(
+            (r.listen.as_str(), r.db.as_str()),
+            (DEFAULT_LISTEN, DEFAULT_DB)
+        );
+    }
+}

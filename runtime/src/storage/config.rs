@@ -1,0 +1,35 @@
+//! Storage service tuning, read from the `[storage]` table of the service config (see
+//! `docs/config.md`). Every key has a default.
+
+use serde::{Deserialize, Serialize};
+
+/// Storage service settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Terminal jobs stay queryable this long, then are deleted from memory and the database.
+    pub terminated_job_retention_ms: u64,
+    /// An execution manager silent this long is declared dead; its running instances are
+    /// queued again.
+    pub dead_em_cutoff_ms: u64,
+    /// How often liveness, soft timeouts and retention are checked.
+    pub sweep_interval_ms: u64,
+    /// Most task completions written in one group-commit transaction.
+    pub group_commit_max_batch: usize,
+    /// An instance with no report this long after its hard timeout is taken as lost (its
+    /// execution manager kills the task at the hard timeout and reports): it is dropped and the
+    /// task queued again, so a lost report cannot hang a job.
+    pub lost_report_grace_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            terminated_job_retention_ms: 300_000,
+            dead_em_cutoff_ms: 60_000,
+            sweep_interval_ms: 1_000,
+            group_commit_max_batch: 1024,
+            lost_report_grace_ms: 30_000,
+        }
+    }
+}

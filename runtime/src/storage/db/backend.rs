@@ -1,0 +1,450 @@
+//! The two [`Db`] backends. The queries are the same portable SQL for both (`?` placeholders, no
+//! `RETURNING`, signed 64-bit columns, times as integers); the macro below instantiates them for
+//! each sqlx driver, so the backends cannot drift apart. What differs — connecting, the last
+//! insert id, "insert unless present" — is passed in.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use silk_ipc::FailureKind;
+use silk_tdl::{JobId, ResourceGroupId};
+use sqlx::Row;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::secret::{self, Secret};
+use super::{Completion, Db, DbError, DbResult, JobError, JobRow, SchedulerRow, row_id, sql_id};
+use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
+use crate::storage::state::JobState;
+
+/// SQLite backend: one database file in WAL mode, `synchronous = FULL` (a completion that was
+/// acknowledged survives power loss; group commit keeps that affordable).
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    pool: SqlitePool,
+}
+
+impl SqliteDb {
+    /// Opens (creating if missing) the database file and runs the migrations.
+    ///
+    /// # Errors
+    /// The connection or migration error.
+    pub async fn open(path: &Path) -> DbResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// MySQL / MariaDB backend.
+#[derive(Debug, Clone)]
+pub struct MySqlDb {
+    pool: MySqlPool,
+}
+
+impl MySqlDb {
+    /// Connects to `mysql://user:password@host:port/database` and runs the migrations.
+    ///
+    /// # Errors
+    /// The connection or migration error.
+    pub async fn connect(url: &str) -> DbResult<Self> {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/mysql").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+const JOB_COLUMNS: &str = "SELECT id, resource_group_id, state, graph_json, inputs, outputs, \
+     error_message, failure_kind, created_at_ms, ended_at_ms FROM jobs";
+
+fn parse_state(s: &str) -> DbResult<JobState> {
+    JobState::from_str(s).map_err(|e| DbError::Corrupt(e.to_string()))
+}
+
+fn parse_kind(s: &str) -> DbResult<FailureKind> {
+    FailureKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| DbError::Corrupt(format!("unknown failure kind {s:?}")))
+}
+
+/// Maps unique and foreign-key violations to the caller's error.
+fn constraint(
+    e: sqlx::Error,
+    unique: impl FnOnce() -> DbError,
+    fk: impl FnOnce() -> DbError,
+) -> DbError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => return unique(),
+            sqlx::error::ErrorKind::ForeignKeyViolation => return fk(),
+            _ => {}
+        }
+    }
+    DbError::Sql(e)
+}
+
+macro_rules! backend {
+    ($ty:ident, $row:ty, last_id = |$r:ident| $last_id:expr, insert_ignore = $insert_ignore:literal) => {
+        impl $ty {
+            fn decode_job(row: &$row) -> DbResult<JobRow> {
+                let error = match (
+                    row.try_get::<Option<String>, _>("error_message")?,
+                    row.try_get::<Option<String>, _>("failure_kind")?,
+                ) {
+                    (Some(message), Some(kind)) => Some(JobError { message, kind: parse_kind(&kind)? }),
+                    _ => None,
+                };
+                Ok(JobRow {
+                    id: JobId(row_id(row.try_get("id")?)?),
+                    resource_group: ResourceGroupId(row_id(row.try_get("resource_group_id")?)?),
+                    state: parse_state(&row.try_get::<String, _>("state")?)?,
+                    graph_json: row.try_get("graph_json")?,
+                    inputs: row.try_get("inputs")?,
+                    outputs: row.try_get("outputs")?,
+                    error,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                    ended_at_ms: row.try_get("ended_at_ms")?,
+                })
+            }
+
+            async fn current_state(&self, id: JobId) -> DbResult<JobState> {
+                let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+                    .bind(sql_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                parse_state(&state.ok_or(DbError::JobNotFound(id))?)
+            }
+
+            /// Compare-and-swap of a job's state (plus outputs or error); retried when another
+            /// writer moved the state in between. Returns the state left.
+            async fn transition(
+                &self,
+                id: JobId,
+                to: JobState,
+                require_from: Option<JobState>,
+                outputs: Option<&[u8]>,
+                error: Option<&JobError>,
+                now_ms: i64,
+            ) -> DbResult<JobState> {
+                loop {
+                    let from = self.current_state(id).await?;
+                    let allowed = from.can_become(to) && require_from.is_none_or(|f| f == from);
+                    if !allowed {
+                        return Err(DbError::InvalidTransition { job: id, from, to });
+                    }
+                    let ended = to.is_terminal().then_some(now_ms);
+                    let done = sqlx::query(
+                        "UPDATE jobs SET state = ?, updated_at_ms = ?, ended_at_ms = ?, \
+                         outputs = COALESCE(?, outputs), error_message = COALESCE(?, error_message), \
+                         failure_kind = COALESCE(?, failure_kind) WHERE id = ? AND state = ?",
+                    )
+                    .bind(to.as_str())
+                    .bind(now_ms)
+                    .bind(ended)
+                    .bind(outputs)
+                    .bind(error.map(|e| e.message.as_str()))
+                    .bind(error.map(|e| e.kind.as_str()))
+                    .bind(sql_id(id.0))
+                    .bind(from.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        return Ok(from);
+                    }
+                }
+            }
+        }
+
+        impl Db for $ty {
+            async fn start_session(&self, now_ms: i64) -> DbResult<SessionId> {
+                let $r = sqlx::query("INSERT INTO sessions (started_at_ms) VALUES (?)")
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(SessionId(row_id($last_id)?))
+            }
+
+            async fn add_resource_group(
+                &self,
+                external_id: &str,
+                secret: &Secret,
+                now_ms: i64,
+            ) -> DbResult<ResourceGroupId> {
+                let hash = secret::hash(secret).await?;
+                let $r = sqlx::query(
+                    "INSERT INTO resource_groups (external_id, secret_hash, created_at_ms) VALUES (?, ?, ?)",
+                )
+                .bind(external_id)
+                .bind(hash)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| {
+                    constraint(
+                        e,
+                        || DbError::ResourceGroupExists(external_id.to_owned()),
+                        || DbError::Corrupt("foreign key on resource_groups".into()),
+                    )
+                })?;
+                Ok(ResourceGroupId(row_id($last_id)?))
+            }
+
+            async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> DbResult<()> {
+                let hash: Option<String> =
+                    sqlx::query_scalar("SELECT secret_hash FROM resource_groups WHERE id = ?")
+                        .bind(sql_id(id.0))
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let hash = hash.ok_or(DbError::ResourceGroupNotFound(id))?;
+                if secret::verify(secret, hash).await? {
+                    Ok(())
+                } else {
+                    Err(DbError::InvalidSecret(id))
+                }
+            }
+
+            async fn insert_job(
+                &self,
+                group: ResourceGroupId,
+                graph_json: &str,
+                inputs: &[u8],
+                now_ms: i64,
+            ) -> DbResult<JobId> {
+                let $r = sqlx::query(
+                    "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, created_at_ms, updated_at_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(sql_id(group.0))
+                .bind(JobState::Ready.as_str())
+                .bind(graph_json)
+                .bind(inputs)
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| {
+                    constraint(
+                        e,
+                        || DbError::Corrupt("duplicate job id".into()),
+                        || DbError::ResourceGroupNotFound(group),
+                    )
+                })?;
+                Ok(JobId(row_id($last_id)?))
+            }
+
+            async fn job(&self, id: JobId) -> DbResult<JobRow> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{JOB_COLUMNS} WHERE id = ?")))
+                    .bind(sql_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(DbError::JobNotFound(id))?;
+                Self::decode_job(&row)
+            }
+
+            async fn non_terminal_jobs(&self) -> DbResult<Vec<JobRow>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{JOB_COLUMNS} WHERE state IN ('Ready', 'Running', 'CommitReady', 'CleanupReady') ORDER BY id"
+                )))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::decode_job).collect()
+            }
+
+            async fn set_state(&self, id: JobId, to: JobState, now_ms: i64) -> DbResult<JobState> {
+                self.transition(id, to, None, None, None, now_ms).await
+            }
+
+            async fn store_outputs(&self, id: JobId, outputs: &[u8], to: JobState, now_ms: i64) -> DbResult<()> {
+                self.transition(id, to, Some(JobState::Running), Some(outputs), None, now_ms)
+                    .await
+                    .map(drop)
+            }
+
+            async fn fail_job(&self, id: JobId, error: &JobError, now_ms: i64) -> DbResult<()> {
+                self.transition(id, JobState::Failed, None, None, Some(error), now_ms)
+                    .await
+                    .map(drop)
+            }
+
+            async fn record_completions(&self, completions: &[Completion], now_ms: i64) -> DbResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for c in completions {
+                    sqlx::query(concat!(
+                        $insert_ignore,
+                        " task_completions (job_id, task_index, outputs, completed_at_ms) VALUES (?, ?, ?, ?)"
+                    ))
+                    .bind(sql_id(c.job.0))
+                    .bind(sql_id(c.task))
+                    .bind(c.outputs.as_slice())
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn completions(&self, id: JobId) -> DbResult<Vec<(u64, Vec<u8>)>> {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT task_index, outputs FROM task_completions WHERE job_id = ? ORDER BY task_index",
+                )
+                .bind(sql_id(id.0))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|(i, o)| Ok((row_id(i)?, o))).collect()
+            }
+
+            async fn delete_ended_jobs(&self, ended_before_ms: i64) -> DbResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "DELETE FROM task_completions WHERE job_id IN \
+                     (SELECT id FROM jobs WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ?)",
+                )
+                .bind(ended_before_ms)
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query("DELETE FROM jobs WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ?")
+                    .bind(ended_before_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn register_execution_manager(&self, address: &str, now_ms: i64) -> DbResult<ExecutionManagerId> {
+                let $r = sqlx::query(
+                    "INSERT INTO execution_managers (address, state, registered_at_ms, last_heartbeat_ms) \
+                     VALUES (?, 'Alive', ?, ?)",
+                )
+                .bind(address)
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(ExecutionManagerId(row_id($last_id)?))
+            }
+
+            async fn heartbeat(&self, id: ExecutionManagerId, now_ms: i64) -> DbResult<()> {
+                let done = sqlx::query(
+                    "UPDATE execution_managers SET last_heartbeat_ms = ? WHERE id = ? AND state = 'Alive'",
+                )
+                .bind(now_ms)
+                .bind(sql_id(id.0))
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 1 || self.execution_manager_alive(id).await? {
+                    Ok(())
+                } else {
+                    Err(DbError::ExecutionManagerDead(id))
+                }
+            }
+
+            async fn mark_dead_execution_managers(
+                &self,
+                stale_before_ms: i64,
+                now_ms: i64,
+            ) -> DbResult<Vec<ExecutionManagerId>> {
+                // Candidates by a plain read, then one single-row compare-and-swap per candidate:
+                // no statement ever holds locks on more than one row, so concurrent heartbeats
+                // (single-row updates too) cannot deadlock with this sweep, and a row is claimed by
+                // exactly one sweep.
+                let candidates: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM execution_managers WHERE state = 'Alive' AND last_heartbeat_ms < ? ORDER BY id",
+                )
+                .bind(stale_before_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut dead = Vec::new();
+                for id in candidates {
+                    let done = sqlx::query(
+                        "UPDATE execution_managers SET state = 'Dead', dead_at_ms = ? \
+                         WHERE id = ? AND state = 'Alive' AND last_heartbeat_ms < ?",
+                    )
+                    .bind(now_ms)
+                    .bind(id)
+                    .bind(stale_before_ms)
+                    .execute(&self.pool)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        dead.push(ExecutionManagerId(row_id(id)?));
+                    }
+                }
+                Ok(dead)
+            }
+
+            async fn execution_manager_alive(&self, id: ExecutionManagerId) -> DbResult<bool> {
+                let state: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM execution_managers WHERE id = ?")
+                        .bind(sql_id(id.0))
+                        .fetch_optional(&self.pool)
+                        .await?;
+                match state.as_deref() {
+                    None => Err(DbError::UnknownExecutionManager(id)),
+                    Some(s) => Ok(s == "Alive"),
+                }
+            }
+
+            async fn register_scheduler(&self, host: &str, port: u16, now_ms: i64) -> DbResult<SchedulerId> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM schedulers").execute(&mut *tx).await?;
+                let $r = sqlx::query("INSERT INTO schedulers (host, port, registered_at_ms) VALUES (?, ?, ?)")
+                    .bind(host)
+                    .bind(i64::from(port))
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                let id = row_id($last_id)?;
+                tx.commit().await?;
+                Ok(SchedulerId(id))
+            }
+
+            async fn schedulers(&self) -> DbResult<Vec<SchedulerRow>> {
+                let rows: Vec<(i64, String, i64)> =
+                    sqlx::query_as("SELECT id, host, port FROM schedulers ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter()
+                    .map(|(id, host, port)| {
+                        Ok(SchedulerRow {
+                            id: SchedulerId(row_id(id)?),
+                            host,
+                            port: u16::try_from(port).map_err(|_| DbError::Corrupt(format!("port {port}")))?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+backend!(
+    SqliteDb,
+    sqlx::sqlite::SqliteRow,
+    last_id = |r| r.last_insert_rowid(),
+    insert_ignore = "INSERT OR IGNORE INTO"
+);
+backend!(
+    MySqlDb,
+    sqlx::mysql::MySqlRow,
+    last_id = |r| i64::try_from(r.last_insert_id())
+        .map_err(|_| DbError::Corrupt("id overflow".into()))?,
+    insert_ignore = "INSERT IGNORE INTO"
+);

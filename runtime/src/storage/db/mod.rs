@@ -1,0 +1,417 @@
+//! The storage database: one trait, [`Db`], with two backends on sqlx — [`SqliteDb`] (a file in
+//! WAL mode, the embedded default) and [`MySqlDb`] (MySQL or MariaDB). [`AnyDb`] picks one from a
+//! URL (`sqlite:PATH` or `mysql://…`). Migrations are embedded (`runtime/migrations/{sqlite,mysql}`)
+//! and run on connect; queries are checked at run time, so building needs no database.
+//!
+//! The database holds what must survive a restart: resource groups (secrets hashed with argon2),
+//! jobs (graph, inputs, state, outputs, error), one row per succeeded task (its outputs), sessions,
+//! execution managers (liveness) and schedulers. Times are milliseconds since the Unix epoch and
+//! are passed in by the caller, so liveness and retention are testable without sleeping.
+//!
+//! Every job state change is a compare-and-swap (`UPDATE … WHERE id = ? AND state = ?`), so two
+//! storage operations racing on one job cannot both win, on either backend.
+
+mod backend;
+mod secret;
+
+#[cfg(test)]
+mod conformance;
+
+use std::future::Future;
+
+use silk_ipc::FailureKind;
+use silk_tdl::{JobId, ResourceGroupId};
+
+pub use backend::{MySqlDb, SqliteDb};
+pub use secret::Secret;
+
+use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
+use super::state::JobState;
+
+/// A database error.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported database.
+    #[error("unsupported database url {0:?} (expected sqlite:PATH or mysql://…)")]
+    UnsupportedUrl(String),
+    /// No job with this id.
+    #[error("job {0} not found")]
+    JobNotFound(JobId),
+    /// No resource group with this id.
+    #[error("resource group {0} not found")]
+    ResourceGroupNotFound(ResourceGroupId),
+    /// The external id is taken.
+    #[error("resource group {0:?} already exists")]
+    ResourceGroupExists(String),
+    /// The secret does not match.
+    #[error("wrong secret for resource group {0}")]
+    InvalidSecret(ResourceGroupId),
+    /// The job is not in a state that may become `to`.
+    #[error("job {job}: invalid state transition {from} -> {to}")]
+    InvalidTransition {
+        /// The job.
+        job: JobId,
+        /// Its current state.
+        from: JobState,
+        /// The requested state.
+        to: JobState,
+    },
+    /// The job is in another state than the operation needs.
+    #[error("job {job} is {state}, expected {expected}")]
+    UnexpectedState {
+        /// The job.
+        job: JobId,
+        /// Its current state.
+        state: JobState,
+        /// The state the operation needs.
+        expected: JobState,
+    },
+    /// No execution manager with this id.
+    #[error("execution manager {0} not found")]
+    UnknownExecutionManager(ExecutionManagerId),
+    /// The execution manager was declared dead.
+    #[error("execution manager {0} is marked dead")]
+    ExecutionManagerDead(ExecutionManagerId),
+    /// A row holds a value this version cannot read.
+    #[error("corrupt database row: {0}")]
+    Corrupt(String),
+    /// Hashing a secret failed.
+    #[error("secret hashing failed: {0}")]
+    Hash(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result of a [`Db`] call.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    /// The job.
+    pub id: JobId,
+    /// Its owner.
+    pub resource_group: ResourceGroupId,
+    /// Its state.
+    pub state: JobState,
+    /// The task graph JSON, as submitted.
+    pub graph_json: String,
+    /// The job inputs frame.
+    pub inputs: Vec<u8>,
+    /// The job outputs frame, once every task succeeded.
+    pub outputs: Option<Vec<u8>>,
+    /// Why the job failed.
+    pub error: Option<JobError>,
+    /// When it was registered.
+    pub created_at_ms: i64,
+    /// When it reached a terminal state.
+    pub ended_at_ms: Option<i64>,
+}
+
+/// Why a job failed: readable text and the failure kind of the task at fault (`None` for a
+/// failure that was not a task's, e.g. an invalid output frame counted as `TaskError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    /// Readable text naming the task.
+    pub message: String,
+    /// The failure kind.
+    pub kind: FailureKind,
+}
+
+/// A succeeded task's outputs, to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The job.
+    pub job: JobId,
+    /// The task index.
+    pub task: u64,
+    /// The outputs frame.
+    pub outputs: Vec<u8>,
+}
+
+/// A registered scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerRow {
+    /// Its id.
+    pub id: SchedulerId,
+    /// Where it listens.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+/// The storage database contract. [`SqliteDb`] and [`MySqlDb`] implement it and pass one
+/// conformance suite.
+pub trait Db: Send + Sync + 'static {
+    /// Starts a new session: inserts a row and returns its id, larger than every earlier one.
+    fn start_session(&self, now_ms: i64) -> impl Future<Output = DbResult<SessionId>> + Send;
+
+    /// Adds a resource group; the secret is stored as an argon2 hash.
+    ///
+    /// Errors: [`DbError::ResourceGroupExists`].
+    fn add_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<ResourceGroupId>> + Send;
+
+    /// Checks a resource group's secret (constant-time comparison of the hashes).
+    ///
+    /// Errors: [`DbError::ResourceGroupNotFound`], [`DbError::InvalidSecret`].
+    fn verify_resource_group(
+        &self,
+        id: ResourceGroupId,
+        secret: &Secret,
+    ) -> impl Future<Output = DbResult<()>> + Send;
+
+    /// Inserts a job in state `Ready`.
+    ///
+    /// Errors: [`DbError::ResourceGroupNotFound`].
+    fn insert_job(
+        &self,
+        group: ResourceGroupId,
+        graph_json: &str,
+        inputs: &[u8],
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<JobId>> + Send;
+
+    /// Reads a job.
+    ///
+    /// Errors: [`DbError::JobNotFound`].
+    fn job(&self, id: JobId) -> impl Future<Output = DbResult<JobRow>> + Send;
+
+    /// Every job in `Ready`, `Running`, `CommitReady` or `CleanupReady`, by id.
+    fn non_terminal_jobs(&self) -> impl Future<Output = DbResult<Vec<JobRow>>> + Send;
+
+    /// Moves a job to `to` (no outputs, no error); returns the state it left.
+    ///
+    /// Errors: [`DbError::JobNotFound`], [`DbError::InvalidTransition`].
+    fn set_state(
+        &self,
+        id: JobId,
+        to: JobState,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<JobState>> + Send;
+
+    /// Stores the job outputs and moves a `Running` job to `to` (`CommitReady` or `Succeeded`).
+    ///
+    /// Errors: [`DbError::JobNotFound`], [`DbError::InvalidTransition`].
+    fn store_outputs(
+        &self,
+        id: JobId,
+        outputs: &[u8],
+        to: JobState,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<()>> + Send;
+
+    /// Moves a job to `Failed` with its error.
+    ///
+    /// Errors: [`DbError::JobNotFound`], [`DbError::InvalidTransition`].
+    fn fail_job(
+        &self,
+        id: JobId,
+        error: &JobError,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<()>> + Send;
+
+    /// Persists task completions in one transaction (group commit). A completion already stored
+    /// is left as it is.
+    fn record_completions(
+        &self,
+        completions: &[Completion],
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<()>> + Send;
+
+    /// The stored completions of a job: `(task index, outputs frame)`, by index.
+    fn completions(&self, id: JobId) -> impl Future<Output = DbResult<Vec<(u64, Vec<u8>)>>> + Send;
+
+    /// Deletes jobs that ended before `ended_before_ms` (with their completions); returns how
+    /// many.
+    fn delete_ended_jobs(&self, ended_before_ms: i64)
+    -> impl Future<Output = DbResult<u64>> + Send;
+
+    /// Registers an execution manager, alive as of `now_ms`.
+    fn register_execution_manager(
+        &self,
+        address: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<ExecutionManagerId>> + Send;
+
+    /// Records a heartbeat.
+    ///
+    /// Errors: [`DbError::UnknownExecutionManager`], [`DbError::ExecutionManagerDead`].
+    fn heartbeat(
+        &self,
+        id: ExecutionManagerId,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<()>> + Send;
+
+    /// Marks every alive execution manager whose last heartbeat is older than
+    /// `stale_before_ms` as dead and returns them. Each one is returned by exactly one call,
+    /// however many run at once; concurrent heartbeats never deadlock with it (each row is
+    /// claimed by its own single-row compare-and-swap).
+    fn mark_dead_execution_managers(
+        &self,
+        stale_before_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<Vec<ExecutionManagerId>>> + Send;
+
+    /// Whether the execution manager is registered and alive.
+    ///
+    /// Errors: [`DbError::UnknownExecutionManager`].
+    fn execution_manager_alive(
+        &self,
+        id: ExecutionManagerId,
+    ) -> impl Future<Output = DbResult<bool>> + Send;
+
+    /// Registers the scheduler, replacing every earlier one (one transaction).
+    fn register_scheduler(
+        &self,
+        host: &str,
+        port: u16,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<SchedulerId>> + Send;
+
+    /// The registered schedulers.
+    fn schedulers(&self) -> impl Future<Output = DbResult<Vec<SchedulerRow>>> + Send;
+}
+
+/// The backend chosen at run time from a URL.
+#[derive(Debug, Clone)]
+pub enum AnyDb {
+    /// SQLite.
+    Sqlite(SqliteDb),
+    /// MySQL or MariaDB.
+    MySql(MySqlDb),
+}
+
+impl AnyDb {
+    /// Connects to `sqlite:PATH` (created if missing) or `mysql://…`, and runs the migrations.
+    ///
+    /// # Errors
+    /// [`DbError::UnsupportedUrl`], or the connection or migration error.
+    pub async fn connect(url: &str) -> DbResult<Self> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            Ok(Self::Sqlite(
+                SqliteDb::open(std::path::Path::new(path)).await?,
+            ))
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            Ok(Self::MySql(MySqlDb::connect(&url).await?))
+        } else {
+            Err(DbError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $db:ident => $call:expr) => {
+        match $self {
+            AnyDb::Sqlite($db) => $call.await,
+            AnyDb::MySql($db) => $call.await,
+        }
+    };
+}
+
+impl Db for AnyDb {
+    async fn start_session(&self, now_ms: i64) -> DbResult<SessionId> {
+        dispatch!(self, db => db.start_session(now_ms))
+    }
+    async fn add_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+        now_ms: i64,
+    ) -> DbResult<ResourceGroupId> {
+        dispatch!(self, db => db.add_resource_group(external_id, secret, now_ms))
+    }
+    async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> DbResult<()> {
+        dispatch!(self, db => db.verify_resource_group(id, secret))
+    }
+    async fn insert_job(
+        &self,
+        group: ResourceGroupId,
+        graph_json: &str,
+        inputs: &[u8],
+        now_ms: i64,
+    ) -> DbResult<JobId> {
+        dispatch!(self, db => db.insert_job(group, graph_json, inputs, now_ms))
+    }
+    async fn job(&self, id: JobId) -> DbResult<JobRow> {
+        dispatch!(self, db => db.job(id))
+    }
+    async fn non_terminal_jobs(&self) -> DbResult<Vec<JobRow>> {
+        dispatch!(self, db => db.non_terminal_jobs())
+    }
+    async fn set_state(&self, id: JobId, to: JobState, now_ms: i64) -> DbResult<JobState> {
+        dispatch!(self, db => db.set_state(id, to, now_ms))
+    }
+    async fn store_outputs(
+        &self,
+        id: JobId,
+        outputs: &[u8],
+        to: JobState,
+        now_ms: i64,
+    ) -> DbResult<()> {
+        dispatch!(self, db => db.store_outputs(id, outputs, to, now_ms))
+    }
+    async fn fail_job(&self, id: JobId, error: &JobError, now_ms: i64) -> DbResult<()> {
+        dispatch!(self, db => db.fail_job(id, error, now_ms))
+    }
+    async fn record_completions(&self, completions: &[Completion], now_ms: i64) -> DbResult<()> {
+        dispatch!(self, db => db.record_completions(completions, now_ms))
+    }
+    async fn completions(&self, id: JobId) -> DbResult<Vec<(u64, Vec<u8>)>> {
+        dispatch!(self, db => db.completions(id))
+    }
+    async fn delete_ended_jobs(&self, ended_before_ms: i64) -> DbResult<u64> {
+        dispatch!(self, db => db.delete_ended_jobs(ended_before_ms))
+    }
+    async fn register_execution_manager(
+        &self,
+        address: &str,
+        now_ms: i64,
+    ) -> DbResult<ExecutionManagerId> {
+        dispatch!(self, db => db.register_execution_manager(address, now_ms))
+    }
+    async fn heartbeat(&self, id: ExecutionManagerId, now_ms: i64) -> DbResult<()> {
+        dispatch!(self, db => db.heartbeat(id, now_ms))
+    }
+    async fn mark_dead_execution_managers(
+        &self,
+        stale_before_ms: i64,
+        now_ms: i64,
+    ) -> DbResult<Vec<ExecutionManagerId>> {
+        dispatch!(self, db => db.mark_dead_execution_managers(stale_before_ms, now_ms))
+    }
+    async fn execution_manager_alive(&self, id: ExecutionManagerId) -> DbResult<bool> {
+        dispatch!(self, db => db.execution_manager_alive(id))
+    }
+    async fn register_scheduler(
+        &self,
+        host: &str,
+        port: u16,
+        now_ms: i64,
+    ) -> DbResult<SchedulerId> {
+        dispatch!(self, db => db.register_scheduler(host, port, now_ms))
+    }
+    async fn schedulers(&self) -> DbResult<Vec<SchedulerRow>> {
+        dispatch!(self, db => db.schedulers())
+    }
+}
+
+/// Converts an id to the signed column type both backends use.
+fn sql_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+/// Converts a signed column back to an id.
+fn row_id(value: i64) -> DbResult<u64> {
+    u64::try_from(value).map_err(|_| DbError::Corrupt(format!("negative id {value}")))
+}

@@ -1,0 +1,72 @@
+//! The storage gRPC server: every `silk.storage.v1` service over one [`Storage`], on a TCP
+//! listener with `TCP_NODELAY` (upstream's missing `TCP_NODELAY` cost it ~10× in throughput).
+//! Bad requests get a status, never a crash; messages above [`MAX_MESSAGE_BYTES`] are refused
+//! by tonic with `OUT_OF_RANGE`/`RESOURCE_EXHAUSTED`.
+
+pub mod convert;
+mod services;
+
+use std::future::Future;
+
+use silk_proto::storage::execution_manager_liveness_server::ExecutionManagerLivenessServer;
+use silk_proto::storage::inbound_queues_server::InboundQueuesServer;
+use silk_proto::storage::job_orchestration_server::JobOrchestrationServer;
+use silk_proto::storage::resource_groups_server::ResourceGroupsServer;
+use silk_proto::storage::scheduler_registration_server::SchedulerRegistrationServer;
+use silk_proto::storage::session_server::SessionServer;
+use silk_proto::storage::task_instances_server::TaskInstancesServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+pub use services::StorageServices;
+
+use super::db::Db;
+use super::service::Storage;
+
+/// Largest request or response message accepted (64 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Serves every storage service on `listener` until `shutdown` completes; in-flight calls are
+/// drained before it returns.
+///
+/// # Errors
+/// The transport error that stopped the server.
+pub async fn serve<D: Db + Clone>(
+    storage: Storage<D>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let s = StorageServices { storage };
+    let max = MAX_MESSAGE_BYTES;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            JobOrchestrationServer::new(s.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(ResourceGroupsServer::new(s.clone()).max_decoding_message_size(max))
+        .add_service(
+            TaskInstancesServer::new(s.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(InboundQueuesServer::new(s.clone()).max_encoding_message_size(max))
+        .add_service(ExecutionManagerLivenessServer::new(s.clone()))
+        .add_service(SchedulerRegistrationServer::new(s.clone()))
+        .add_service(SessionServer::new(s))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// A client channel to `url` (`http://host:port`) with `TCP_NODELAY`.
+///
+/// # Errors
+/// An invalid URL or a connection error.
+pub async fn connect(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+}

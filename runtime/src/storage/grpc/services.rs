@@ -1,0 +1,440 @@
+//! The tonic service implementations: thin adapters from `silk.storage.v1` requests to
+//! [`Storage`] calls. Every error goes through [`convert::status`].
+
+use std::time::Duration;
+
+use silk_proto::storage as pb;
+use silk_proto::storage::execution_manager_liveness_server::ExecutionManagerLiveness;
+use silk_proto::storage::inbound_queues_server::InboundQueues;
+use silk_proto::storage::job_orchestration_server::JobOrchestration;
+use silk_proto::storage::resource_groups_server::ResourceGroups;
+use silk_proto::storage::scheduler_registration_server::SchedulerRegistration;
+use silk_proto::storage::session_server::Session;
+use silk_proto::storage::task_instances_server::TaskInstances;
+use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, status};
+use crate::storage::db::{Db, Secret};
+use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::storage::lanes::LaneKind;
+use crate::storage::service::Storage;
+
+/// Longest long-poll a scheduler may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Most entries one poll returns.
+const MAX_ITEMS: u64 = 65_536;
+
+/// Every storage gRPC service over one [`Storage`].
+#[derive(Debug)]
+pub struct StorageServices<D> {
+    pub(super) storage: Storage<D>,
+}
+
+impl<D> Clone for StorageServices<D> {
+    fn clone(&self) -> Self {
+        Self {
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn ok<T>(v: T) -> Reply<T> {
+    Ok(Response::new(v))
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
+    async fn register_job(&self, r: Request<pb::RegisterJobRequest>) -> Reply<pb::JobIdResponse> {
+        let r = r.into_inner();
+        let group = ResourceGroupId(r.resource_group_id);
+        let job = self
+            .storage
+            .register_job(group, &r.task_graph_json, &r.inputs)
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobIdResponse { job_id: job.0 })
+    }
+
+    async fn start_job(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
+        let state = self
+            .storage
+            .start_job(JobId(r.into_inner().job_id))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobStateResponse {
+            state: convert::pb_state(state) as i32,
+        })
+    }
+
+    async fn cancel_job(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
+        let state = self
+            .storage
+            .cancel_job(JobId(r.into_inner().job_id))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobStateResponse {
+            state: convert::pb_state(state) as i32,
+        })
+    }
+
+    async fn get_job_state(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
+        let state = self
+            .storage
+            .job_state(JobId(r.into_inner().job_id))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobStateResponse {
+            state: convert::pb_state(state) as i32,
+        })
+    }
+
+    async fn get_job_outputs(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobOutputsResponse> {
+        let outputs = self
+            .storage
+            .job_outputs(JobId(r.into_inner().job_id))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobOutputsResponse { outputs })
+    }
+
+    async fn get_job_error(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobErrorResponse> {
+        let error = self
+            .storage
+            .job_error(JobId(r.into_inner().job_id))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobErrorResponse {
+            message: error.message,
+            kind: convert::pb_kind(error.kind) as i32,
+        })
+    }
+
+    type WatchJobStream = ReceiverStream<Result<pb::JobProgress, Status>>;
+
+    async fn watch_job(&self, r: Request<pb::JobIdRequest>) -> Reply<Self::WatchJobStream> {
+        let job = JobId(r.into_inner().job_id);
+        let mut watch = self.storage.watch_job(job).await.map_err(|e| status(&e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let progress = *watch.borrow_and_update();
+                if tx.send(Ok(convert::pb_progress(progress))).await.is_err()
+                    || progress.is_terminal()
+                {
+                    break;
+                }
+                if watch.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        ok(ReceiverStream::new(rx))
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> ResourceGroups for StorageServices<D> {
+    async fn add_resource_group(
+        &self,
+        r: Request<pb::AddResourceGroupRequest>,
+    ) -> Reply<pb::ResourceGroupIdResponse> {
+        let r = r.into_inner();
+        let id = self
+            .storage
+            .add_resource_group(&r.external_id, &Secret::new(r.secret))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::ResourceGroupIdResponse {
+            resource_group_id: id.0,
+        })
+    }
+
+    async fn verify_resource_group(
+        &self,
+        r: Request<pb::VerifyResourceGroupRequest>,
+    ) -> Reply<pb::Void> {
+        let r = r.into_inner();
+        self.storage
+            .verify_resource_group(ResourceGroupId(r.resource_group_id), &Secret::new(r.secret))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::Void {})
+    }
+}
+
+impl<D: Db + Clone> StorageServices<D> {
+    async fn register_one(
+        &self,
+        session: SessionId,
+        em: ExecutionManagerId,
+        task: Option<&pb::TaskRef>,
+    ) -> Result<pb::ExecutionContext, Status> {
+        let (job, task) = convert::task_ref(task)?;
+        let ctx = self
+            .storage
+            .register_instance(session, job, task, em)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(convert::pb_context(ctx))
+    }
+
+    async fn outcome(&self, session: SessionId, o: pb::TaskOutcome) -> Result<(), Status> {
+        let (job, task) = convert::task_ref(o.task.as_ref())?;
+        let instance = TaskInstanceId(o.task_instance_id);
+        let result = match o.outcome {
+            Some(pb::task_outcome::Outcome::Outputs(outputs)) => {
+                self.storage
+                    .report_success(session, job, task, instance, outputs)
+                    .await
+            }
+            Some(pb::task_outcome::Outcome::Failure(f)) => {
+                let kind = convert::failure_kind(f.kind)?;
+                self.storage
+                    .report_failure(session, job, task, instance, kind, &f.message)
+                    .await
+            }
+            None => return Err(convert::invalid("outcome is missing")),
+        };
+        result.map_err(|e| status(&e))
+    }
+}
+
+fn item_error(s: &Status) -> pb::ItemError {
+    pb::ItemError {
+        code: s.code() as i32,
+        message: s.message().to_owned(),
+        kind: s
+            .metadata()
+            .get(convert::ERROR_KIND_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("invalid-argument")
+            .to_owned(),
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> TaskInstances for StorageServices<D> {
+    async fn register_task_instance(
+        &self,
+        r: Request<pb::RegisterTaskInstanceRequest>,
+    ) -> Reply<pb::ExecutionContext> {
+        let r = r.into_inner();
+        let ctx = self
+            .register_one(
+                SessionId(r.session_id),
+                ExecutionManagerId(r.execution_manager_id),
+                r.task.as_ref(),
+            )
+            .await?;
+        ok(ctx)
+    }
+
+    async fn report_task_success(&self, r: Request<pb::TaskSuccess>) -> Reply<pb::Void> {
+        let r = r.into_inner();
+        let outcome = pb::TaskOutcome {
+            task: r.task,
+            task_instance_id: r.task_instance_id,
+            outcome: Some(pb::task_outcome::Outcome::Outputs(r.outputs)),
+        };
+        self.outcome(SessionId(r.session_id), outcome).await?;
+        ok(pb::Void {})
+    }
+
+    async fn report_task_failure(&self, r: Request<pb::TaskFailure>) -> Reply<pb::Void> {
+        let r = r.into_inner();
+        let failure = pb::Failure {
+            kind: r.kind,
+            message: r.message,
+        };
+        let outcome = pb::TaskOutcome {
+            task: r.task,
+            task_instance_id: r.task_instance_id,
+            outcome: Some(pb::task_outcome::Outcome::Failure(failure)),
+        };
+        self.outcome(SessionId(r.session_id), outcome).await?;
+        ok(pb::Void {})
+    }
+
+    async fn register_task_instances(
+        &self,
+        r: Request<pb::RegisterTaskInstancesRequest>,
+    ) -> Reply<pb::RegisterTaskInstancesResponse> {
+        let r = r.into_inner();
+        let (session, em) = (
+            SessionId(r.session_id),
+            ExecutionManagerId(r.execution_manager_id),
+        );
+        let calls = r
+            .tasks
+            .iter()
+            .map(|t| self.register_one(session, em, Some(t)));
+        let results = futures_join_all(calls)
+            .await
+            .into_iter()
+            .map(|res| pb::RegisterResult {
+                result: Some(match res {
+                    Ok(ctx) => pb::register_result::Result::Context(ctx),
+                    Err(s) => pb::register_result::Result::Error(item_error(&s)),
+                }),
+            })
+            .collect();
+        ok(pb::RegisterTaskInstancesResponse { results })
+    }
+
+    async fn report_task_outcomes(
+        &self,
+        r: Request<pb::ReportTaskOutcomesRequest>,
+    ) -> Reply<pb::ReportTaskOutcomesResponse> {
+        let r = r.into_inner();
+        let session = SessionId(r.session_id);
+        let calls = r.outcomes.into_iter().map(|o| self.outcome(session, o));
+        let results = futures_join_all(calls)
+            .await
+            .into_iter()
+            .map(|res| pb::OutcomeResult {
+                error: res.err().map(|s| item_error(&s)),
+            })
+            .collect();
+        ok(pb::ReportTaskOutcomesResponse { results })
+    }
+}
+
+/// Runs futures concurrently on this task and returns their results in order (so a batch of
+/// successes shares one group commit).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set: Vec<_> = futures.into_iter().map(Box::pin).map(Some).collect();
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, fut) in out.iter_mut().zip(set.iter_mut()) {
+            if let Some(f) = fut {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *slot = Some(v);
+                        *fut = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|v| v.expect("every future completed"))
+        .collect()
+}
+
+impl<D: Db + Clone> StorageServices<D> {
+    async fn poll(&self, kind: LaneKind, r: pb::PollRequest) -> Reply<pb::PollResponse> {
+        let max = usize::try_from(r.max_items.min(MAX_ITEMS)).unwrap_or(usize::MAX);
+        let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
+        let tasks = self.storage.lanes().poll(kind, max, wait).await;
+        ok(pb::PollResponse {
+            session_id: self.storage.session().0,
+            tasks: tasks.into_iter().map(convert::pb_ready).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> InboundQueues for StorageServices<D> {
+    async fn poll_ready_tasks(&self, r: Request<pb::PollRequest>) -> Reply<pb::PollResponse> {
+        self.poll(LaneKind::Ready, r.into_inner()).await
+    }
+
+    async fn poll_commit_tasks(&self, r: Request<pb::PollRequest>) -> Reply<pb::PollResponse> {
+        self.poll(LaneKind::Commit, r.into_inner()).await
+    }
+
+    async fn poll_cleanup_tasks(&self, r: Request<pb::PollRequest>) -> Reply<pb::PollResponse> {
+        self.poll(LaneKind::Cleanup, r.into_inner()).await
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> ExecutionManagerLiveness for StorageServices<D> {
+    async fn register_execution_manager(
+        &self,
+        r: Request<pb::RegisterExecutionManagerRequest>,
+    ) -> Reply<pb::Registration> {
+        let address = r.into_inner().address;
+        let (id, session) = self
+            .storage
+            .register_execution_manager(&address)
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::Registration {
+            id: id.0,
+            session_id: session.0,
+        })
+    }
+
+    async fn heartbeat(
+        &self,
+        r: Request<pb::ExecutionManagerIdRequest>,
+    ) -> Reply<pb::SessionResponse> {
+        let em = ExecutionManagerId(r.into_inner().execution_manager_id);
+        let session = self.storage.heartbeat(em).await.map_err(|e| status(&e))?;
+        ok(pb::SessionResponse {
+            session_id: session.0,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> SchedulerRegistration for StorageServices<D> {
+    async fn register_scheduler(
+        &self,
+        r: Request<pb::RegisterSchedulerRequest>,
+    ) -> Reply<pb::Registration> {
+        let r = r.into_inner();
+        let port = u16::try_from(r.port).map_err(|_| convert::invalid("port out of range"))?;
+        let (id, session) = self
+            .storage
+            .register_scheduler(&r.host, port)
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::Registration {
+            id: id.0,
+            session_id: session.0,
+        })
+    }
+
+    async fn get_schedulers(&self, _: Request<pb::Void>) -> Reply<pb::SchedulersResponse> {
+        let rows = self
+            .storage
+            .db()
+            .schedulers()
+            .await
+            .map_err(|e| status(&e.into()))?;
+        let schedulers = rows
+            .into_iter()
+            .map(|s| pb::Scheduler {
+                scheduler_id: s.id.0,
+                host: s.host,
+                port: u32::from(s.port),
+            })
+            .collect();
+        ok(pb::SchedulersResponse { schedulers })
+    }
+}
+
+#[tonic::async_trait]
+impl<D: Db + Clone> Session for StorageServices<D> {
+    async fn get_session(&self, _: Request<pb::Void>) -> Reply<pb::SessionResponse> {
+        ok(pb::SessionResponse {
+            session_id: self.storage.session().0,
+        })
+    }
+}

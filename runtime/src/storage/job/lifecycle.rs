@@ -1,0 +1,129 @@
+//! Job-level changes of a [`JobControl`]: applying accepted state transitions, the tasks ready
+//! to queue, the job outputs, and rebuilding a job from the database after a restart.
+
+use silk_tdl::{TaskId, frame};
+
+use super::{JobControl, decode_outputs};
+use crate::storage::error::{Error, Result};
+use crate::storage::state::{JobState, TaskState};
+
+impl JobControl {
+    /// Recovery of a job past its regular tasks: marks them all succeeded.
+    pub fn mark_tasks_done(&mut self) {
+        for i in 0..self.tasks.len() {
+            self.set_task(TaskId::Index(i as u64), TaskState::Succeeded);
+        }
+        self.progress.persisted = self.tasks.len() as u64;
+    }
+
+    /// The job outputs frame from the outputs of the tasks without children.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] if an output is missing (not every task succeeded).
+    pub fn collect_outputs(&self) -> Result<Vec<u8>> {
+        let values: Option<Vec<&[u8]>> = self
+            .graph
+            .job_outputs()
+            .into_iter()
+            .map(|(t, p)| {
+                self.outputs[t]
+                    .as_ref()
+                    .and_then(|o| o.get(p))
+                    .map(Vec::as_slice)
+            })
+            .collect();
+        let values =
+            values.ok_or_else(|| Error::BadRequest("job outputs are not complete".into()))?;
+        frame::encode(values).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
+    /// Applies a transition the database accepted. Leaving `Running` cancels every unfinished
+    /// regular task; entering `CommitReady` / `CleanupReady` readies the termination task.
+    pub fn set_state(&mut self, to: JobState, job_outputs: Option<Vec<u8>>, now_ms: i64) {
+        self.state = to;
+        self.progress.state = Some(to);
+        if job_outputs.is_some() {
+            self.job_outputs = job_outputs;
+        }
+        if to != JobState::Running && to != JobState::Ready {
+            for i in 0..self.tasks.len() {
+                if !self.tasks[i].state.is_terminal() {
+                    self.tasks[i].instances.clear();
+                    self.set_task(TaskId::Index(i as u64), TaskState::Cancelled);
+                }
+            }
+        }
+        for (task, active) in [
+            (TaskId::Commit, JobState::CommitReady),
+            (TaskId::Cleanup, JobState::CleanupReady),
+        ] {
+            if let Ok(tcb) = self.tcb_mut(task) {
+                if to == active {
+                    tcb.state = TaskState::Ready;
+                } else if !tcb.state.is_terminal() && tcb.state != TaskState::Pending {
+                    tcb.instances.clear();
+                    tcb.state = TaskState::Cancelled;
+                }
+            }
+        }
+        if to.is_terminal() {
+            self.ended_at_ms = Some(now_ms);
+        }
+    }
+
+    /// Restores a completion read from the database (recovery of a running job).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] if the stored frame does not fit the task.
+    pub fn restore_completion(&mut self, index: u64, outputs: &[u8]) -> Result<()> {
+        let task = TaskId::Index(index);
+        let i = usize::try_from(index).unwrap_or(usize::MAX);
+        let declared = self.tcb(task).map(|_| self.graph.tasks[i].outputs.len())?;
+        let values = decode_outputs(outputs, declared).map_err(Error::BadRequest)?;
+        self.outputs[i] = Some(values);
+        self.set_task(task, TaskState::Succeeded);
+        self.progress.persisted += 1;
+        for child in self.children[i].clone() {
+            let tcb = &mut self.tasks[child];
+            tcb.unfinished_parents = tcb.unfinished_parents.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// After restoring completions: every pending task whose parents all succeeded is ready.
+    pub fn settle_ready(&mut self) {
+        for i in 0..self.tasks.len() {
+            if self.tasks[i].state == TaskState::Pending && self.tasks[i].unfinished_parents == 0 {
+                self.set_task(TaskId::Index(i as u64), TaskState::Ready);
+            }
+        }
+    }
+
+    /// The tasks that may be scheduled now, for the inbound queues.
+    #[must_use]
+    pub fn ready_tasks(&self) -> Vec<TaskId> {
+        match self.state {
+            JobState::Running => (0..self.tasks.len())
+                .filter(|&i| self.tasks[i].state == TaskState::Ready)
+                .map(|i| TaskId::Index(i as u64))
+                .collect(),
+            JobState::CommitReady
+                if self
+                    .commit
+                    .as_ref()
+                    .is_some_and(|t| t.state == TaskState::Ready) =>
+            {
+                vec![TaskId::Commit]
+            }
+            JobState::CleanupReady
+                if self
+                    .cleanup
+                    .as_ref()
+                    .is_some_and(|t| t.state == TaskState::Ready) =>
+            {
+                vec![TaskId::Cleanup]
+            }
+            _ => Vec::new(),
+        }
+    }
+}

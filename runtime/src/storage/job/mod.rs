@@ -1,0 +1,480 @@
+//! The in-memory control block of one job: its task graph, the state of every task (instances,
+//! retries, outputs) and of its commit and cleanup tasks, and its progress counts.
+//!
+//! Everything here is synchronous and does no I/O: the service ([`super::Storage`]) takes the
+//! job's lock for one short step at a time and does database writes and queue pushes between
+//! steps. The job state itself changes only through [`JobControl::set_state`], which the service
+//! calls after the database accepted the transition.
+
+mod lifecycle;
+mod tcb;
+#[cfg(test)]
+mod tests;
+
+use silk_ipc::FailureKind;
+use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
+
+use super::db::JobError;
+use super::error::{Error, Result, Stale};
+use super::state::{JobState, TaskState};
+use crate::graph::{Policy, TaskGraph};
+use tcb::Tcb;
+
+pub use tcb::{FailOutcome, Progress};
+
+/// What an execution manager needs to run a task instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionContext {
+    /// The new instance.
+    pub instance: TaskInstanceId,
+    /// Package holding the function.
+    pub package: String,
+    /// The function.
+    pub function: String,
+    /// Retries, instances and timeouts.
+    pub policy: Policy,
+    /// The inputs frame (an empty frame for commit and cleanup tasks).
+    pub inputs: Vec<u8>,
+    /// For the commit task: the job outputs frame.
+    pub job_outputs: Option<Vec<u8>>,
+}
+
+/// One job's in-memory state.
+#[derive(Debug)]
+pub struct JobControl {
+    id: JobId,
+    group: ResourceGroupId,
+    graph: TaskGraph,
+    children: Vec<Vec<usize>>,
+    /// Job input values, by (task, position) in `graph.job_inputs()` order.
+    job_inputs: Vec<Vec<u8>>,
+    /// For each input task, the offset of its first value in `job_inputs`.
+    input_offsets: Vec<usize>,
+    state: JobState,
+    tasks: Vec<Tcb>,
+    outputs: Vec<Option<Vec<Vec<u8>>>>,
+    commit: Option<Tcb>,
+    cleanup: Option<Tcb>,
+    job_outputs: Option<Vec<u8>>,
+    progress: Progress,
+    ended_at_ms: Option<i64>,
+}
+
+impl JobControl {
+    /// Builds a job in `state` from its graph and inputs frame.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] if the inputs frame is malformed or does not hold one value per job
+    /// input.
+    pub fn new(
+        id: JobId,
+        group: ResourceGroupId,
+        graph: TaskGraph,
+        inputs: &[u8],
+        state: JobState,
+    ) -> Result<Self> {
+        let expected = graph.job_inputs().len();
+        let values = frame::decode_exact(inputs, expected)
+            .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
+        let job_inputs = values.iter().map(|v| v.to_vec()).collect();
+        let mut offset = 0;
+        let mut input_offsets = vec![0; graph.tasks.len()];
+        for (i, task) in graph.tasks.iter().enumerate() {
+            if task.sources.is_none() {
+                input_offsets[i] = offset;
+                offset += task.inputs.len();
+            }
+        }
+        let tasks: Vec<Tcb> = graph
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut parents: Vec<usize> = t.sources.iter().flatten().map(|s| s.task).collect();
+                parents.sort_unstable();
+                parents.dedup();
+                Tcb::new(t.policy, parents.len())
+            })
+            .collect();
+        let progress = Progress::new(state, &tasks);
+        Ok(Self {
+            id,
+            group,
+            children: graph.children(),
+            outputs: vec![None; graph.tasks.len()],
+            commit: graph.commit.as_ref().map(|c| Tcb::termination(c.policy)),
+            cleanup: graph.cleanup.as_ref().map(|c| Tcb::termination(c.policy)),
+            graph,
+            job_inputs,
+            input_offsets,
+            state,
+            tasks,
+            job_outputs: None,
+            progress,
+            ended_at_ms: None,
+        })
+    }
+
+    /// The job.
+    #[must_use]
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// Its resource group.
+    #[must_use]
+    pub fn group(&self) -> ResourceGroupId {
+        self.group
+    }
+
+    /// Its state as of the last accepted transition.
+    #[must_use]
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
+    /// Task counts by state, plus the job state.
+    #[must_use]
+    pub fn progress(&self) -> Progress {
+        self.progress
+    }
+
+    /// When the job reached a terminal state.
+    #[must_use]
+    pub fn ended_at_ms(&self) -> Option<i64> {
+        self.ended_at_ms
+    }
+
+    /// Whether the job has a commit / cleanup task.
+    #[must_use]
+    pub fn has_termination(&self, task: TaskId) -> bool {
+        match task {
+            TaskId::Commit => self.commit.is_some(),
+            TaskId::Cleanup => self.cleanup.is_some(),
+            TaskId::Index(_) => false,
+        }
+    }
+
+    /// The job outputs frame, once known.
+    #[must_use]
+    pub fn job_outputs(&self) -> Option<&[u8]> {
+        self.job_outputs.as_deref()
+    }
+
+    /// Whether every regular task succeeded and its outputs are persisted.
+    #[must_use]
+    pub fn all_tasks_persisted(&self) -> bool {
+        self.progress.persisted as usize == self.tasks.len()
+    }
+
+    fn tcb(&self, task: TaskId) -> Result<&Tcb> {
+        let found = match task {
+            TaskId::Index(i) => usize::try_from(i).ok().and_then(|i| self.tasks.get(i)),
+            TaskId::Commit => self.commit.as_ref(),
+            TaskId::Cleanup => self.cleanup.as_ref(),
+        };
+        found.ok_or(Error::NoSuchTask { job: self.id, task })
+    }
+
+    fn tcb_mut(&mut self, task: TaskId) -> Result<&mut Tcb> {
+        let id = self.id;
+        let found = match task {
+            TaskId::Index(i) => usize::try_from(i).ok().and_then(|i| self.tasks.get_mut(i)),
+            TaskId::Commit => self.commit.as_mut(),
+            TaskId::Cleanup => self.cleanup.as_mut(),
+        };
+        found.ok_or(Error::NoSuchTask { job: id, task })
+    }
+
+    /// Sets a task's state, keeping the progress counts right.
+    fn set_task(&mut self, task: TaskId, to: TaskState) {
+        let Ok(tcb) = self.tcb_mut(task) else { return };
+        let from = std::mem::replace(&mut tcb.state, to);
+        if matches!(task, TaskId::Index(_)) {
+            self.progress.moved(from, to);
+        }
+    }
+
+    /// Checks that `task` may run in the job's current state.
+    fn check_phase(&self, task: TaskId) -> Result<()> {
+        let running = match task {
+            TaskId::Index(_) => self.state == JobState::Running,
+            TaskId::Commit => self.state == JobState::CommitReady,
+            TaskId::Cleanup => self.state == JobState::CleanupReady,
+        };
+        self.tcb(task)?;
+        if running {
+            Ok(())
+        } else {
+            Err(Stale::JobNotRunning {
+                job: self.id,
+                task,
+                state: self.state,
+            }
+            .into())
+        }
+    }
+
+    /// Registers a new instance of `task` and returns what it needs to run.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchTask`]; [`Stale`] if the job is not in the task's phase, the task is
+    /// terminal or not ready, or `max_instances` instances run already.
+    pub fn register(&mut self, task: TaskId, instance: TaskInstanceId) -> Result<ExecutionContext> {
+        self.check_phase(task)?;
+        let id = self.id;
+        let tcb = self.tcb_mut(task)?;
+        tcb.admit(id, task)?;
+        tcb.instances.push(instance);
+        let policy = tcb.policy;
+        self.set_task(task, TaskState::Running);
+        let (package, function, inputs, job_outputs) = match task {
+            TaskId::Index(i) => {
+                let i = usize::try_from(i).unwrap_or(usize::MAX);
+                let spec = &self.graph.tasks[i];
+                (
+                    spec.package.clone(),
+                    spec.function.clone(),
+                    self.inputs_of(i)?,
+                    None,
+                )
+            }
+            TaskId::Commit | TaskId::Cleanup => {
+                let spec = if task == TaskId::Commit {
+                    &self.graph.commit
+                } else {
+                    &self.graph.cleanup
+                };
+                let spec = spec.as_ref().ok_or(Error::NoSuchTask { job: id, task })?;
+                let outputs = (task == TaskId::Commit)
+                    .then(|| self.job_outputs.clone().unwrap_or_else(empty_frame));
+                (
+                    spec.package.clone(),
+                    spec.function.clone(),
+                    empty_frame(),
+                    outputs,
+                )
+            }
+        };
+        Ok(ExecutionContext {
+            instance,
+            package,
+            function,
+            policy,
+            inputs,
+            job_outputs,
+        })
+    }
+
+    fn inputs_of(&self, index: usize) -> Result<Vec<u8>> {
+        let spec = &self.graph.tasks[index];
+        let values: Vec<&[u8]> = match &spec.sources {
+            None => {
+                let start = self.input_offsets[index];
+                self.job_inputs[start..start + spec.inputs.len()]
+                    .iter()
+                    .map(Vec::as_slice)
+                    .collect()
+            }
+            Some(sources) => sources
+                .iter()
+                .map(|s| {
+                    self.outputs[s.task]
+                        .as_ref()
+                        .and_then(|o| o.get(s.output))
+                        .map(Vec::as_slice)
+                        .ok_or(Error::Stale(Stale::TaskNotReady {
+                            job: self.id,
+                            task: TaskId::Index(index as u64),
+                        }))
+                })
+                .collect::<Result<_>>()?,
+        };
+        frame::encode(values).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
+    /// Checks a success report of a regular task without changing anything, and returns the
+    /// decoded output values. `Err(Err(..))` is a stale or unknown report; `Ok(Err(reason))`
+    /// means the outputs do not fit the task's declaration (the caller counts it as a failure).
+    ///
+    /// # Errors
+    /// See above.
+    pub fn check_success(
+        &self,
+        task: TaskId,
+        instance: TaskInstanceId,
+        outputs: &[u8],
+    ) -> Result<std::result::Result<Vec<Vec<u8>>, String>> {
+        self.check_phase(task)?;
+        self.tcb(task)?.check_instance(self.id, task, instance)?;
+        let TaskId::Index(i) = task else {
+            return Ok(Ok(Vec::new()));
+        };
+        let declared = self.graph.tasks[usize::try_from(i).unwrap_or(usize::MAX)]
+            .outputs
+            .len();
+        Ok(decode_outputs(outputs, declared))
+    }
+
+    /// Marks a task succeeded by `instance` with `values` (checked by [`Self::check_success`]).
+    /// Children are released separately by [`Self::release_children`], once the completion is
+    /// persisted.
+    ///
+    /// # Errors
+    /// As [`Self::check_success`] (the state may have changed since).
+    pub fn succeed(
+        &mut self,
+        task: TaskId,
+        instance: TaskInstanceId,
+        values: Vec<Vec<u8>>,
+    ) -> Result<()> {
+        self.check_phase(task)?;
+        let id = self.id;
+        self.tcb_mut(task)?.check_instance(id, task, instance)?;
+        self.tcb_mut(task)?.instances.clear();
+        self.set_task(task, TaskState::Succeeded);
+        if let TaskId::Index(i) = task {
+            self.outputs[usize::try_from(i).unwrap_or(usize::MAX)] = Some(values);
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Self::succeed`] when persisting the completion failed: the task is ready again
+    /// (returns whether to queue it).
+    pub fn revert_success(&mut self, index: u64) -> bool {
+        let task = TaskId::Index(index);
+        let i = usize::try_from(index).unwrap_or(usize::MAX);
+        let succeeded = self
+            .tcb(task)
+            .is_ok_and(|t| t.state == TaskState::Succeeded);
+        if !succeeded || self.state != JobState::Running {
+            return false;
+        }
+        self.outputs[i] = None;
+        self.set_task(task, TaskState::Ready);
+        true
+    }
+
+    /// Counts a persisted success and returns the children that became ready. Does nothing once
+    /// the job left `Running` (cancelled or failed meanwhile).
+    pub fn release_children(&mut self, index: usize) -> Vec<TaskId> {
+        self.progress.persisted += 1;
+        if self.state != JobState::Running {
+            return Vec::new();
+        }
+        let mut ready = Vec::new();
+        for child in self.children[index].clone() {
+            let tcb = &mut self.tasks[child];
+            tcb.unfinished_parents = tcb.unfinished_parents.saturating_sub(1);
+            if tcb.unfinished_parents == 0 && tcb.state == TaskState::Pending {
+                self.set_task(TaskId::Index(child as u64), TaskState::Ready);
+                ready.push(TaskId::Index(child as u64));
+            }
+        }
+        ready
+    }
+
+    /// Records a failed instance. Spends a retry; when none is left the task fails and the
+    /// returned [`JobError`] is what the job fails with.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchTask`] or [`Stale`], as for a success.
+    pub fn fail(
+        &mut self,
+        task: TaskId,
+        instance: TaskInstanceId,
+        kind: FailureKind,
+        message: &str,
+    ) -> Result<FailOutcome> {
+        self.check_phase(task)?;
+        let id = self.id;
+        let tcb = self.tcb_mut(task)?;
+        tcb.check_instance(id, task, instance)?;
+        tcb.instances.retain(|i| *i != instance);
+        tcb.failures += 1;
+        if tcb.failures <= tcb.policy.max_retries {
+            let idle = tcb.instances.is_empty();
+            if idle {
+                self.set_task(task, TaskState::Ready);
+            }
+            return Ok(FailOutcome::Retry);
+        }
+        let attempts = tcb.failures;
+        self.set_task(task, TaskState::Failed);
+        let (package, function) = self.names(task);
+        Ok(FailOutcome::Exhausted(JobError {
+            message: format!(
+                "task {task} ({package}::{function}) failed after {attempts} attempt(s) [{kind}]: {message}"
+            ),
+            kind,
+        }))
+    }
+
+    fn names(&self, task: TaskId) -> (&str, &str) {
+        let (p, f) = match task {
+            TaskId::Index(i) => self
+                .graph
+                .tasks
+                .get(usize::try_from(i).unwrap_or(usize::MAX))
+                .map(|t| (&t.package, &t.function)),
+            TaskId::Commit => self
+                .graph
+                .commit
+                .as_ref()
+                .map(|t| (&t.package, &t.function)),
+            TaskId::Cleanup => self
+                .graph
+                .cleanup
+                .as_ref()
+                .map(|t| (&t.package, &t.function)),
+        }
+        .map_or(("?", "?"), |(p, f)| (p.as_str(), f.as_str()));
+        (p, f)
+    }
+
+    /// Drops an instance without spending a retry (its execution manager died). Returns whether
+    /// the task should be queued again.
+    pub fn force_remove(&mut self, task: TaskId, instance: TaskInstanceId) -> bool {
+        let Ok(tcb) = self.tcb_mut(task) else {
+            return false;
+        };
+        let before = tcb.instances.len();
+        tcb.instances.retain(|i| *i != instance);
+        let removed = tcb.instances.len() != before;
+        let idle = tcb.state == TaskState::Running && tcb.instances.is_empty();
+        if removed && idle {
+            self.set_task(task, TaskState::Ready);
+        }
+        removed
+            && self.check_phase(task).is_ok()
+            && !self.tcb(task).is_ok_and(|t| t.state.is_terminal())
+    }
+
+    /// Whether `task` still runs and may take another instance (for a soft-timeout re-enqueue).
+    #[must_use]
+    pub fn wants_more(&self, task: TaskId) -> bool {
+        self.check_phase(task).is_ok() && self.tcb(task).is_ok_and(|t| !t.state.is_terminal())
+    }
+}
+
+/// The empty frame (count 0): what commit and cleanup tasks get as inputs.
+fn empty_frame() -> Vec<u8> {
+    vec![0, 0, 0, 0]
+}
+
+/// Decodes an outputs frame of `declared` values, each one complete MessagePack value.
+fn decode_outputs(outputs: &[u8], declared: usize) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let values = frame::decode(outputs).map_err(|e| format!("malformed outputs frame: {e}"))?;
+    if values.len() != declared {
+        return Err(format!(
+            "task returned {} output(s), the graph declares {declared}",
+            values.len()
+        ));
+    }
+    for (position, value) in values.iter().enumerate() {
+        let mut rest = *value;
+        if rmpv::decode::read_value(&mut rest).is_err() || !rest.is_empty() {
+            return Err(format!("output {position} is not one MessagePack value"));
+        }
+    }
+    Ok(values.into_iter().map(<[u8]>::to_vec).collect())
+}

@@ -1,0 +1,279 @@
+//! Unit tests of one job's control block: the diamond graph with exact inputs, instance limits,
+//! retries, termination tasks and invalid outputs.
+
+use silk_ipc::FailureKind;
+use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
+
+use super::{FailOutcome, JobControl};
+use crate::graph::TaskGraph;
+use crate::storage::error::{Error, Stale};
+use crate::storage::state::{JobState, TaskState};
+
+const BYTES: &str = r#""bytes""#;
+
+fn diamond() -> TaskGraph {
+    let json = format!(
+        r#"{{"schema_version": "1.0", "tasks": [
+            {{"package": "t", "function": "a", "inputs": [{BYTES}, {BYTES}], "outputs": [{BYTES}, {BYTES}]}},
+            {{"package": "t", "function": "b", "inputs": [{BYTES}, {BYTES}], "outputs": [{BYTES}],
+              "sources": [{{"task": 0, "output": 0}}, {{"task": 0, "output": 1}}]}},
+            {{"package": "t", "function": "c", "inputs": [{BYTES}, {BYTES}], "outputs": [{BYTES}],
+              "sources": [{{"task": 0, "output": 0}}, {{"task": 0, "output": 1}}]}},
+            {{"package": "t", "function": "d", "inputs": [{BYTES}, {BYTES}], "outputs": [{BYTES}],
+              "sources": [{{"task": 1, "output": 0}}, {{"task": 2, "output": 0}}]}}
+        ],
+        "commit": {{"package": "t", "function": "commit"}},
+        "cleanup": {{"package": "t", "function": "cleanup"}}}}"#
+    );
+    TaskGraph::from_json(&json).unwrap()
+}
+
+/// `v` as one MessagePack bin value.
+fn bin(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &rmpv::Value::Binary(v.to_vec())).unwrap();
+    out
+}
+
+fn frame_of(values: &[Vec<u8>]) -> Vec<u8> {
+    frame::encode(values).unwrap()
+}
+
+fn job(graph: TaskGraph, inputs: &[Vec<u8>]) -> JobControl {
+    let mut c = JobControl::new(
+        JobId(1),
+        ResourceGroupId(1),
+        graph,
+        &frame_of(inputs),
+        JobState::Ready,
+    )
+    .unwrap();
+    c.set_state(JobState::Running, None, 0);
+    c
+}
+
+/// Runs `task` to success with `outputs`, returning the inputs it was given and the children
+/// it released.
+fn run(
+    c: &mut JobControl,
+    task: u64,
+    instance: u64,
+    outputs: &[Vec<u8>],
+) -> (Vec<Vec<u8>>, Vec<TaskId>) {
+    let t = TaskId::Index(task);
+    let ctx = c.register(t, TaskInstanceId(instance)).unwrap();
+    let inputs = frame::decode(&ctx.inputs)
+        .unwrap()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    let frame = frame_of(outputs);
+    let values = c
+        .check_success(t, TaskInstanceId(instance), &frame)
+        .unwrap()
+        .unwrap();
+    c.succeed(t, TaskInstanceId(instance), values).unwrap();
+    (inputs, c.release_children(usize::try_from(task).unwrap()))
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+#[test]
+fn diamond_hands_out_exact_inputs() {
+    let (a, b) = (vec![1, 2, 3, 4], vec![9, 8, 7, 6]);
+    let mut c = job(diamond(), &[bin(&a), bin(&b)]);
+    assert_eq!(c.ready_tasks(), [TaskId::Index(0)]);
+    // A: (b^a^b, a^b^a) = (a, b); B: in0^in1^in0 = in1; C: in1^in0^in1 = in0; D: in0^in1.
+    let (inputs, ready) = run(&mut c, 0, 1, &[bin(&a), bin(&b)]);
+    assert_eq!(inputs, [bin(&a), bin(&b)]);
+    assert_eq!(ready, [TaskId::Index(1), TaskId::Index(2)]);
+    let (inputs, ready) = run(&mut c, 1, 2, &[bin(&b)]);
+    assert_eq!(inputs, [bin(&a), bin(&b)]);
+    assert!(ready.is_empty());
+    let (inputs, ready) = run(&mut c, 2, 3, &[bin(&a)]);
+    assert_eq!(inputs, [bin(&a), bin(&b)]);
+    assert_eq!(ready, [TaskId::Index(3)]);
+    let (inputs, ready) = run(&mut c, 3, 4, &[bin(&xor(&b, &a))]);
+    assert_eq!(inputs, [bin(&b), bin(&a)]);
+    assert!(ready.is_empty());
+    assert!(c.all_tasks_persisted());
+    assert_eq!(c.collect_outputs().unwrap(), frame_of(&[bin(&xor(&a, &b))]));
+}
+
+#[test]
+fn commit_gets_job_outputs_and_cleanup_an_empty_frame() {
+    let mut c = job(diamond(), &[bin(&[1]), bin(&[2])]);
+    c.set_state(JobState::CommitReady, Some(frame_of(&[bin(&[3])])), 0);
+    assert_eq!(c.ready_tasks(), [TaskId::Commit]);
+    assert_eq!(
+        c.progress().cancelled,
+        4,
+        "unfinished tasks end with the phase"
+    );
+    let ctx = c.register(TaskId::Commit, TaskInstanceId(1)).unwrap();
+    assert_eq!(ctx.inputs, [0, 0, 0, 0]);
+    assert_eq!(ctx.job_outputs, Some(frame_of(&[bin(&[3])])));
+    assert_eq!(ctx.function, "commit");
+    let stale = c.register(TaskId::Index(0), TaskInstanceId(2)).unwrap_err();
+    assert!(matches!(
+        stale,
+        Error::Stale(Stale::JobNotRunning {
+            state: JobState::CommitReady,
+            ..
+        })
+    ));
+
+    c.set_state(JobState::CleanupReady, None, 0);
+    assert_eq!(c.ready_tasks(), [TaskId::Cleanup]);
+    let ctx = c.register(TaskId::Cleanup, TaskInstanceId(3)).unwrap();
+    assert_eq!(ctx.inputs, [0, 0, 0, 0], "an empty frame, not empty bytes");
+    assert_eq!(ctx.job_outputs, None);
+}
+
+fn flat(policy: &str) -> TaskGraph {
+    let json = format!(
+        r#"{{"schema_version": "1.0", "tasks": [{{"package": "t", "function": "f", "inputs": [{BYTES}],
+            "outputs": [{BYTES}], "policy": {policy}}}]}}"#
+    );
+    TaskGraph::from_json(&json).unwrap()
+}
+
+#[test]
+fn instance_limit_and_terminated_task() {
+    let mut c = job(flat(r#"{"max_instances": 2}"#), &[bin(&[0])]);
+    let t = TaskId::Index(0);
+    c.register(t, TaskInstanceId(1)).unwrap();
+    c.register(t, TaskInstanceId(2)).unwrap();
+    let e = c.register(t, TaskInstanceId(3)).unwrap_err();
+    assert!(
+        matches!(e, Error::Stale(Stale::InstanceLimit { max: 2, .. })),
+        "{e}"
+    );
+    c.succeed(t, TaskInstanceId(2), vec![bin(&[1])]).unwrap();
+    let e = c.register(t, TaskInstanceId(4)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Stale(Stale::TaskTerminated {
+                state: TaskState::Succeeded,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    let e = c
+        .check_success(t, TaskInstanceId(1), &frame_of(&[bin(&[1])]))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Stale(Stale::TaskTerminated { .. })),
+        "{e}"
+    );
+    let e = c.register(TaskId::Index(5), TaskInstanceId(9)).unwrap_err();
+    assert!(matches!(e, Error::NoSuchTask { .. }), "{e}");
+}
+
+#[test]
+fn retries_then_failure_with_readable_error() {
+    let mut c = job(
+        flat(r#"{"max_retries": 1, "max_instances": 2}"#),
+        &[bin(&[0])],
+    );
+    let t = TaskId::Index(0);
+    c.register(t, TaskInstanceId(1)).unwrap();
+    assert_eq!(
+        c.fail(t, TaskInstanceId(1), FailureKind::Panicked, "boom")
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    assert_eq!(c.ready_tasks(), [t]);
+    let e = c
+        .fail(t, TaskInstanceId(1), FailureKind::Panicked, "again")
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Stale(Stale::UnknownInstance { .. })),
+        "{e}"
+    );
+    c.register(t, TaskInstanceId(2)).unwrap();
+    let FailOutcome::Exhausted(err) = c
+        .fail(
+            t,
+            TaskInstanceId(2),
+            FailureKind::Timeout,
+            "hard timeout (5 ms) exceeded",
+        )
+        .unwrap()
+    else {
+        panic!("no retry left");
+    };
+    assert_eq!(err.kind, FailureKind::Timeout);
+    assert_eq!(
+        err.message,
+        "task 0 (t::f) failed after 2 attempt(s) [Timeout]: hard timeout (5 ms) exceeded"
+    );
+}
+
+#[test]
+fn invalid_outputs_are_reported_not_fatal() {
+    let mut c = job(flat("{}"), &[bin(&[0])]);
+    let t = TaskId::Index(0);
+    c.register(t, TaskInstanceId(1)).unwrap();
+    let two = frame_of(&[bin(&[1]), bin(&[2])]);
+    let reason = c
+        .check_success(t, TaskInstanceId(1), &two)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(reason, "task returned 2 output(s), the graph declares 1");
+    let reason = c
+        .check_success(t, TaskInstanceId(1), &[1, 0])
+        .unwrap()
+        .unwrap_err();
+    assert!(reason.starts_with("malformed outputs frame"), "{reason}");
+    let not_msgpack = frame_of(&[vec![0xc4, 0x05, 1]]);
+    let reason = c
+        .check_success(t, TaskInstanceId(1), &not_msgpack)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(reason, "output 0 is not one MessagePack value");
+    assert_eq!(c.progress().running, 1, "checking changes nothing");
+}
+
+#[test]
+fn force_remove_readies_the_task_without_spending_a_retry() {
+    let mut c = job(flat("{}"), &[bin(&[0])]);
+    let t = TaskId::Index(0);
+    c.register(t, TaskInstanceId(1)).unwrap();
+    assert!(c.force_remove(t, TaskInstanceId(1)));
+    assert!(!c.force_remove(t, TaskInstanceId(1)), "only once");
+    let e = c
+        .check_success(t, TaskInstanceId(1), &frame_of(&[bin(&[1])]))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Stale(Stale::UnknownInstance { .. })),
+        "{e}"
+    );
+    c.register(t, TaskInstanceId(2)).unwrap();
+    let FailOutcome::Exhausted(_) = c
+        .fail(t, TaskInstanceId(2), FailureKind::TaskError, "x")
+        .unwrap()
+    else {
+        panic!("max_retries 0: the first real failure is final");
+    };
+}
+
+#[test]
+fn inputs_frame_must_match_the_graph() {
+    let e = JobControl::new(
+        JobId(1),
+        ResourceGroupId(1),
+        flat("{}"),
+        &frame_of(&[]),
+        JobState::Ready,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid request: job inputs: expected 1 values, frame has 0"
+    );
+}

@@ -1,0 +1,177 @@
+//! Execution-manager liveness, scheduler registration and retention: EMs register and heartbeat;
+//! the periodic sweep declares silent EMs dead (atomically, in the database) and queues their
+//! running tasks again, re-queues soft-timed-out tasks once, and deletes terminal jobs past the
+//! retention period from the cache and the database.
+
+use super::db::Db;
+use super::error::{Error, Result};
+use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
+use super::service::Storage;
+use super::{lock, now_ms};
+
+impl<D: Db + Clone> Storage<D> {
+    /// Whether `em` is alive (known-alive set first, then the database).
+    pub(super) async fn em_alive(&self, em: ExecutionManagerId) -> Result<bool> {
+        if lock(&self.shared.alive).contains(&em) {
+            return Ok(true);
+        }
+        let alive = self.shared.db.execution_manager_alive(em).await?;
+        if alive {
+            lock(&self.shared.alive).insert(em);
+        }
+        Ok(alive)
+    }
+
+    /// Registers an execution manager; returns its id and the session.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn register_execution_manager(
+        &self,
+        address: &str,
+    ) -> Result<(ExecutionManagerId, SessionId)> {
+        let id = self
+            .shared
+            .db
+            .register_execution_manager(address, now_ms())
+            .await?;
+        lock(&self.shared.alive).insert(id);
+        tracing::info!(em_id = id.0, address, "execution manager registered");
+        Ok((id, self.shared.session))
+    }
+
+    /// Records a heartbeat; returns the session (so the EM learns about a restart).
+    ///
+    /// # Errors
+    /// [`Error::UnknownExecutionManager`]; [`Error::ExecutionManagerDead`] once it was declared
+    /// dead (it must register again).
+    pub async fn heartbeat(&self, em: ExecutionManagerId) -> Result<SessionId> {
+        self.shared.db.heartbeat(em, now_ms()).await?;
+        Ok(self.shared.session)
+    }
+
+    /// Registers the scheduler (replacing any other). A replacing scheduler gets every ready
+    /// task queued again, since whatever the old one had buffered is lost.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn register_scheduler(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<(SchedulerId, SessionId)> {
+        let id = self
+            .shared
+            .db
+            .register_scheduler(host, port, now_ms())
+            .await?;
+        if self
+            .shared
+            .scheduler_seen
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.resend_ready();
+        }
+        tracing::info!(scheduler_id = id.0, host, port, "scheduler registered");
+        Ok((id, self.shared.session))
+    }
+
+    /// One liveness pass at time `now_ms`: EMs silent past the cutoff are declared dead and their
+    /// instances dropped (tasks queued again, no retry spent); so are instances whose report is
+    /// overdue (hard timeout + `lost_report_grace_ms`: the report was lost); instances past their
+    /// soft timeout get their task queued once more (runs only if `max_instances` allows a second
+    /// instance).
+    /// Returns the EMs declared dead.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn sweep_liveness(&self, now_ms: i64) -> Result<Vec<ExecutionManagerId>> {
+        let cutoff = i64::try_from(self.shared.config.dead_em_cutoff_ms).unwrap_or(i64::MAX);
+        let dead = self
+            .shared
+            .db
+            .mark_dead_execution_managers(now_ms.saturating_sub(cutoff), now_ms)
+            .await?;
+        {
+            let mut alive = lock(&self.shared.alive);
+            for em in &dead {
+                alive.remove(em);
+                tracing::warn!(em_id = em.0, "execution manager declared dead");
+            }
+        }
+        let mut removed = Vec::new();
+        let mut soft = Vec::new();
+        {
+            let mut instances = lock(&self.shared.instances);
+            instances.retain(|id, entry| {
+                if dead.contains(&entry.em) {
+                    removed.push((*id, *entry));
+                    return false;
+                }
+                if entry.expires_at_ms <= now_ms {
+                    tracing::warn!(job_id = entry.job.0, task = %entry.task, instance = id.0, em_id = entry.em.0, "no report past the hard timeout: instance dropped");
+                    removed.push((*id, *entry));
+                    return false;
+                }
+                if !entry.soft_handled && entry.soft_deadline_ms <= now_ms {
+                    entry.soft_handled = true;
+                    soft.push(*entry);
+                }
+                true
+            });
+        }
+        for (instance, entry) in removed {
+            if let Some(job) = self.cached(entry.job)
+                && job.with(|c| c.force_remove(entry.task, instance))
+            {
+                self.shared.lanes.push(job.group, job.id, &[entry.task]);
+            }
+        }
+        for entry in soft {
+            if let Some(job) = self.cached(entry.job)
+                && job.with(|c| c.wants_more(entry.task))
+            {
+                tracing::info!(job_id = job.id.0, task = %entry.task, "soft timeout: task queued again");
+                self.shared.lanes.push(job.group, job.id, &[entry.task]);
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Deletes terminal jobs that ended more than the retention period before `now_ms`, from the
+    /// cache and the database. Returns how many rows the database deleted.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn collect_garbage(&self, now_ms: i64) -> Result<u64> {
+        let retention =
+            i64::try_from(self.shared.config.terminated_job_retention_ms).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(retention);
+        let expired: Vec<_> = self
+            .all_cached()
+            .into_iter()
+            .filter(|job| job.with(|c| c.ended_at_ms().is_some_and(|t| t < cutoff)))
+            .map(|job| job.id)
+            .collect();
+        if !expired.is_empty() {
+            let mut jobs = self
+                .shared
+                .jobs
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in &expired {
+                jobs.remove(id);
+            }
+        }
+        let deleted = self
+            .shared
+            .db
+            .delete_ended_jobs(cutoff)
+            .await
+            .map_err(Error::from)?;
+        if deleted > 0 {
+            tracing::info!(deleted, "terminal jobs deleted after retention");
+        }
+        Ok(deleted)
+    }
+}

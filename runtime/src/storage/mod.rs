@@ -1,0 +1,54 @@
+//! The storage service: silk's source of truth. It owns the database ([`db`]: SQLite or
+//! MySQL/MariaDB), accepts jobs, keeps every job's progress, hands an execution manager the inputs
+//! of the task it is about to run, records outputs and advances the graph.
+//!
+//! * [`Storage`] (in `service.rs`, `instances.rs`, `liveness.rs`) is the service API the gRPC
+//!   adapter and tests call;
+//! * [`job`] holds one job's in-memory state; [`state`] the job state machine;
+//! * [`lanes`] are the inbound queues the scheduler polls; `persist.rs` the group-commit actor;
+//! * [`config`] the service's tuning keys; [`testing`] helpers for tests on both databases.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use silk_runtime::storage::{Storage, StorageConfig, db::{AnyDb, Secret}};
+//! let db = AnyDb::connect("sqlite:/tmp/silk-storage.db").await?;
+//! let storage = Storage::open(db, StorageConfig::default()).await?;
+//! let group = storage.add_resource_group("team-a", &Secret::new(b"s3cret".to_vec())).await?;
+//! let graph = r#"{"schema_version": "1.0", "tasks": [{"package": "p", "function": "f"}]}"#;
+//! let job = storage.register_job(group, graph, &[0, 0, 0, 0]).await?;
+//! storage.start_job(job).await?;
+//! storage.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod ids;
+mod instances;
+pub mod job;
+pub mod lanes;
+mod liveness;
+mod persist;
+mod service;
+pub mod state;
+pub mod testing;
+
+pub use config::StorageConfig;
+pub use error::{Error, Result, Stale};
+pub use job::{ExecutionContext, Progress};
+pub use lanes::{LaneKind, ReadyTask};
+pub use service::Storage;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Locks a mutex, ignoring poisoning (no invariant spans a panic in these short sections).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

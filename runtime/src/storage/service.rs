@@ -1,0 +1,496 @@
+//! The storage service layer: [`Storage`] ties the database, the job cache, the inbound lanes, the
+//! group-commit actor and the liveness tracking together. The gRPC adapter and the tests call
+//! it; it never stops on bad input. This file holds construction, recovery and the job API; task
+//! instances are in `instances.rs`, liveness and retention in `liveness.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+
+use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId, frame};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::StorageConfig;
+use super::db::{Db, JobError, Secret};
+use super::error::{Error, Result};
+use super::ids::{ExecutionManagerId, SessionId};
+use super::instances::InstanceEntry;
+use super::job::{JobControl, Progress};
+use super::lanes::Lanes;
+use super::persist::Persister;
+use super::state::JobState;
+use super::{lock, now_ms};
+use crate::graph::TaskGraph;
+
+/// A cached job: its control block behind a short-held lock, a lock serialising its state
+/// transitions (database first, then cache), and its progress channel.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub(super) id: JobId,
+    pub(super) group: ResourceGroupId,
+    control: Mutex<JobControl>,
+    transition: tokio::sync::Mutex<()>,
+    progress: watch::Sender<Progress>,
+}
+
+impl Job {
+    fn new(control: JobControl) -> Arc<Self> {
+        let (progress, _) = watch::channel(control.progress());
+        Arc::new(Self {
+            id: control.id(),
+            group: control.group(),
+            control: Mutex::new(control),
+            transition: tokio::sync::Mutex::new(()),
+            progress,
+        })
+    }
+
+    /// Runs `f` on the control block and publishes the progress it leaves.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut JobControl) -> R) -> R {
+        let mut control = lock(&self.control);
+        let result = f(&mut control);
+        self.progress.send_if_modified(|p| {
+            let now = control.progress();
+            std::mem::replace(p, now) != now
+        });
+        result
+    }
+}
+
+/// State shared by every handle of one storage service.
+#[derive(Debug)]
+pub(super) struct Shared<D> {
+    pub(super) db: D,
+    pub(super) session: SessionId,
+    pub(super) config: StorageConfig,
+    pub(super) jobs: RwLock<HashMap<JobId, Arc<Job>>>,
+    pub(super) lanes: Lanes,
+    pub(super) persister: Persister,
+    pub(super) next_instance: AtomicU64,
+    pub(super) instances: Mutex<HashMap<TaskInstanceId, InstanceEntry>>,
+    pub(super) alive: Mutex<HashSet<ExecutionManagerId>>,
+    pub(super) scheduler_seen: AtomicBool,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// The storage service. Cheap to clone; every clone is the same service.
+#[derive(Debug)]
+pub struct Storage<D> {
+    pub(super) shared: Arc<Shared<D>>,
+}
+
+impl<D> Clone for Storage<D> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<D: Db + Clone> Storage<D> {
+    /// Starts the service over `db`: opens a new session, rebuilds every non-terminal job from
+    /// the database (succeeded tasks stay succeeded), queues what is ready, and starts the
+    /// group-commit actor and the periodic sweep.
+    ///
+    /// # Errors
+    /// A database error while starting the session or reading the jobs.
+    pub async fn open(db: D, config: StorageConfig) -> Result<Self> {
+        let session = db.start_session(now_ms()).await?;
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let persister = Persister::spawn(
+            db.clone(),
+            config.group_commit_max_batch,
+            &tracker,
+            cancel.clone(),
+        );
+        let storage = Self {
+            shared: Arc::new(Shared {
+                db,
+                session,
+                config,
+                jobs: RwLock::new(HashMap::new()),
+                lanes: Lanes::default(),
+                persister,
+                next_instance: AtomicU64::new(1),
+                instances: Mutex::new(HashMap::new()),
+                alive: Mutex::new(HashSet::new()),
+                scheduler_seen: AtomicBool::new(false),
+                cancel,
+                tracker,
+            }),
+        };
+        storage.recover().await?;
+        storage.resend_ready();
+        storage.spawn_sweeper();
+        tracing::info!(session = session.0, "storage started");
+        Ok(storage)
+    }
+
+    /// Stops the background work (the group-commit actor drains first) and waits for it.
+    pub async fn shutdown(&self) {
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+    }
+
+    /// The current session.
+    #[must_use]
+    pub fn session(&self) -> SessionId {
+        self.shared.session
+    }
+
+    /// The database.
+    #[must_use]
+    pub fn db(&self) -> &D {
+        &self.shared.db
+    }
+
+    /// The inbound lanes.
+    #[must_use]
+    pub fn lanes(&self) -> &Lanes {
+        &self.shared.lanes
+    }
+
+    pub(super) fn cached(&self, job: JobId) -> Option<Arc<Job>> {
+        self.shared
+            .jobs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&job)
+            .cloned()
+    }
+
+    pub(super) fn all_cached(&self) -> Vec<Arc<Job>> {
+        let jobs = self
+            .shared
+            .jobs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs.values().cloned().collect()
+    }
+
+    fn insert(&self, job: Arc<Job>) {
+        let mut jobs = self
+            .shared
+            .jobs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs.insert(job.id, job);
+    }
+
+    async fn recover(&self) -> Result<()> {
+        let mut finish = Vec::new();
+        for row in self.shared.db.non_terminal_jobs().await? {
+            let (id, group, state) = (row.id, row.resource_group, row.state);
+            let (json, inputs) = (row.graph_json.clone(), row.inputs.clone());
+            let rebuilt = off_worker(move || {
+                let graph = TaskGraph::from_json(&json)?;
+                JobControl::new(id, group, graph, &inputs, state)
+            })
+            .await;
+            let mut control = match rebuilt {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(job_id = row.id.0, error = %e, "stored job unreadable; failing it");
+                    let error = JobError {
+                        message: format!("stored job unreadable: {e}"),
+                        kind: silk_ipc::FailureKind::PackageError,
+                    };
+                    let _ = self.shared.db.fail_job(row.id, &error, now_ms()).await;
+                    continue;
+                }
+            };
+            match row.state {
+                JobState::Running => {
+                    for (index, outputs) in self.shared.db.completions(row.id).await? {
+                        control.restore_completion(index, &outputs)?;
+                    }
+                    control.settle_ready();
+                    if control.all_tasks_persisted() {
+                        finish.push(row.id);
+                    }
+                }
+                JobState::CommitReady | JobState::CleanupReady => {
+                    if row.state == JobState::CommitReady {
+                        control.mark_tasks_done();
+                    }
+                    control.set_state(row.state, row.outputs.clone(), now_ms());
+                }
+                _ => {}
+            }
+            tracing::info!(job_id = row.id.0, state = %row.state, "job recovered");
+            self.insert(Job::new(control));
+        }
+        for id in finish {
+            if let Some(job) = self.cached(id) {
+                self.finish_job(&job).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues every ready task of every cached job again (after a restart, or when a new
+    /// scheduler replaced one whose buffers are lost).
+    pub fn resend_ready(&self) {
+        for job in self.all_cached() {
+            let ready = job.with(|c| c.ready_tasks());
+            self.shared.lanes.push(job.group, job.id, &ready);
+        }
+    }
+
+    /// Adds a resource group (its secret is stored hashed).
+    ///
+    /// # Errors
+    /// A database error, e.g. the external id is taken.
+    pub async fn add_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+    ) -> Result<ResourceGroupId> {
+        Ok(self
+            .shared
+            .db
+            .add_resource_group(external_id, secret, now_ms())
+            .await?)
+    }
+
+    /// Checks a resource group's secret.
+    ///
+    /// # Errors
+    /// A database error: unknown group or wrong secret.
+    pub async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> Result<()> {
+        Ok(self.shared.db.verify_resource_group(id, secret).await?)
+    }
+
+    /// Registers a job (state `Ready`; not started).
+    ///
+    /// # Errors
+    /// [`Error::Graph`] for an invalid graph, [`Error::BadRequest`] for an inputs frame that does
+    /// not match it, a database error for an unknown resource group.
+    pub async fn register_job(
+        &self,
+        group: ResourceGroupId,
+        graph_json: &str,
+        inputs: &[u8],
+    ) -> Result<JobId> {
+        // Parsing and validating a large graph takes milliseconds: not on a tokio worker.
+        let (json, bytes) = (graph_json.to_owned(), inputs.to_vec());
+        let graph = off_worker(move || {
+            let graph = TaskGraph::from_json(&json)?;
+            frame::decode_exact(&bytes, graph.job_inputs().len())
+                .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
+            Ok(graph)
+        })
+        .await?;
+        let id = self
+            .shared
+            .db
+            .insert_job(group, graph_json, inputs, now_ms())
+            .await?;
+        let bytes = inputs.to_vec();
+        let control =
+            off_worker(move || JobControl::new(id, group, graph, &bytes, JobState::Ready)).await?;
+        self.insert(Job::new(control));
+        tracing::info!(job_id = id.0, resource_group = group.0, "job registered");
+        Ok(id)
+    }
+
+    /// Starts a `Ready` job: its input tasks are queued.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`], [`Error::InvalidTransition`].
+    pub async fn start_job(&self, id: JobId) -> Result<JobState> {
+        let job = self.cached_or_stored(id, JobState::Running).await?;
+        self.transition(&job, JobState::Running, None, None).await?;
+        Ok(JobState::Running)
+    }
+
+    /// Cancels a job: `CleanupReady` if it has a cleanup task, else `Cancelled`. Running
+    /// instances are not interrupted; their reports are rejected as stale.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`], [`Error::InvalidTransition`] (e.g. a terminal job).
+    pub async fn cancel_job(&self, id: JobId) -> Result<JobState> {
+        let job = self.cached_or_stored(id, JobState::Cancelled).await?;
+        let to = if job.with(|c| c.has_termination(silk_tdl::TaskId::Cleanup)) {
+            JobState::CleanupReady
+        } else {
+            JobState::Cancelled
+        };
+        self.transition(&job, to, None, None).await?;
+        Ok(to)
+    }
+
+    /// The cached job, or the transition error for a job only in the database (terminal).
+    async fn cached_or_stored(&self, id: JobId, to: JobState) -> Result<Arc<Job>> {
+        if let Some(job) = self.cached(id) {
+            return Ok(job);
+        }
+        let row = self.shared.db.job(id).await?;
+        Err(Error::InvalidTransition {
+            job: id,
+            from: row.state,
+            to,
+        })
+    }
+
+    /// A job's state (cache first, then the database).
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`].
+    pub async fn job_state(&self, id: JobId) -> Result<JobState> {
+        match self.cached(id) {
+            Some(job) => Ok(job.with(|c| c.state())),
+            None => Ok(self.shared.db.job(id).await?.state),
+        }
+    }
+
+    /// The outputs frame of a `Succeeded` job.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`]; [`Error::NotAvailable`] in any other state.
+    pub async fn job_outputs(&self, id: JobId) -> Result<Vec<u8>> {
+        let row = self.shared.db.job(id).await?;
+        match (row.state, row.outputs) {
+            (JobState::Succeeded, Some(outputs)) => Ok(outputs),
+            (state, _) => Err(Error::NotAvailable {
+                job: id,
+                state,
+                what: "outputs",
+                needed: JobState::Succeeded,
+            }),
+        }
+    }
+
+    /// The error of a `Failed` job.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`]; [`Error::NotAvailable`] in any other state.
+    pub async fn job_error(&self, id: JobId) -> Result<JobError> {
+        let row = self.shared.db.job(id).await?;
+        match (row.state, row.error) {
+            (JobState::Failed, Some(error)) => Ok(error),
+            (state, _) => Err(Error::NotAvailable {
+                job: id,
+                state,
+                what: "error",
+                needed: JobState::Failed,
+            }),
+        }
+    }
+
+    /// Watches a job's progress. For a job no longer cached the receiver holds its final state.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`].
+    pub async fn watch_job(&self, id: JobId) -> Result<watch::Receiver<Progress>> {
+        if let Some(job) = self.cached(id) {
+            return Ok(job.progress.subscribe());
+        }
+        let row = self.shared.db.job(id).await?;
+        let (_, rx) = watch::channel(Progress {
+            state: Some(row.state),
+            ..Progress::default()
+        });
+        Ok(rx)
+    }
+
+    /// Moves a job to `to`: database first (compare-and-swap), then the cache; queues what the
+    /// new state makes ready. Serialised per job.
+    pub(super) async fn transition(
+        &self,
+        job: &Arc<Job>,
+        to: JobState,
+        outputs: Option<Vec<u8>>,
+        error: Option<JobError>,
+    ) -> Result<JobState> {
+        let _serial = job.transition.lock().await;
+        let from = job.with(|c| c.state());
+        if !from.can_become(to) {
+            return Err(Error::InvalidTransition {
+                job: job.id,
+                from,
+                to,
+            });
+        }
+        let now = now_ms();
+        let db = &self.shared.db;
+        match (&outputs, &error) {
+            (Some(o), _) => db.store_outputs(job.id, o, to, now).await?,
+            (None, Some(e)) => db.fail_job(job.id, e, now).await?,
+            (None, None) => drop(db.set_state(job.id, to, now).await?),
+        }
+        let ready = job.with(|c| {
+            c.set_state(to, outputs, now);
+            c.ready_tasks()
+        });
+        self.shared.lanes.push(job.group, job.id, &ready);
+        match &error {
+            Some(e) => {
+                tracing::info!(job_id = job.id.0, %from, %to, kind = %e.kind, error = %e.message, "job state")
+            }
+            None => tracing::info!(job_id = job.id.0, %from, %to, "job state"),
+        }
+        Ok(from)
+    }
+
+    /// Every task persisted: store the job outputs and move to `CommitReady` or `Succeeded`.
+    /// Losing a race against a cancel or failure is not an error.
+    pub(super) async fn finish_job(&self, job: &Arc<Job>) -> Result<()> {
+        let (outputs, commit) = job.with(|c| {
+            (
+                c.collect_outputs(),
+                c.has_termination(silk_tdl::TaskId::Commit),
+            )
+        });
+        let to = if commit {
+            JobState::CommitReady
+        } else {
+            JobState::Succeeded
+        };
+        match self.transition(job, to, Some(outputs?), None).await {
+            Ok(_) | Err(Error::InvalidTransition { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn spawn_sweeper(&self) {
+        let weak = Arc::downgrade(&self.shared);
+        let cancel = self.shared.cancel.clone();
+        let interval =
+            std::time::Duration::from_millis(self.shared.config.sweep_interval_ms.max(1));
+        self.shared.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let Some(shared) = weak.upgrade() else { break };
+                let storage = Self { shared };
+                let now = now_ms();
+                if let Err(e) = storage.sweep_liveness(now).await {
+                    tracing::warn!(error = %e, "liveness sweep failed");
+                }
+                if let Err(e) = storage.collect_garbage(now).await {
+                    tracing::warn!(error = %e, "job retention sweep failed");
+                }
+            }
+        });
+    }
+}
+
+/// Runs CPU-heavy work (graph parsing, frame decoding) on the blocking pool.
+async fn off_worker<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::BadRequest(format!("request processing panicked: {e}")))?
+}

@@ -1,0 +1,66 @@
+//! Storage service tests through the service layer, each run on SQLite and on MySQL/MariaDB
+//! (`SILK_TEST_MYSQL_URL`; skipped with a notice when unset). Every case gets a fresh database
+//! and a watchdog.
+
+#[path = "storage/binary.rs"]
+mod binary;
+#[path = "storage/grpc.rs"]
+mod grpc;
+#[path = "storage/harness.rs"]
+mod harness;
+#[path = "storage/load.rs"]
+mod load;
+#[path = "storage/recovery.rs"]
+mod recovery;
+#[path = "storage/scenarios.rs"]
+mod scenarios;
+
+macro_rules! on_both_databases {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = silk_runtime::storage::testing::fresh_sqlite(dir.path()).await.unwrap();
+                    let run = crate::$module::$case(db);
+                    tokio::time::timeout(std::time::Duration::from_secs(300), run).await.expect("watchdog");
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(url) = silk_runtime::storage::testing::mysql_url(stringify!($case)) else { return };
+                    let db = silk_runtime::storage::testing::fresh_mysql(&url).await.unwrap();
+                    let run = crate::$module::$case(db);
+                    tokio::time::timeout(std::time::Duration::from_secs(300), run).await.expect("watchdog");
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    scenarios::registration_concurrency,
+    scenarios::diamond_exact_inputs,
+    load::flat_10k_success,
+    load::flat_10k_cancel,
+    load::flat_cancel_race,
+    load::always_fail,
+    load::nn_success,
+    load::nn_cancel,
+    scenarios::bad_input_is_answered,
+    scenarios::cancel_rules,
+    scenarios::dead_em_and_soft_timeout,
+    scenarios::retention,
+    scenarios::replacing_scheduler_gets_ready_tasks_again,
+    scenarios::lost_report_does_not_hang_the_job,
+    recovery::recover_ready,
+    recovery::recover_running_without_rerun,
+    recovery::recover_commit_ready,
+    recovery::recover_cleanup_ready,
+    grpc::grpc_job_end_to_end,
+    grpc::grpc_bad_requests,
+);
