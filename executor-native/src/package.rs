@@ -154,23 +154,7 @@ impl Package {
             )
         };
         let (status, bytes) = self.take(result);
-        match status {
-            STATUS_OK => Ok(bytes),
-            STATUS_TASK_ERROR => Err(match TdlError::from_msgpack(&bytes) {
-                Ok(e) => TaskFailure::Task(e),
-                Err(e) => TaskFailure::package(format!(
-                    "package `{}` returned an undecodable error: {e}",
-                    self.name
-                )),
-            }),
-            STATUS_PANICKED => Err(TaskFailure::Panicked {
-                message: String::from_utf8_lossy(&bytes).into_owned(),
-            }),
-            other => Err(TaskFailure::package(format!(
-                "package `{}` returned unknown status {other}",
-                self.name
-            ))),
-        }
+        TaskFailure::from_package_answer(&self.name, status, bytes)
     }
 
     /// Copies a returned buffer out and gives it back to the package.

@@ -2,8 +2,7 @@
 //! out (bounded by the policy), the instance dropped. Nothing survives from one task to the next.
 
 use silk_ipc::TaskFailure;
-use silk_tdl::TdlError;
-use silk_tdl::abi::{self, STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
+use silk_tdl::abi;
 
 use crate::config::SandboxPolicy;
 use crate::package::{Package, scratch};
@@ -89,21 +88,5 @@ pub(crate) fn run_task(
         });
     }
     let bytes = sb.read(memory, ptr, len)?;
-    match status {
-        STATUS_OK => Ok(bytes),
-        STATUS_TASK_ERROR => Err(match TdlError::from_msgpack(&bytes) {
-            Ok(e) => TaskFailure::Task(e),
-            Err(e) => TaskFailure::package(format!(
-                "package `{}` returned an undecodable error: {e}",
-                package.name()
-            )),
-        }),
-        STATUS_PANICKED => Err(TaskFailure::Panicked {
-            message: String::from_utf8_lossy(&bytes).into_owned(),
-        }),
-        other => Err(TaskFailure::package(format!(
-            "package `{}` returned unknown status {other}",
-            package.name()
-        ))),
-    }
+    TaskFailure::from_package_answer(package.name(), status, bytes)
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use silk_tdl::TdlError;
+use silk_tdl::abi::{STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
 
 /// The kind of a [`TaskFailure`], for logs, metrics and exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,11 +138,62 @@ impl TaskFailure {
             message: message.into(),
         }
     }
+
+    /// Reads what a package's `execute` answered, native or wasm: a status code of
+    /// `silk_tdl::abi` and its buffer.
+    ///
+    /// # Errors
+    /// [`TaskFailure::Task`] for a task error, [`TaskFailure::Panicked`] for a panic, and
+    /// [`TaskFailure::Package`] for an answer that breaks the ABI.
+    pub fn from_package_answer(
+        package: &str,
+        status: u32,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, Self> {
+        match status {
+            STATUS_OK => Ok(bytes),
+            STATUS_TASK_ERROR => Err(match TdlError::from_msgpack(&bytes) {
+                Ok(e) => Self::Task(e),
+                Err(e) => Self::package(format!(
+                    "package `{package}` returned an undecodable error: {e}"
+                )),
+            }),
+            STATUS_PANICKED => Err(Self::Panicked {
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            }),
+            other => Err(Self::package(format!(
+                "package `{package}` returned unknown status {other}"
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_answers() {
+        assert_eq!(
+            TaskFailure::from_package_answer("p", STATUS_OK, vec![1]),
+            Ok(vec![1])
+        );
+        let err = TdlError::Execution("x".into());
+        assert_eq!(
+            TaskFailure::from_package_answer("p", STATUS_TASK_ERROR, err.to_msgpack()),
+            Err(TaskFailure::Task(err))
+        );
+        assert_eq!(
+            TaskFailure::from_package_answer("p", STATUS_PANICKED, b"boom".to_vec()),
+            Err(TaskFailure::Panicked {
+                message: "boom".into()
+            })
+        );
+        for (status, bytes) in [(STATUS_TASK_ERROR, vec![0xc1]), (7, vec![])] {
+            let e = TaskFailure::from_package_answer("p", status, bytes).unwrap_err();
+            assert_eq!(e.kind(), FailureKind::PackageError, "{e}");
+        }
+    }
 
     #[test]
     fn kinds_are_distinct_and_named() {

@@ -1,11 +1,15 @@
 //! `u64` id newtypes shared by packages and services. They serialize as bare integers.
 
-use serde::{Deserialize, Serialize};
-
+/// Defines a `u64` id newtype that serializes as a bare integer. Also used by the services for
+/// their own ids; the caller must depend on `serde`.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub u64);
 

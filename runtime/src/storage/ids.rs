@@ -2,28 +2,7 @@
 //! task instances): sessions, execution managers and schedulers. All are database auto-increment
 //! values and serialize as bare integers.
 
-use serde::{Deserialize, Serialize};
-
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub u64);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl From<u64> for $name {
-            fn from(v: u64) -> Self {
-                Self(v)
-            }
-        }
-    };
-}
+use silk_tdl::id_type;
 
 id_type!(
     /// One incarnation of the storage service: a new, larger id at every start. Every request of
