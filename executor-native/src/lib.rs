@@ -6,7 +6,9 @@
 //! symbol, then the declared name, then running the init hook once), runs the task and answers
 //! with the outcome and the time the call took inside the executor.
 //!
-//! Sits above `silk-ipc`; the EM side (`silk-runtime`) spawns the binary.
+//! The binary serves over the shared-memory ring when the EM hands it a segment
+//! (`--shm-fd N`, see [`take_inherited_fd`] and `silk_ipc::shm`) and over stdin/stdout pipes
+//! otherwise. Sits above `silk-ipc`; the EM side (`silk-runtime`) spawns the binary.
 //!
 //! ```no_run
 //! use silk_executor_native::Executor;
@@ -16,8 +18,10 @@
 //! Executor::new("target/packages".into()).serve(&mut transport).unwrap();
 //! ```
 
+mod inherited_fd;
 mod package;
 mod server;
 
+pub use inherited_fd::take_inherited_fd;
 pub use package::Package;
 pub use server::Executor;

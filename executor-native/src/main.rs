@@ -1,43 +1,107 @@
 //! `silk-executor-native`: the child process an execution manager spawns to run trusted native
 //! packages. Not meant to be run by hand.
 //!
-//! Usage: `silk-executor-native --package-dir DIR`. Speaks the silk IPC protocol on
-//! stdin/stdout; logs to stderr. Exits 0 on `Shutdown` or when the EM closes the pipe, 1 on a
-//! transport error, 2 on bad arguments.
+//! Usage: `silk-executor-native --package-dir DIR [--shm-fd N [--shm-wait adaptive|park]]`.
+//! With `--shm-fd`, speaks the silk IPC protocol over the shared-memory segment at inherited fd
+//! `N` (and points stdout at stderr); without it, over stdin/stdout. Logs to stderr. Exits 0 on
+//! `Shutdown` or when the EM closes the connection or dies, 1 on a transport error or a segment it
+//! cannot use, 2 on bad arguments.
 
+use std::num::NonZeroU64;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use silk_executor_native::Executor;
+use silk_executor_native::{Executor, take_inherited_fd};
 use silk_ipc::pipe::PipeServer;
+use silk_ipc::shm::{Segment, ShmServer, WaitMode, parent_watch};
+
+const USAGE: &str =
+    "usage: silk-executor-native --package-dir DIR [--shm-fd N [--shm-wait adaptive|park]]";
+
+struct Args {
+    package_dir: PathBuf,
+    shm_fd: Option<RawFd>,
+    wait: WaitMode,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args_os().skip(1);
+    let (mut package_dir, mut shm_fd, mut wait) = (None, None, WaitMode::default());
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{} needs a value", flag.display()))?;
+        let text = || {
+            value
+                .to_str()
+                .ok_or("arguments must be UTF-8")
+                .map(str::to_owned)
+        };
+        match flag.to_str() {
+            Some("--package-dir") => package_dir = Some(PathBuf::from(&value)),
+            Some("--shm-fd") => {
+                shm_fd = Some(text()?.parse().map_err(|e| format!("--shm-fd: {e}"))?)
+            }
+            Some("--shm-wait") => wait = text()?.parse()?,
+            _ => return Err(format!("unknown argument {}", flag.display())),
+        }
+    }
+    let package_dir = package_dir.ok_or("--package-dir is required")?;
+    Ok(Args {
+        package_dir,
+        shm_fd,
+        wait,
+    })
+}
 
 fn main() -> ExitCode {
-    // Die with the EM. The EM also closes our pipes when it dies, which ends `serve`.
+    // Die with the EM. Waits on the EM also end when it closes the connection or goes away.
     if let Err(e) =
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
     {
         eprintln!("silk-executor-native: cannot set parent-death signal: {e}");
     }
-    let mut args = std::env::args_os().skip(1);
-    let package_dir = match (args.next(), args.next(), args.next()) {
-        (Some(flag), Some(dir), None) if flag == "--package-dir" => PathBuf::from(dir),
-        _ => {
-            eprintln!("usage: silk-executor-native --package-dir DIR");
+    // Sleeps and timed waits in tasks end when asked, not up to 50 µs later (the default slack).
+    if let Err(e) = rustix::thread::set_current_timer_slack(NonZeroU64::new(1)) {
+        eprintln!("silk-executor-native: cannot set timer slack: {e}");
+    }
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("silk-executor-native: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let mut transport = match PipeServer::take_stdio() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("silk-executor-native: cannot set up the pipe transport: {e}");
-            return ExitCode::FAILURE;
-        }
+    let mut executor = Executor::new(args.package_dir);
+    let served = match args.shm_fd {
+        Some(fd) => match open_shm(fd, args.wait) {
+            Ok(mut transport) => executor.serve(&mut transport),
+            Err(e) => {
+                eprintln!("silk-executor-native: cannot use the shared-memory segment: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match PipeServer::take_stdio() {
+            Ok(mut transport) => executor.serve(&mut transport),
+            Err(e) => {
+                eprintln!("silk-executor-native: cannot set up the pipe transport: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
-    match Executor::new(package_dir).serve(&mut transport) {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("silk-executor-native: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Attaches to the segment at `fd`; package output to stdout goes to stderr (the log).
+fn open_shm(fd: RawFd, wait: WaitMode) -> Result<ShmServer, Box<dyn std::error::Error>> {
+    let segment = Segment::open(take_inherited_fd(fd)?)?;
+    rustix::stdio::dup2_stdout(std::io::stderr())?;
+    Ok(ShmServer::new(segment, wait, parent_watch()))
 }

@@ -84,6 +84,25 @@ mod tests {
     }
 
     #[test]
+    fn borrowed_requests_encode_like_owned_ones() {
+        use crate::protocol::RequestRef;
+        let e = Execute {
+            package: "p".into(),
+            function: "f".into(),
+            context: vec![1],
+            inputs: vec![2; 300],
+        };
+        let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+        encode_into(&Request::Execute(e.clone()), &mut owned).unwrap();
+        encode_into(&RequestRef::Execute(&e), &mut borrowed).unwrap();
+        assert_eq!(owned, borrowed);
+        let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+        encode_into(&Request::Shutdown, &mut owned).unwrap();
+        encode_into(&RequestRef::Shutdown, &mut borrowed).unwrap();
+        assert_eq!(owned, borrowed);
+    }
+
+    #[test]
     fn corrupt_input_is_an_error_not_an_abort() {
         // An Execute whose package-name length claims far more bytes than exist.
         let bytes = [0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];

@@ -2,8 +2,9 @@
 //!
 //! An execution manager (EM) hands tasks to long-lived native executor processes. This crate
 //! defines what they say to each other ([`Request`], [`Response`], [`TaskFailure`]), the one
-//! place that encodes it ([`codec`]), and the transports that carry it: length-delimited frames
-//! over pipes ([`pipe`]). Each transport implements the [`ClientTransport`] (EM side) and
+//! place that encodes it ([`codec`]), and the transports that carry it: two lock-free rings in a
+//! shared-memory segment ([`shm`], the default for native executors) and length-delimited frames
+//! over pipes ([`pipe`], the fallback). Each transport implements the [`ClientTransport`] (EM side) and
 //! [`ServerTransport`] (executor side) contract.
 //!
 //! Sits between `silk-tdl` (below) and the executors and runtime (above).
@@ -25,8 +26,9 @@ pub mod codec;
 mod failure;
 pub mod pipe;
 mod protocol;
+pub mod shm;
 mod transport;
 
 pub use failure::{FailureKind, TaskFailure};
-pub use protocol::{Execute, Outcome, Request, Response};
+pub use protocol::{Execute, Outcome, Request, RequestRef, Response};
 pub use transport::{ClientTransport, MAX_MESSAGE_BYTES, ServerTransport, TransportError};

@@ -12,7 +12,7 @@ use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 
 use crate::codec;
-use crate::protocol::{Request, Response};
+use crate::protocol::{Execute, Request, RequestRef, Response};
 use crate::transport::{ClientTransport, MAX_MESSAGE_BYTES, ServerTransport, TransportError};
 
 /// Encodes `msg` as one frame into `buf` (cleared first).
@@ -80,35 +80,42 @@ impl PipeClient {
 
     /// Reads until `rbuf` holds at least `want` bytes.
     fn fill(&mut self, want: usize, deadline: Instant) -> Result<(), TransportError> {
-        while self.rbuf.len() < want {
-            let old = self.rbuf.len();
-            // Read as much as is there, at least up to `want`, in one call where possible.
-            let target = want.max(old + 64 * 1024);
-            self.rbuf.resize(target, 0);
-            let r = rustix::io::read(&self.from_child, &mut self.rbuf[old..]);
-            match r {
-                Ok(0) => {
-                    self.rbuf.truncate(old);
-                    return Err(TransportError::Closed);
-                }
-                Ok(n) => self.rbuf.truncate(old + n),
-                Err(e) => {
-                    self.rbuf.truncate(old);
-                    match e {
-                        Errno::AGAIN => wait_ready(&self.from_child, PollFlags::IN, deadline)?,
-                        Errno::INTR => {}
-                        e => return Err(e.into()),
+        let mut filled = self.rbuf.len();
+        if filled >= want {
+            return Ok(());
+        }
+        // Size the buffer once (zeroing it once), then read as much as is there, at least up to
+        // `want`, in as few calls as possible. Resizing per read would re-zero the rest of a large
+        // message on every call.
+        self.rbuf.resize(want.max(filled + 64 * 1024), 0);
+        let result = loop {
+            if filled >= want {
+                break Ok(());
+            }
+            match rustix::io::read(&self.from_child, &mut self.rbuf[filled..]) {
+                Ok(0) => break Err(TransportError::Closed),
+                Ok(n) => filled += n,
+                Err(Errno::AGAIN) => {
+                    if let Err(e) = wait_ready(&self.from_child, PollFlags::IN, deadline) {
+                        break Err(e);
                     }
                 }
+                Err(Errno::INTR) => {}
+                Err(e) => break Err(e.into()),
             }
-        }
-        Ok(())
+        };
+        self.rbuf.truncate(filled);
+        result
     }
 }
 
-impl ClientTransport for PipeClient {
-    fn send(&mut self, request: &Request, deadline: Instant) -> Result<(), TransportError> {
-        frame_into(request, &mut self.wbuf)?;
+impl PipeClient {
+    fn send_msg<T: serde::Serialize>(
+        &mut self,
+        msg: &T,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
+        frame_into(msg, &mut self.wbuf)?;
         let mut off = 0;
         while off < self.wbuf.len() {
             match rustix::io::write(&self.to_child, &self.wbuf[off..]) {
@@ -120,6 +127,16 @@ impl ClientTransport for PipeClient {
             }
         }
         Ok(())
+    }
+}
+
+impl ClientTransport for PipeClient {
+    fn send(&mut self, request: &Request, deadline: Instant) -> Result<(), TransportError> {
+        self.send_msg(request, deadline)
+    }
+
+    fn send_execute(&mut self, execute: &Execute, deadline: Instant) -> Result<(), TransportError> {
+        self.send_msg(&RequestRef::Execute(execute), deadline)
     }
 
     fn recv(&mut self, deadline: Instant) -> Result<Response, TransportError> {

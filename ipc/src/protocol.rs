@@ -13,6 +13,16 @@ pub enum Request {
     Shutdown,
 }
 
+/// A borrowed [`Request`] that encodes to the same bytes, so the EM can send an [`Execute`] it
+/// does not own without cloning it (see [`ClientTransport::send_execute`](crate::ClientTransport::send_execute)).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum RequestRef<'a> {
+    /// As [`Request::Execute`].
+    Execute(&'a Execute),
+    /// As [`Request::Shutdown`].
+    Shutdown,
+}
+
 /// Run `function` of `package` with a MessagePack `TaskContext` and an input frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Execute {

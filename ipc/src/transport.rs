@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use crate::codec::CodecError;
-use crate::protocol::{Request, Response};
+use crate::protocol::{Execute, Request, Response};
 
 /// Largest message a transport carries (bytes of encoded message).
 pub const MAX_MESSAGE_BYTES: usize = u32::MAX as usize;
@@ -47,6 +47,15 @@ pub trait ClientTransport: Send {
     /// # Errors
     /// [`TransportError::TimedOut`], [`TransportError::Closed`] or an I/O or codec error.
     fn send(&mut self, request: &Request, deadline: Instant) -> Result<(), TransportError>;
+
+    /// Sends `Request::Execute` for a borrowed `execute`. Transports override this to encode
+    /// from the borrow ([`crate::RequestRef`]); the default clones.
+    ///
+    /// # Errors
+    /// As [`ClientTransport::send`].
+    fn send_execute(&mut self, execute: &Execute, deadline: Instant) -> Result<(), TransportError> {
+        self.send(&Request::Execute(execute.clone()), deadline)
+    }
 
     /// Waits for the next response, giving up at `deadline`.
     ///

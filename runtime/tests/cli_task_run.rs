@@ -104,8 +104,18 @@ fn wasm_packages_run_sandboxed_with_the_same_exit_codes() {
     let cases: [(&str, &[&str], i32, &str); 4] = [
         ("always_panic", &[], 4, "error: Panicked: "),
         ("abort", &[], 9, "error: Trap: "),
-        ("fibonacci", &["--inputs", "[45]", "--timeout-ms", "200"], 6, "error: Timeout: "),
-        ("fibonacci", &["--inputs", "[30]", "--fuel", "1000"], 7, "error: OutOfFuel: "),
+        (
+            "fibonacci",
+            &["--inputs", "[45]", "--timeout-ms", "200"],
+            6,
+            "error: Timeout: ",
+        ),
+        (
+            "fibonacci",
+            &["--inputs", "[30]", "--fuel", "1000"],
+            7,
+            "error: OutOfFuel: ",
+        ),
     ];
     for (task, extra, code, prefix) in cases {
         let o = run("fixtures.wasm", task, extra);
@@ -131,7 +141,11 @@ fn bad_usage_exits_2_with_a_message() {
     assert!(stderr(&o).contains("lib<name>.so"), "{}", stderr(&o));
     let o = silk(&["task", "run", "--task", "x"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = run("libfixtures.so", "fibonacci", &["--inputs", "[1]", "--fuel", "10"]);
+    let o = run(
+        "libfixtures.so",
+        "fibonacci",
+        &["--inputs", "[1]", "--fuel", "10"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("wasm packages only"), "{}", stderr(&o));
 }
@@ -144,4 +158,20 @@ fn help_documents_the_exit_codes() {
     for line in ["3   TaskError", "6   Timeout", "10  PackageError"] {
         assert!(help.contains(line), "missing {line:?} in:\n{help}");
     }
+}
+
+#[test]
+fn both_native_transports_give_the_same_outputs() {
+    for transport in ["shm", "pipe"] {
+        let o = run(
+            "libfixtures.so",
+            "fibonacci",
+            &["--inputs", "[10]", "--transport", transport],
+        );
+        assert_eq!(o.status.code(), Some(0), "{transport}: {}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), "[55]", "{transport}");
+    }
+    let o = run("libfixtures.so", "noop", &["--transport", "tcp"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("shm or pipe"), "{}", stderr(&o));
 }

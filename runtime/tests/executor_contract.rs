@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rmpv::Value;
 use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::{Execute, FailureKind, TaskFailure};
-use silk_runtime::em::pool::{NativeExecutor, NativeExecutorConfig};
+use silk_runtime::em::pool::{NativeExecutor, NativeExecutorConfig, TransportKind};
 use silk_tdl::{JobId, ResourceGroupId, TaskContext, TaskId, TaskInstanceId, TdlError};
 use support::{executor_bin, frame, outputs, packages_dir, request, request_with};
 
@@ -29,6 +29,34 @@ trait Backend: Sized {
     fn process(&self) -> Option<u32>;
 }
 
+/// A native executor child over `transport`, checked to really use it.
+fn native(transport: TransportKind) -> NativeExecutor {
+    let config =
+        NativeExecutorConfig::new(executor_bin(), packages_dir()).with_transport(transport);
+    let executor = NativeExecutor::spawn(config).unwrap();
+    assert_eq!(executor.transport(), Some(transport));
+    executor
+}
+
+/// Native executor child over the shared-memory ring (the default transport).
+struct NativeShm(NativeExecutor);
+
+impl Backend for NativeShm {
+    const ABORT_KIND: FailureKind = FailureKind::Crashed;
+
+    fn start() -> Self {
+        Self(native(TransportKind::Shm))
+    }
+
+    fn execute(&mut self, req: &Execute, timeout: Duration) -> Result<Vec<u8>, TaskFailure> {
+        self.0.execute(req, timeout).map(|s| s.outputs)
+    }
+
+    fn process(&self) -> Option<u32> {
+        self.0.pid()
+    }
+}
+
 /// Native executor child over pipes.
 struct NativePipe(NativeExecutor);
 
@@ -36,10 +64,7 @@ impl Backend for NativePipe {
     const ABORT_KIND: FailureKind = FailureKind::Crashed;
 
     fn start() -> Self {
-        Self(
-            NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir()))
-                .unwrap(),
-        )
+        Self(native(TransportKind::Pipe))
     }
 
     fn execute(&mut self, req: &Execute, timeout: Duration) -> Result<Vec<u8>, TaskFailure> {
@@ -419,6 +444,7 @@ macro_rules! contract_tests {
     };
 }
 
+contract_tests!(native_shm, NativeShm);
 contract_tests!(native_pipe, NativePipe);
 contract_tests!(wasm, Wasm);
 
@@ -461,6 +487,26 @@ fn native_executor_shuts_down_cleanly() {
     let b =
         NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir())).unwrap();
     assert_eq!(b.shutdown(Duration::from_secs(5)), "exited with status 0");
+}
+
+/// Native only: shared memory is the default transport; a segment that cannot be set up (here:
+/// a ring size that is not a power of two) falls back to pipes and tasks still run.
+#[test]
+fn native_transport_defaults_to_shm_and_falls_back_to_pipes() {
+    let b =
+        NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir())).unwrap();
+    assert_eq!(b.transport(), Some(TransportKind::Shm));
+    let mut config = NativeExecutorConfig::new(executor_bin(), packages_dir());
+    config.shm_ring_bytes = 5000;
+    let mut b = NativeExecutor::spawn(config).unwrap();
+    assert_eq!(b.transport(), Some(TransportKind::Pipe));
+    let out = b
+        .execute(
+            &request("fixtures", "fibonacci", frame(&[Value::from(10u64)])),
+            QUICK,
+        )
+        .unwrap();
+    assert_eq!(outputs::<u64>(&out.outputs), vec![55]);
 }
 
 /// Native only: a missing executor binary is a clear spawn error, not a hang or a panic.

@@ -10,7 +10,7 @@ use silk_tdl::TaskContext;
 
 use super::json;
 use crate::em::pool::child::find_executor_bin;
-use crate::em::pool::{NativeExecutor, NativeExecutorConfig};
+use crate::em::pool::{NativeExecutor, NativeExecutorConfig, TransportKind};
 
 /// Arguments of `silk task run`.
 #[derive(Debug, clap::Args)]
@@ -36,10 +36,18 @@ pub struct TaskRunArgs {
     /// [default: unlimited].
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
+    /// Native only: the IPC transport to the executor, `shm` (shared-memory ring; falls back to
+    /// pipes with a warning if it cannot be set up) or `pipe`.
+    #[arg(long, value_name = "shm|pipe", default_value_t = TransportKind::Shm)]
+    pub transport: TransportKind,
 }
 
-/// The exit-code table shown in `--help` and the README.
+/// Examples and the exit-code table, shown in `--help` (the table is also in the README).
 pub const EXIT_CODES_HELP: &str = "\
+Examples:
+  silk task run --package target/packages/libfixtures.so --task fibonacci --inputs '[10]'
+  silk task run --package target/packages/fixtures.wasm --task fibonacci --inputs '[10]' --fuel 100000000
+
 Exit codes:
   0   the task succeeded; its outputs are printed on stdout as a JSON array
   1   silk itself failed (e.g. the executor could not be started)
@@ -137,7 +145,7 @@ pub fn run(args: &TaskRunArgs) -> ExitCode {
                 context,
                 inputs,
             };
-            match run_native(dir, &request, args.timeout_ms) {
+            match run_native(dir, &request, args.timeout_ms, args.transport) {
                 Ok(r) => r,
                 Err(code) => return code,
             }
@@ -166,16 +174,17 @@ fn run_native(
     dir: PathBuf,
     request: &Execute,
     timeout_ms: u64,
+    transport: TransportKind,
 ) -> Result<Result<Vec<u8>, TaskFailure>, ExitCode> {
     let Some(executor_bin) = find_executor_bin() else {
         eprintln!("error: cannot find the silk-executor-native binary (set SILK_EXECUTOR_NATIVE)");
         return Err(ExitCode::FAILURE);
     };
-    let mut executor = NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin, dir))
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        })?;
+    let config = NativeExecutorConfig::new(executor_bin, dir).with_transport(transport);
+    let mut executor = NativeExecutor::spawn(config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
     let result = executor
         .execute(request, Duration::from_millis(timeout_ms))
         .map(|s| s.outputs);

@@ -1,11 +1,15 @@
 //! The execution manager's process pool: executors that run tasks. Today: native executor
-//! children driven over the IPC transport ([`native`]).
+//! children driven over the shared-memory ring or pipes ([`native`], [`transport`]).
 
 pub mod child;
+mod inherit_fd;
 pub mod native;
 pub mod policy;
 pub mod slot;
+pub mod transport;
 
 pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};
 pub use policy::{Backend, PackagePolicy};
+pub use silk_ipc::shm::WaitMode;
 pub use slot::{Slot, SlotConfig};
+pub use transport::TransportKind;

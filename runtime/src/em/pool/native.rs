@@ -3,20 +3,32 @@
 //! killed, reaped and respawned before the call returns, so the next request meets a fresh
 //! executor.
 //!
+//! The connection is the shared-memory ring by default ([`TransportKind::Shm`]): the EM creates
+//! the segment, hands its memfd to the child as fd [`SHM_FD`], and watches the child through a
+//! pidfd while it waits, so a dead child is noticed within a few milliseconds. If the segment
+//! cannot be set up the EM logs why and uses pipes instead.
+//!
 //! Calls block: run them on a dedicated thread, never on an async worker. Spawn from a
 //! long-lived thread too: the child's parent-death signal fires when the *thread* that spawned it
 //! exits.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use silk_ipc::pipe::PipeClient;
+use silk_ipc::shm::{DEFAULT_RING_BYTES, Segment, ShmClient, WaitMode};
 use silk_ipc::{ClientTransport, Execute, Outcome, Request, Response, TaskFailure, TransportError};
 
 use super::child::{describe_exit, forward_lines, is_executable};
+use super::inherit_fd::inherit_at;
+use super::transport::{Connection, TransportKind};
+
+/// The descriptor number at which a native executor finds its shared-memory segment.
+pub const SHM_FD: i32 = 3;
 
 /// How to start native executors.
 #[derive(Debug, Clone)]
@@ -29,10 +41,17 @@ pub struct NativeExecutorConfig {
     pub env: Vec<(OsString, OsString)>,
     /// Longest executor log line forwarded whole; longer lines are cut.
     pub max_log_line_bytes: usize,
+    /// The IPC transport (shared memory unless configured otherwise).
+    pub transport: TransportKind,
+    /// Capacity of each shared-memory ring (a power of two, 4 KiB to 1 GiB).
+    pub shm_ring_bytes: usize,
+    /// Whether the EM and the executor may spin before parking on the shared-memory ring.
+    pub shm_wait: WaitMode,
 }
 
 impl NativeExecutorConfig {
-    /// A config with no extra environment and 64 KiB log lines.
+    /// A config with no extra environment, 64 KiB log lines and the shared-memory transport
+    /// (4 MiB rings, adaptive waiting).
     #[must_use]
     pub fn new(executor_bin: PathBuf, package_dir: PathBuf) -> Self {
         Self {
@@ -40,7 +59,17 @@ impl NativeExecutorConfig {
             package_dir,
             env: Vec::new(),
             max_log_line_bytes: 64 * 1024,
+            transport: TransportKind::Shm,
+            shm_ring_bytes: DEFAULT_RING_BYTES,
+            shm_wait: WaitMode::Adaptive,
         }
+    }
+
+    /// The same config with another transport.
+    #[must_use]
+    pub fn with_transport(mut self, transport: TransportKind) -> Self {
+        self.transport = transport;
+        self
     }
 }
 
@@ -61,6 +90,9 @@ pub enum SpawnError {
     /// Its pipes could not be set up.
     #[error("cannot set up the executor's pipes: {0}")]
     Transport(#[from] TransportError),
+    /// Its pidfd could not be opened (needed to watch it while waiting on shared memory).
+    #[error("cannot watch the executor process: {0}")]
+    Watch(std::io::Error),
 }
 
 /// A task's outputs and the time the executor spent on it.
@@ -76,7 +108,7 @@ pub struct TaskSuccess {
 struct Live {
     id: u64,
     child: Child,
-    transport: PipeClient,
+    transport: Connection,
 }
 
 /// A native executor child process and its connection.
@@ -88,32 +120,71 @@ pub struct NativeExecutor {
 
 static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The segment for a new executor, or `None` (pipes) when configured so or when it cannot be
+/// created, which is logged.
+fn segment_for(config: &NativeExecutorConfig, id: u64) -> Option<Segment> {
+    if config.transport != TransportKind::Shm {
+        return None;
+    }
+    match Segment::create(config.shm_ring_bytes) {
+        Ok(segment) => Some(segment),
+        Err(e) => {
+            tracing::warn!(executor = id, error = %e, "shared-memory transport unavailable; falling back to pipes");
+            None
+        }
+    }
+}
+
+/// `peer_alive` for the shm transport: the child has not exited while its pidfd is not readable.
+fn pidfd_watch(child: &Child) -> Result<impl FnMut() -> bool + Send + 'static, SpawnError> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let pid = rustix::process::Pid::from_child(child);
+    let pidfd: OwnedFd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| SpawnError::Watch(e.into()))?;
+    Ok(move || {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // An error here says nothing about the child: assume it lives, the next check retries.
+        !matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    })
+}
+
 fn start(config: &NativeExecutorConfig) -> Result<Live, SpawnError> {
     if !is_executable(&config.executor_bin) {
         return Err(SpawnError::NotExecutable(config.executor_bin.clone()));
     }
     let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
-    let mut child = Command::new(&config.executor_bin)
-        .arg("--package-dir")
+    let segment = segment_for(config, id);
+    let mut cmd = Command::new(&config.executor_bin);
+    cmd.arg("--package-dir")
         .arg(&config.package_dir)
         .env_clear()
         .envs(config.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| SpawnError::Spawn {
-            path: config.executor_bin.clone(),
-            source,
-        })?;
+        .stderr(Stdio::piped());
+    if let Some(segment) = &segment {
+        cmd.arg("--shm-fd")
+            .arg(SHM_FD.to_string())
+            .arg("--shm-wait")
+            .arg(config.shm_wait.as_str())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        inherit_at(&mut cmd, segment.fd(), SHM_FD);
+    } else {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        path: config.executor_bin.clone(),
+        source,
+    })?;
     let pid = child.id();
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        unreachable!("all three stdio handles were requested as pipes");
+    let Some(stderr) = child.stderr.take() else {
+        unreachable!("stderr was requested as a pipe");
     };
     let max_line = config.max_log_line_bytes;
-    std::thread::Builder::new()
+    let logger = std::thread::Builder::new()
         .name(format!("silk-executor-{id}-log"))
         .spawn(move || {
             forward_lines(
@@ -121,19 +192,36 @@ fn start(config: &NativeExecutorConfig) -> Result<Live, SpawnError> {
                 max_line,
                 |line| tracing::info!(target: "silk::executor", executor = id, pid, "{line}"),
             );
-        })
+        });
+    let transport = logger
         .map_err(|source| SpawnError::Spawn {
             path: config.executor_bin.clone(),
             source,
-        })?;
-    let transport = match PipeClient::new(stdin, stdout) {
+        })
+        .and_then(|_| match segment {
+            Some(segment) => {
+                let alive = pidfd_watch(&child)?;
+                Ok(Connection::Shm(ShmClient::new(
+                    segment,
+                    config.shm_wait,
+                    alive,
+                )))
+            }
+            None => {
+                let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                    unreachable!("stdin and stdout were requested as pipes");
+                };
+                Ok(Connection::Pipe(PipeClient::new(stdin, stdout)?))
+            }
+        });
+    let transport = match transport {
         Ok(t) => t,
         Err(e) => {
             kill_and_reap(&mut child);
-            return Err(e.into());
+            return Err(e);
         }
     };
-    tracing::debug!(executor = id, pid, "executor started");
+    tracing::debug!(executor = id, pid, transport = %transport.kind(), "executor started");
     Ok(Live {
         id,
         child,
@@ -181,6 +269,13 @@ impl NativeExecutor {
         self.live.as_ref().map(|l| l.child.id())
     }
 
+    /// The transport of the running child (pipes when shared memory was configured but could not
+    /// be set up), if one is running.
+    #[must_use]
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.live.as_ref().map(|l| l.transport.kind())
+    }
+
     /// Runs one task. Never blocks longer than `hard_timeout` (plus the time to kill and respawn
     /// the executor when it expires).
     ///
@@ -203,10 +298,9 @@ impl NativeExecutor {
                 self.live.insert(live)
             }
         };
-        let message = Request::Execute(request.clone());
         let result = live
             .transport
-            .send(&message, deadline)
+            .send_execute(request, deadline)
             .and_then(|()| live.transport.recv(deadline));
         match result {
             Ok(Response::Result {

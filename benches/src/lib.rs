@@ -1,0 +1,19 @@
+//! # silk-benches — what handing a task to an executor costs
+//!
+//! Shared code of the `ipc` bench (`cargo bench -p silk-benches --bench ipc`): the payloads
+//! ([`payload`]), the paths a task can take to run ([`paths`]: in-process direct call, native
+//! executor over the shm ring — spinning and parked — and over pipes), and the statistics and
+//! markdown table ([`stats`]) written to `target/silk-bench/ipc-overhead.md`.
+//!
+//! Sits on top of everything it measures (`fixtures` linked as an rlib, `silk-runtime`'s
+//! executor handle); nothing depends on it.
+//!
+//! ```
+//! let paths = silk_benches::payload::upstream_paths();
+//! assert_eq!(paths.len(), 100);
+//! assert_eq!(paths[1], "/usr/local/bin/file_0031_00001.log");
+//! ```
+
+pub mod paths;
+pub mod payload;
+pub mod stats;

@@ -1,0 +1,276 @@
+//! The shm transport's two ends: [`ShmClient`] (EM) and [`ShmServer`] (executor), each owning
+//! one producer and one consumer handle of a [`Segment`]. Messages are encoded with
+//! [`crate::codec`] into a buffer the endpoint reuses, then streamed through the ring; received
+//! messages are copied into that buffer and decoded from it, so the steady state allocates only
+//! what the decoded message itself owns.
+
+use std::time::{Duration, Instant};
+
+use crate::codec;
+use crate::protocol::{Execute, Request, RequestRef, Response};
+use crate::shm::raw::MappedRing;
+use crate::shm::ring::{self, Consumer, Producer};
+use crate::shm::segment::Segment;
+use crate::shm::sync::Ordering;
+use crate::shm::wait::{self, Pacer, WaitMode, Waiter};
+use crate::transport::{ClientTransport, ServerTransport, TransportError};
+
+/// How often a parked EM re-checks its deadline and whether the executor is alive.
+pub const EM_PARK_SLICE: Duration = Duration::from_millis(2);
+/// How often a parked executor checks that its parent is alive.
+pub const EXECUTOR_PARK_SLICE: Duration = Duration::from_millis(50);
+
+/// Largest wait sample fed to the EWMA, so one scheduler hiccup does not stop spinning for long.
+const SAMPLE_CAP: Duration = Duration::from_micros(2 * wait::SPIN_CAP.as_micros() as u64);
+
+/// Buffers above this size are freed after use rather than kept for the next message.
+const KEEP_BUFFER_BYTES: usize = 8 << 20;
+
+fn trim(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_BUFFER_BYTES {
+        *buf = Vec::new();
+    }
+}
+
+/// The EM's end of the shm transport.
+pub struct ShmClient {
+    requests: Producer<MappedRing>,
+    responses: Consumer<MappedRing>,
+    wbuf: Vec<u8>,
+    rbuf: Vec<u8>,
+    pacer: Pacer,
+    peer_alive: Box<dyn FnMut() -> bool + Send>,
+    in_flight_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for ShmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmClient")
+            .field("pacer", &self.pacer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShmClient {
+    /// The EM end over `segment`. `peer_alive` is asked, at least every [`EM_PARK_SLICE`] while
+    /// waiting, whether the executor still runs (e.g. by polling its pidfd); once it says no, the
+    /// waiting call fails with [`TransportError::Closed`].
+    pub fn new(
+        segment: Segment,
+        mode: WaitMode,
+        peer_alive: impl FnMut() -> bool + Send + 'static,
+    ) -> Self {
+        let (req, resp) = segment.rings();
+        wait::LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            requests: Producer::new(req),
+            responses: Consumer::new(resp),
+            wbuf: Vec::new(),
+            rbuf: Vec::new(),
+            pacer: Pacer::new(mode),
+            peer_alive: Box::new(peer_alive),
+            in_flight_since: None,
+        }
+    }
+
+    fn set_in_flight(&mut self, on: bool) {
+        let was = self.in_flight_since.is_some();
+        if on && !was {
+            wait::IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.in_flight_since = Some(Instant::now());
+        } else if !on && was {
+            wait::IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.in_flight_since = None;
+        }
+    }
+}
+
+impl ShmClient {
+    fn send_msg<T: serde::Serialize>(
+        &mut self,
+        request: &T,
+        execute: bool,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
+        // The executor may spin for the next request only while every live executor of this
+        // process can have a CPU to itself besides the EM's.
+        let may_spin = self.pacer.mode() == WaitMode::Adaptive
+            && wait::LIVE.load(std::sync::atomic::Ordering::Relaxed) < wait::cpus();
+        // Written only when it changes: the executor reads this line on every request.
+        let hint = &self.requests.mem().mapping().hints().executor_may_spin.0;
+        if hint.load(Ordering::Relaxed) != u32::from(may_spin) {
+            hint.store(u32::from(may_spin), Ordering::Relaxed);
+        }
+        self.wbuf.clear();
+        codec::encode_into(request, &mut self.wbuf)?;
+        let window = self.pacer.window();
+        let mut waiter = Waiter::new(
+            window,
+            true,
+            Some(deadline),
+            EM_PARK_SLICE,
+            &mut *self.peer_alive,
+        );
+        let sent = self.requests.send(&self.wbuf, &mut waiter);
+        drop(waiter);
+        trim(&mut self.wbuf);
+        sent?;
+        if execute {
+            self.set_in_flight(true);
+        }
+        Ok(())
+    }
+}
+
+impl ClientTransport for ShmClient {
+    fn send(&mut self, request: &Request, deadline: Instant) -> Result<(), TransportError> {
+        self.send_msg(request, matches!(request, Request::Execute(_)), deadline)
+    }
+
+    fn send_execute(&mut self, execute: &Execute, deadline: Instant) -> Result<(), TransportError> {
+        self.send_msg(&RequestRef::Execute(execute), true, deadline)
+    }
+
+    fn recv(&mut self, deadline: Instant) -> Result<Response, TransportError> {
+        let window = self.pacer.window();
+        let mut waiter = Waiter::new(
+            window,
+            true,
+            Some(deadline),
+            EM_PARK_SLICE,
+            &mut *self.peer_alive,
+        );
+        let got = self.responses.recv(&mut self.rbuf, &mut waiter);
+        let spun_out = waiter.spun_out();
+        drop(waiter);
+        if let Some(since) = self.in_flight_since {
+            self.pacer.record(since.elapsed().min(SAMPLE_CAP), spun_out);
+        }
+        self.set_in_flight(false);
+        let len = got?;
+        let response = codec::decode(&self.rbuf[..len]);
+        trim(&mut self.rbuf);
+        Ok(response?)
+    }
+}
+
+impl Drop for ShmClient {
+    fn drop(&mut self) {
+        self.set_in_flight(false);
+        wait::LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        ring::close(self.requests.mem());
+        ring::close(self.responses.mem());
+    }
+}
+
+/// The executor's end of the shm transport.
+pub struct ShmServer {
+    requests: Consumer<MappedRing>,
+    responses: Producer<MappedRing>,
+    wbuf: Vec<u8>,
+    rbuf: Vec<u8>,
+    pacer: Pacer,
+    parent_alive: Box<dyn FnMut() -> bool + Send>,
+    idle_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for ShmServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmServer")
+            .field("pacer", &self.pacer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShmServer {
+    /// The executor end over `segment`. `parent_alive` is asked at least every
+    /// [`EXECUTOR_PARK_SLICE`] while waiting; once it says no, [`ServerTransport::recv`] returns
+    /// `None` (an executor passes a `getppid` check: see [`parent_watch`]).
+    pub fn new(
+        segment: Segment,
+        mode: WaitMode,
+        parent_alive: impl FnMut() -> bool + Send + 'static,
+    ) -> Self {
+        let (req, resp) = segment.rings();
+        Self {
+            requests: Consumer::new(req),
+            responses: Producer::new(resp),
+            wbuf: Vec::new(),
+            rbuf: Vec::new(),
+            pacer: Pacer::new(mode),
+            parent_alive: Box::new(parent_alive),
+            idle_since: None,
+        }
+    }
+}
+
+/// A `parent_alive` check for [`ShmServer::new`]: true while the process's parent is the one it
+/// had when this was called (a re-parented orphan sees another parent pid).
+pub fn parent_watch() -> impl FnMut() -> bool + Send + 'static {
+    let parent = rustix::process::getppid();
+    move || parent.is_some() && rustix::process::getppid() == parent
+}
+
+impl ServerTransport for ShmServer {
+    fn recv(&mut self) -> Result<Option<Request>, TransportError> {
+        let hints = self.requests.mem().mapping().hints();
+        let may_spin = hints.executor_may_spin.0.load(Ordering::Relaxed) != 0;
+        let window = if may_spin {
+            self.pacer.window()
+        } else {
+            Duration::ZERO
+        };
+        let mut waiter = Waiter::new(
+            window,
+            false,
+            None,
+            EXECUTOR_PARK_SLICE,
+            &mut *self.parent_alive,
+        );
+        let got = self.requests.recv(&mut self.rbuf, &mut waiter);
+        let spun_out = waiter.spun_out();
+        drop(waiter);
+        if let Some(since) = self.idle_since.take() {
+            self.pacer.record(since.elapsed().min(SAMPLE_CAP), spun_out);
+        }
+        match got {
+            Ok(len) => {
+                let request = codec::decode(&self.rbuf[..len]);
+                trim(&mut self.rbuf);
+                Ok(Some(request?))
+            }
+            Err(TransportError::Closed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send(&mut self, response: &Response) -> Result<(), TransportError> {
+        self.wbuf.clear();
+        codec::encode_into(response, &mut self.wbuf)?;
+        // Waiting here means a response larger than the free ring space: the EM is draining it.
+        let window = match self.pacer.mode() {
+            WaitMode::Adaptive => wait::SPIN_FLOOR,
+            WaitMode::Park => Duration::ZERO,
+        };
+        let mut waiter = Waiter::new(
+            window,
+            false,
+            None,
+            EXECUTOR_PARK_SLICE,
+            &mut *self.parent_alive,
+        );
+        let sent = self.responses.send(&self.wbuf, &mut waiter);
+        drop(waiter);
+        trim(&mut self.wbuf);
+        sent?;
+        self.idle_since = Some(Instant::now());
+        Ok(())
+    }
+}
+
+impl Drop for ShmServer {
+    fn drop(&mut self) {
+        ring::close(self.requests.mem());
+        ring::close(self.responses.mem());
+    }
+}

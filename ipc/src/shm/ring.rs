@@ -1,0 +1,348 @@
+//! The single-producer single-consumer byte ring and the message framing on top of it, written
+//! once against [`RingMem`] so that the same code runs over the mapped segment and, under
+//! `--cfg loom`, over heap memory with loom's atomics (see `loom_tests.rs`).
+//!
+//! # Synchronisation
+//!
+//! * **Data.** The producer copies bytes into `[tail, head + capacity)`, then publishes them by
+//!   swapping in the new `tail` (SeqCst, so also Release); the consumer's `tail.load(Acquire)`
+//!   pairs with it, so the bytes are visible before it reads them. The consumer copies bytes out
+//!   of `[head, tail)`, then releases them by swapping in the new `head`; the producer's
+//!   `head.load(Acquire)` pairs with it, so the consumer's reads are finished before the producer
+//!   overwrites them. Each side caches the other side's counter and reloads it only when the
+//!   cached value says "empty" or "full".
+//! * **Sleeping** (Tachyon ADR-003's double check). A waiter swaps 1 into its `*_sleeping` word,
+//!   re-reads the counter it waits on with a read-modify-write, and only then calls
+//!   `FUTEX_WAIT(word, 1)`. The other side publishes its counter (swap), then swaps the sleeping
+//!   word to 0 and calls `FUTEX_WAKE` only if it was 1. All four are SeqCst read-modify-writes, so
+//!   they fall in one total order: either the waiter's re-read comes after the publish (it sees
+//!   the data and does not sleep) or the publisher's swap comes after the waiter's (it sees 1 and
+//!   wakes). The kernel's compare in `FUTEX_WAIT` catches a swap to 0 that lands between the
+//!   re-check and the wait. A publisher that finds no sleeper makes no syscall. On x86 each swap
+//!   is one `xchg`, the instruction a SeqCst store compiles to anyway.
+//!
+//!   Why read-modify-writes rather than plain stores, loads and SeqCst fences (Tachyon's form):
+//!   loom 0.7 reported a lost wake-up for the fence-based form, an outcome the C++ fence rules
+//!   forbid but loom's model admits once plain stores and read-modify-writes mix on a word (its
+//!   modification order is a partial order). So every write to a shared word (counters, sleeping
+//!   words, `closed`) is a read-modify-write; that form is ordered exactly by both C++ and loom,
+//!   and what loom checks is what runs.
+//! * **Closing.** The closer swaps 1 into `closed` after its last publish, then wakes both
+//!   sleeping words as above. A waiter that sees `closed` re-reads the counter once, so data
+//!   published before the close is still delivered.
+
+use std::time::Duration;
+
+use crate::shm::layout::RingCtl;
+use crate::shm::sync::{AtomicU32, Ordering, spin_hint};
+use crate::transport::TransportError;
+
+/// The memory a ring lives in: its control block, its bytes and a way to block on a word.
+pub(crate) trait RingMem {
+    /// The control block.
+    fn ctl(&self) -> &RingCtl;
+    /// Capacity in bytes (a power of two).
+    fn capacity(&self) -> usize;
+    /// Copies `src` to ring bytes `index..index + src.len()` (within the capacity).
+    fn copy_in(&self, index: usize, src: &[u8]);
+    /// Copies ring bytes `index..index + dst.len()` (within the capacity) into `dst`.
+    fn copy_out(&self, index: usize, dst: &mut [u8]);
+    /// Blocks while `word == expected`, up to `timeout` (`None`: no bound); may return early.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>);
+    /// Wakes the thread blocked on `word`, if any.
+    fn wake(&self, word: &AtomicU32);
+}
+
+/// What an endpoint does when it finds nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idle {
+    /// Busy-wait: poll again after a pause hint.
+    Spin,
+    /// Block on the futex for up to this long (`None`: until woken).
+    Park(Option<Duration>),
+}
+
+/// The waiting policy of one blocking call: asked each time the condition is not met yet. It
+/// ends the wait with an error (deadline passed, peer dead).
+pub(crate) trait Wait {
+    fn idle(&mut self) -> Result<Idle, TransportError>;
+}
+
+fn wake_if_sleeping<M: RingMem>(mem: &M, sleeping: &AtomicU32) {
+    // Partner: the waiter's `sleeping.swap(1)` and counter re-read in `park`; our caller's counter
+    // swap precedes this swap in the SeqCst total order (see the module docs). The word has its
+    // own line, which the waiter writes only when it parks, so on the hot path this swap hits a
+    // line already in this CPU's cache.
+    if sleeping.swap(0, Ordering::SeqCst) != 0 {
+        mem.wake(sleeping);
+    }
+}
+
+/// Blocks once on `sleeping` unless `ready()` or the ring is closed. `ready` must re-read the
+/// other side's counter with a SeqCst read-modify-write.
+fn park<M: RingMem>(
+    mem: &M,
+    sleeping: &AtomicU32,
+    timeout: Option<Duration>,
+    ready: impl Fn() -> bool,
+) {
+    // Partner: the publisher's counter swap + `wake_if_sleeping`, and `close` (module docs).
+    sleeping.swap(1, Ordering::SeqCst);
+    if !ready() && mem.ctl().closed.0.fetch_add(0, Ordering::SeqCst) == 0 {
+        mem.wait(sleeping, 1, timeout);
+    }
+    // A swap, not a store: see the module docs on read-modify-writes.
+    sleeping.swap(0, Ordering::SeqCst);
+}
+
+/// Marks the ring closed and wakes both sides.
+pub(crate) fn close<M: RingMem>(mem: &M) {
+    let ctl = mem.ctl();
+    // Partner: the Acquire load in `is_closed` (everything published before the close is visible
+    // to whoever sees it) and the re-read in `park` (total order, module docs).
+    ctl.closed.0.swap(1, Ordering::SeqCst);
+    wake_if_sleeping(mem, &ctl.consumer_sleeping.0);
+    wake_if_sleeping(mem, &ctl.producer_sleeping.0);
+}
+
+/// Whether the ring has been closed by either side.
+pub(crate) fn is_closed<M: RingMem>(mem: &M) -> bool {
+    mem.ctl().closed.0.load(Ordering::Acquire) != 0
+}
+
+/// The writing end of a ring.
+#[derive(Debug)]
+pub(crate) struct Producer<M: RingMem> {
+    mem: M,
+    cap: u64,
+    tail: u64,
+    head_cache: u64,
+}
+
+impl<M: RingMem> Producer<M> {
+    /// The producer of the ring in `mem` (the only one: callers hand out one per ring).
+    pub(crate) fn new(mem: M) -> Self {
+        let cap = mem.capacity() as u64;
+        // Only this handle changes `tail` (the consumer's re-read in `park` writes it unchanged).
+        let tail = mem.ctl().tail.0.load(Ordering::Relaxed);
+        // Partner: the consumer's `head` swap in `Consumer::consume`.
+        let head_cache = mem.ctl().head.0.load(Ordering::Acquire);
+        Self {
+            mem,
+            cap,
+            tail,
+            head_cache,
+        }
+    }
+
+    pub(crate) fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Bytes that may be written now.
+    fn free(&mut self) -> u64 {
+        let free = self.cap - (self.tail - self.head_cache);
+        if free > 0 {
+            return free;
+        }
+        // Partner: the consumer's `head` swap in `Consumer::consume`: it finished
+        // copying those bytes out before releasing them, so they may be overwritten now.
+        self.head_cache = self.mem.ctl().head.0.load(Ordering::Acquire);
+        self.cap - (self.tail - self.head_cache)
+    }
+
+    /// Copies `src` to the free space at `tail + offset` without publishing it.
+    fn put(&mut self, offset: u64, src: &[u8]) {
+        let end = self.tail + offset + src.len() as u64;
+        assert!(
+            end - self.head_cache <= self.cap,
+            "write past the free space"
+        );
+        let idx = ((self.tail + offset) % self.cap) as usize;
+        let first = src.len().min(self.mem.capacity() - idx);
+        self.mem.copy_in(idx, &src[..first]);
+        if first < src.len() {
+            self.mem.copy_in(0, &src[first..]);
+        }
+    }
+
+    /// Publishes `n` bytes written with `put`.
+    fn commit(&mut self, n: u64) {
+        self.tail += n;
+        let ctl = self.mem.ctl();
+        // Partner: the consumer's `tail.load(Acquire)` in `Consumer::available`/`wait_for` (data)
+        // and its re-read in `park` (sleep protocol, module docs).
+        ctl.tail.0.swap(self.tail, Ordering::SeqCst);
+        wake_if_sleeping(&self.mem, &ctl.consumer_sleeping.0);
+    }
+
+    fn wait_for_space(&mut self, w: &mut impl Wait) -> Result<(), TransportError> {
+        loop {
+            if is_closed(&self.mem) {
+                return Err(TransportError::Closed);
+            }
+            if self.free() > 0 {
+                return Ok(());
+            }
+            match w.idle()? {
+                Idle::Spin => spin_hint(),
+                Idle::Park(timeout) => {
+                    let (ctl, cap, tail) = (self.mem.ctl(), self.cap, self.tail);
+                    park(&self.mem, &ctl.producer_sleeping.0, timeout, || {
+                        // Partner: the consumer's `head` swap in `Consumer::consume`.
+                        cap - (tail - ctl.head.0.fetch_add(0, Ordering::SeqCst)) > 0
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends one message: a `u32 LE` length, then `msg`, streamed through the ring in chunks as
+    /// space frees up. Fails with [`TransportError::Closed`] once the ring is closed.
+    pub(crate) fn send(&mut self, msg: &[u8], w: &mut impl Wait) -> Result<(), TransportError> {
+        let len = u32::try_from(msg.len()).map_err(|_| TransportError::TooLarge(msg.len()))?;
+        let header = len.to_le_bytes();
+        let total = (header.len() + msg.len()) as u64;
+        let mut sent = 0u64;
+        while sent < total {
+            self.wait_for_space(w)?;
+            let n = self.free().min(total - sent);
+            // Copy the part of `header ++ msg` at `sent..sent + n`.
+            let (mut at, end) = (sent, sent + n);
+            if at < 4 {
+                let h = &header[at as usize..end.min(4) as usize];
+                self.put(0, h);
+                at += h.len() as u64;
+            }
+            if at < end {
+                let body = &msg[(at - 4) as usize..(end - 4) as usize];
+                self.put(at - sent, body);
+            }
+            self.commit(n);
+            sent = end;
+        }
+        Ok(())
+    }
+}
+
+/// The reading end of a ring.
+#[derive(Debug)]
+pub(crate) struct Consumer<M: RingMem> {
+    mem: M,
+    cap: u64,
+    head: u64,
+    tail_cache: u64,
+}
+
+impl<M: RingMem> Consumer<M> {
+    /// The consumer of the ring in `mem` (the only one: callers hand out one per ring).
+    pub(crate) fn new(mem: M) -> Self {
+        let cap = mem.capacity() as u64;
+        // Only this handle changes `head` (the producer's re-read in `park` writes it unchanged).
+        let head = mem.ctl().head.0.load(Ordering::Relaxed);
+        Self {
+            mem,
+            cap,
+            head,
+            tail_cache: head,
+        }
+    }
+
+    pub(crate) fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Bytes readable now.
+    fn available(&mut self) -> u64 {
+        if self.tail_cache == self.head {
+            // Partner: the producer's `tail` swap in `Producer::commit`.
+            self.tail_cache = self.mem.ctl().tail.0.load(Ordering::Acquire);
+        }
+        self.tail_cache - self.head
+    }
+
+    /// Waits until at least `want` bytes are readable.
+    fn wait_for(&mut self, want: u64, w: &mut impl Wait) -> Result<(), TransportError> {
+        if self.tail_cache - self.head >= want {
+            return Ok(());
+        }
+        loop {
+            // Partner: the producer's `tail` swap in `Producer::commit`.
+            self.tail_cache = self.mem.ctl().tail.0.load(Ordering::Acquire);
+            if self.tail_cache - self.head >= want {
+                return Ok(());
+            }
+            if is_closed(&self.mem) {
+                // Data published before the close is visible now (see `close`).
+                self.tail_cache = self.mem.ctl().tail.0.load(Ordering::Acquire);
+                if self.tail_cache - self.head >= want {
+                    return Ok(());
+                }
+                return Err(TransportError::Closed);
+            }
+            match w.idle()? {
+                Idle::Spin => spin_hint(),
+                Idle::Park(timeout) => {
+                    let (ctl, head) = (self.mem.ctl(), self.head);
+                    park(&self.mem, &ctl.consumer_sleeping.0, timeout, || {
+                        // Partner: the producer's `tail` swap in `Producer::commit`.
+                        ctl.tail.0.fetch_add(0, Ordering::SeqCst) - head >= want
+                    });
+                }
+            }
+        }
+    }
+
+    /// Copies readable bytes at `head + offset` into `dst` without releasing them.
+    fn peek(&self, offset: u64, dst: &mut [u8]) {
+        assert!(
+            offset + dst.len() as u64 <= self.tail_cache - self.head,
+            "read past the data"
+        );
+        let idx = ((self.head + offset) % self.cap) as usize;
+        let first = dst.len().min(self.mem.capacity() - idx);
+        self.mem.copy_out(idx, &mut dst[..first]);
+        if first < dst.len() {
+            self.mem.copy_out(0, &mut dst[first..]);
+        }
+    }
+
+    /// Releases `n` bytes to the producer.
+    fn consume(&mut self, n: u64) {
+        self.head += n;
+        let ctl = self.mem.ctl();
+        // Partner: the producer's `head.load(Acquire)` in `Producer::free` (data) and its re-read
+        // in `park` (sleep protocol, module docs).
+        ctl.head.0.swap(self.head, Ordering::SeqCst);
+        wake_if_sleeping(&self.mem, &ctl.producer_sleeping.0);
+    }
+
+    /// Receives one message into `buf` (grown as needed, never shrunk) and returns its length;
+    /// the message is `buf[..len]`. Fails with [`TransportError::Closed`] when the ring is closed
+    /// with no complete message in it.
+    pub(crate) fn recv(
+        &mut self,
+        buf: &mut Vec<u8>,
+        w: &mut impl Wait,
+    ) -> Result<usize, TransportError> {
+        self.wait_for(4, w)?;
+        let mut header = [0u8; 4];
+        self.peek(0, &mut header);
+        let len = u32::from_le_bytes(header) as usize;
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        let first = (self.available() - 4).min(len as u64) as usize;
+        self.peek(4, &mut buf[..first]);
+        self.consume(4 + first as u64);
+        let mut got = first;
+        while got < len {
+            self.wait_for(1, w)?;
+            let n = self.available().min((len - got) as u64) as usize;
+            self.peek(0, &mut buf[got..got + n]);
+            self.consume(n as u64);
+            got += n;
+        }
+        Ok(len)
+    }
+}
