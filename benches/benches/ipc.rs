@@ -1,5 +1,5 @@
-//! The IPC bench: what it costs to hand a task to a native executor, per path, in one process,
-//! one path after another, on identical payloads.
+//! The IPC bench: what it costs to hand a task to an executor — native over shm or pipes, or the
+//! wasm sandbox — per path, in one process, one path after another, on identical payloads.
 //!
 //! ```text
 //! scripts/build-packages && cargo build --release -p silk-executor-native
@@ -56,7 +56,7 @@ fn measure(
 
 fn overhead_table(n: usize) {
     let mut md = format!(
-        "# IPC overhead: EM → native executor\n\n\
+        "# IPC overhead: EM → executor (native and wasm)\n\n\
          `cargo bench -p silk-benches --bench ipc`, {n} samples per row after a warm-up, \
          {cpus} CPUs, paths run one after another in one process. Times in µs.\n\n\
          * **E2E**: `NativeExecutor::execute` as the EM sees it (direct path: the call).\n\
@@ -68,7 +68,10 @@ fn overhead_table(n: usize) {
          50 µs sleep is never subtracted.\n\
          * **IPC overhead**: E2E − executor, per sample.\n\
          * shm *adaptive*: the EM spins up to ~2× the recent task time (20–400 µs) while a CPU is \
-         spare, then parks; *parked*: both sides block on the futex at once.\n\n",
+         spare, then parks; *parked*: both sides block on the futex at once.\n\
+         * wasm: in-process, so *executor* is the sandbox's whole run (fresh store + instantiate \
+         + copy in + call + copy out + drop) and *executor-internal* is the sandbox's cost over \
+         the native direct call (for `noop`, the per-task sandbox overhead).\n\n",
         cpus = std::thread::available_parallelism().map_or(1, |c| c.get()),
     );
     for (task, inputs) in tasks() {

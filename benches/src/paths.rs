@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::Execute;
 use silk_runtime::em::pool::child::find_executor_bin;
 use silk_runtime::em::pool::{NativeExecutor, NativeExecutorConfig, TransportKind, WaitMode};
@@ -171,13 +172,74 @@ impl BenchPath for Native {
     }
 }
 
+/// The wasm sandbox in this process: a fresh store and instance per task (the cost the EM pays per
+/// wasm task). There is no transport, so `executor_ns` is the sandbox's whole run (store,
+/// instantiate, copy in, call, copy out, drop) and E2E adds only the call into the host. The host
+/// runs without fuel metering, as an EM does when no package sets fuel.
+#[derive(Debug)]
+pub struct Wasm {
+    host: WasmHost,
+    policy: SandboxPolicy,
+    context: Vec<u8>,
+}
+
+impl Wasm {
+    /// A host over the staged `fixtures.wasm`, compiled before the first sample.
+    ///
+    /// # Panics
+    /// If the host cannot start or the package cannot be loaded.
+    #[must_use]
+    pub fn new() -> Self {
+        let config = HostConfig {
+            max_concurrent_tasks: 1,
+            fuel_metering: false,
+            package_dir: Some(packages_dir()),
+            ..HostConfig::default()
+        };
+        let host = WasmHost::new(config).expect("wasm host starts");
+        host.load_file(&packages_dir().join("fixtures.wasm"))
+            .expect("fixtures.wasm loads");
+        Self {
+            host,
+            policy: SandboxPolicy::default(),
+            context: TaskContext::standalone().to_msgpack(),
+        }
+    }
+}
+
+impl Default for Wasm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BenchPath for Wasm {
+    fn name(&self) -> &'static str {
+        "wasm (fresh instance)"
+    }
+
+    fn run(&mut self, task: BenchTask, inputs: &[u8]) -> Sample {
+        let start = Instant::now();
+        let out = self
+            .host
+            .execute("fixtures", task.name(), &self.context, inputs, &self.policy);
+        let e2e_ns = nanos(start.elapsed());
+        let (out, executor_ns) =
+            out.unwrap_or_else(|e| panic!("wasm: {} failed: {e}", task.name()));
+        std::hint::black_box(out);
+        Sample {
+            e2e_ns,
+            executor_ns,
+        }
+    }
+}
+
 /// Starts a path; paths are started one at a time, right before they are measured, so an idle
 /// executor of another path neither competes for the CPUs nor changes the spin policy.
 pub type PathFactory = fn() -> Box<dyn BenchPath>;
 
-/// Every path the bench measures, in order. **Add new paths here** (e.g. a wasm path over
-/// `silk_executor_wasm::WasmHost`, whose `Sample::executor_ns` would be the time measured around
-/// the guest call) and they join both the criterion groups and the overhead table.
+/// Every path the bench measures, in order. Paths added here join both the criterion groups and
+/// the overhead table.
 #[must_use]
 pub fn all_paths() -> Vec<(&'static str, PathFactory)> {
     vec![
@@ -203,6 +265,7 @@ pub fn all_paths() -> Vec<(&'static str, PathFactory)> {
                 WaitMode::Park,
             ))
         }),
+        ("wasm (fresh instance)", || Box::new(Wasm::new())),
     ]
 }
 
