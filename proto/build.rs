@@ -2,7 +2,7 @@
 //! tonic/prost code into `OUT_DIR`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/silk/storage.proto"];
+    let protos = ["proto/silk/storage.proto", "proto/silk/scheduler.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -16,3 +16,10 @@ pub mod storage {
     #![expect(clippy::all, reason = "generated code")]
     tonic::include_proto!("silk.storage.v1");
 }
+
+/// The scheduler service (`silk.scheduler.v1`).
+pub mod scheduler {
+    #![expect(missing_docs, reason = "generated code")]
+    #![expect(clippy::all, reason = "generated code")]
+    tonic::include_proto!("silk.scheduler.v1");
+}

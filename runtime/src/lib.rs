@@ -4,6 +4,9 @@
 //! `silk` command line ([`cli`]). The binary `silk` is a thin wrapper around [`cli::run`].
 //! The storage service — jobs, task state, SQLite/MySQL persistence, recovery and its gRPC
 //! server — is [`storage`].
+//! The scheduler — fair round robin over resource groups and jobs, the dispatch queue and the EM
+//! registry, its gRPC service — is [`scheduler`]; the execution manager's runtime (registration,
+//! liveness, pull loop, slot pool, reports, drain) is [`em::run_em`].
 //!
 //! Run one task of a native package in a fresh executor:
 //!
@@ -31,4 +34,5 @@ pub mod cli;
 pub mod em;
 pub mod graph;
 pub mod logging;
+pub mod scheduler;
 pub mod storage;

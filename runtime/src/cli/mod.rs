@@ -1,7 +1,9 @@
 //! The `silk` command line: argument types and the commands behind them. The binary only parses
 //! arguments, sets up logging and calls [`run`].
 
+pub mod em;
 pub mod json;
+pub mod scheduler;
 pub mod storage;
 pub mod task_run;
 
@@ -31,6 +33,24 @@ pub enum Command {
     /// Example:
     ///   silk storage --config storage.toml --db sqlite:/var/lib/silk/storage.db
     Storage(storage::StorageArgs),
+    /// Run the scheduler service (gRPC): pulls ready tasks from storage, orders them fairly and
+    /// hands them to execution managers. Survives storage restarts. Stops on SIGTERM/SIGINT.
+    ///
+    /// Exit codes: 0 after a clean shutdown, 1 on a startup or server error, 2 on a config error.
+    ///
+    /// Example:
+    ///   silk scheduler --config scheduler.toml --storage-url http://127.0.0.1:50051
+    Scheduler(scheduler::SchedulerArgs),
+    /// Run an execution manager: pulls assignments from the scheduler and runs them on a pool of
+    /// executor slots (native for trusted packages, wasm otherwise). The first SIGTERM/SIGINT
+    /// drains; a second one stops at once.
+    ///
+    /// Exit codes: 0 after a drain, 1 on a startup error or when storage declared it dead, 2 on
+    /// a config error.
+    ///
+    /// Example:
+    ///   silk em --config em.toml --slots 4
+    Em(em::EmArgs),
 }
 
 impl Cli {
@@ -39,6 +59,8 @@ impl Cli {
     pub fn log_style(&self) -> crate::logging::Style {
         match self.command {
             Command::Storage(_) => crate::logging::Style::Service,
+            Command::Scheduler(_) => crate::logging::Style::Service,
+            Command::Em(_) => crate::logging::Style::Service,
             Command::Task(_) => crate::logging::Style::Command,
         }
     }
@@ -57,5 +79,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Task(TaskCommand::Run(args)) => task_run::run(args),
         Command::Storage(args) => storage::run(args),
+        Command::Scheduler(args) => scheduler::run(args),
+        Command::Em(args) => em::run(args),
     }
 }

@@ -6,10 +6,12 @@ mod inherit_fd;
 pub mod native;
 pub mod policy;
 pub mod slot;
+pub mod slots;
 pub mod transport;
 
 pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};
 pub use policy::{Backend, PackagePolicy};
 pub use silk_ipc::shm::WaitMode;
 pub use slot::{Slot, SlotConfig};
+pub use slots::SlotPool;
 pub use transport::TransportKind;

@@ -1,0 +1,162 @@
+//! `silk em`: runs an execution manager. Configuration comes from a TOML file, then flags or
+//! their `SILK_EM_*` environment variables; see `docs/config.md`. The first SIGTERM/SIGINT drains
+//! (no new work; running tasks finish within `drain_grace_ms`; acknowledgements are sent; exit
+//! 0); a second one stops at once.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::em::{EmConfig, run_em};
+
+/// `silk em` arguments.
+#[derive(Debug, Args)]
+pub struct EmArgs {
+    /// TOML config file (see docs/config.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Storage endpoint, e.g. `http://127.0.0.1:50051`.
+    #[arg(long, env = "SILK_EM_STORAGE_URL", value_name = "URL")]
+    pub storage_url: Option<String>,
+    /// Scheduler endpoint, e.g. `http://127.0.0.1:50052`.
+    #[arg(long, env = "SILK_EM_SCHEDULER_URL", value_name = "URL")]
+    pub scheduler_url: Option<String>,
+    /// Executor slots (default: the CPU count).
+    #[arg(long, env = "SILK_EM_SLOTS", value_name = "N")]
+    pub slots: Option<usize>,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid config.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// Reads the file (if any) and applies the flags.
+///
+/// # Errors
+/// A [`ConfigError`].
+pub fn resolve(args: &EmArgs) -> Result<EmConfig, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => read(path)?,
+        None => EmConfig::default(),
+    };
+    if let Some(url) = args.storage_url.clone().filter(|s| !s.is_empty()) {
+        config.storage_url = url;
+    }
+    if let Some(url) = args.scheduler_url.clone().filter(|s| !s.is_empty()) {
+        config.scheduler_url = url;
+    }
+    if let Some(n) = args.slots {
+        config.slots = Some(n);
+    }
+    Ok(config)
+}
+
+fn read(path: &Path) -> Result<EmConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Cancels `stop` on the first SIGTERM/SIGINT and `kill` on the second.
+async fn watch_signals(stop: CancellationToken, kill: CancellationToken) {
+    super::storage::shutdown_signal().await;
+    tracing::info!("draining: no new work; running tasks finish (signal again to stop at once)");
+    stop.cancel();
+    super::storage::shutdown_signal().await;
+    tracing::warn!("stopping at once");
+    kill.cancel();
+}
+
+/// Runs `silk em` until signalled. Exit 0 after a drain, 1 on a startup error or when storage
+/// declared the EM dead, 2 on a configuration error.
+#[must_use]
+pub fn run(args: &EmArgs) -> ExitCode {
+    let config = match resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (stop, kill) = (CancellationToken::new(), CancellationToken::new());
+        let signals = tokio::spawn(watch_signals(stop.clone(), kill.clone()));
+        let r = run_em(config, stop, kill).await;
+        signals.abort();
+        r
+    });
+    // Slot threads may still be inside a task after a hard stop: do not wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "execution manager failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_and_unknown_keys_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("em.toml");
+        std::fs::write(
+            &path,
+            "storage_url = \"http://s:1\"\npackage_dir = \"/opt/pk\"\nnative_packages = [\"fixtures\"]\nslots = 3\n[wasm_packages.complex]\ntimeout_ms = 500\n",
+        )
+        .unwrap();
+        let args = EmArgs {
+            config: Some(path.clone()),
+            storage_url: None,
+            scheduler_url: Some("http://t:2".into()),
+            slots: None,
+        };
+        let c = resolve(&args).unwrap();
+        assert_eq!(c.storage_url, "http://s:1");
+        assert_eq!(c.scheduler_url, "http://t:2");
+        assert_eq!(c.slot_count(), 3);
+        assert_eq!(c.native_packages, ["fixtures"]);
+        assert_eq!(c.wasm_packages["complex"].timeout_ms, 500);
+        std::fs::write(&path, "slot = 3\n").unwrap();
+        let e = resolve(&args).unwrap_err();
+        assert!(e.to_string().contains("unknown field `slot`"), "{e}");
+    }
+}

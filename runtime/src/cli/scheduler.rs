@@ -1,0 +1,150 @@
+//! `silk scheduler`: runs the scheduler service. Configuration comes from a TOML file, then
+//! flags or their `SILK_SCHEDULER_*` environment variables; see `docs/config.md`. It waits for
+//! storage to come up and survives storage restarts. SIGTERM or SIGINT stops it (exit 0).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::scheduler::{SchedulerConfig, run_scheduler};
+
+/// `silk scheduler` arguments.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// TOML config file (keys: `listen`, `advertise_host`, `storage_url`, `[core]`, `[registry]`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SILK_SCHEDULER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Storage endpoint, e.g. `http://127.0.0.1:50051`.
+    #[arg(long, env = "SILK_SCHEDULER_STORAGE_URL", value_name = "URL")]
+    pub storage_url: Option<String>,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid config.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// Reads the file (if any) and applies the flags.
+///
+/// # Errors
+/// A [`ConfigError`].
+pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => read(path)?,
+        None => SchedulerConfig::default(),
+    };
+    if let Some(listen) = args.listen.clone().filter(|s| !s.is_empty()) {
+        config.listen = listen;
+    }
+    if let Some(url) = args.storage_url.clone().filter(|s| !s.is_empty()) {
+        config.storage_url = url;
+    }
+    Ok(config)
+}
+
+fn read(path: &Path) -> Result<SchedulerConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Runs `silk scheduler` until SIGTERM/SIGINT. Exit 0 after a clean stop, 1 on a startup or
+/// server error, 2 on a configuration error.
+#[must_use]
+pub fn run(args: &SchedulerArgs) -> ExitCode {
+    let config = match resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+        let cancel = CancellationToken::new();
+        tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                super::storage::shutdown_signal().await;
+                tracing::info!("scheduler stopping");
+                cancel.cancel();
+            }
+        });
+        run_scheduler(config, listener, cancel).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduler failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_and_unknown_keys_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scheduler.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:7001\"\nstorage_url = \"http://s:1\"\n[core]\nactive_jobs_per_group = 3\n[registry]\ndead_em_cutoff_ms = 900\n",
+        )
+        .unwrap();
+        let args = SchedulerArgs {
+            config: Some(path.clone()),
+            listen: None,
+            storage_url: Some("http://t:2".into()),
+        };
+        let c = resolve(&args).unwrap();
+        assert_eq!(
+            (c.listen.as_str(), c.storage_url.as_str()),
+            ("0.0.0.0:7001", "http://t:2")
+        );
+        assert_eq!(c.core.active_jobs_per_group, 3);
+        assert_eq!(c.registry.dead_em_cutoff_ms, 900);
+        assert_eq!(c.core.dispatch_queue_capacity, 256);
+        std::fs::write(&path, "[core]\nactive_jobs = 3\n").unwrap();
+        let e = resolve(&args).unwrap_err();
+        assert!(e.to_string().contains("unknown field `active_jobs`"), "{e}");
+    }
+}

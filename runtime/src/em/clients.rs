@@ -1,0 +1,74 @@
+//! The EM's gRPC clients (storage's task-instance and liveness services, the scheduler), all on
+//! lazily connected, reconnecting channels with `TCP_NODELAY`, and how their errors are read.
+
+use std::time::Duration;
+
+use silk_proto::scheduler::scheduler_client::SchedulerClient;
+use silk_proto::storage::execution_manager_liveness_client::ExecutionManagerLivenessClient;
+use silk_proto::storage::task_instances_client::TaskInstancesClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use super::error::{Error, Result};
+use crate::storage::grpc::MAX_MESSAGE_BYTES;
+
+/// Slack on top of a call's own wait before it counts as lost.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every client the EM uses.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// Storage: task instances.
+    pub instances: TaskInstancesClient<Channel>,
+    /// Storage: EM liveness.
+    pub liveness: ExecutionManagerLivenessClient<Channel>,
+    /// The scheduler.
+    pub scheduler: SchedulerClient<Channel>,
+}
+
+fn channel(url: &str) -> Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| Error::Config {
+            message: format!("invalid url {url:?}: {e}"),
+        })?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+impl Clients {
+    /// Clients of storage at `storage_url` and the scheduler at `scheduler_url`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid URL.
+    pub fn new(storage_url: &str, scheduler_url: &str) -> Result<Self> {
+        let storage = channel(storage_url)?;
+        Ok(Self {
+            instances: TaskInstancesClient::new(storage.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            liveness: ExecutionManagerLivenessClient::new(storage),
+            scheduler: SchedulerClient::new(channel(scheduler_url)?),
+        })
+    }
+}
+
+/// Whether a call failed in transport (worth retrying) rather than being answered.
+#[must_use]
+pub fn is_transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::Internal
+    )
+}
+
+/// A request with a deadline.
+pub(super) fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(timeout);
+    r
+}

@@ -1,0 +1,69 @@
+//! The execution manager's settings (the `silk em` config file; see `docs/config.md`): where
+//! storage and the scheduler are, how many executor slots, which packages run natively, wasm
+//! limits, timing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use silk_executor_wasm::{HostConfig, SandboxPolicy};
+
+/// EM settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmConfig {
+    /// Storage endpoint URL.
+    pub storage_url: String,
+    /// Scheduler endpoint URL.
+    pub scheduler_url: String,
+    /// Executor slots (tasks run at once). Default: the CPU count.
+    pub slots: Option<usize>,
+    /// Directory holding packages (`lib<name>.so`, `<name>.wasm`).
+    pub package_dir: PathBuf,
+    /// Packages trusted to run natively; every other package runs as wasm.
+    pub native_packages: Vec<String>,
+    /// The `silk-executor-native` binary (default: next to `silk`, or `SILK_EXECUTOR_NATIVE`).
+    pub executor_bin: Option<PathBuf>,
+    /// Sandbox limits of wasm packages without their own entry.
+    pub wasm_default: SandboxPolicy,
+    /// Sandbox limits per wasm package.
+    pub wasm_packages: BTreeMap<String, SandboxPolicy>,
+    /// Engine-wide wasm settings (`package_dir` and `max_concurrent_tasks` are set from the
+    /// keys above).
+    pub wasm_host: HostConfig,
+    /// Long-poll wait of one `NextTasks` call.
+    pub poll_wait_ms: u64,
+    /// Heartbeat period (storage and scheduler).
+    pub heartbeat_interval_ms: u64,
+    /// On the first SIGTERM/SIGINT, how long running tasks may take to finish.
+    pub drain_grace_ms: u64,
+}
+
+impl Default for EmConfig {
+    fn default() -> Self {
+        Self {
+            storage_url: "http://127.0.0.1:50051".into(),
+            scheduler_url: "http://127.0.0.1:50052".into(),
+            slots: None,
+            package_dir: PathBuf::from("packages"),
+            native_packages: Vec::new(),
+            executor_bin: None,
+            wasm_default: SandboxPolicy::default(),
+            wasm_packages: BTreeMap::new(),
+            wasm_host: HostConfig::default(),
+            poll_wait_ms: 1000,
+            heartbeat_interval_ms: 1000,
+            drain_grace_ms: 30_000,
+        }
+    }
+}
+
+impl EmConfig {
+    /// The slot count: configured, or the CPU count.
+    #[must_use]
+    pub fn slot_count(&self) -> usize {
+        self.slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .max(1)
+    }
+}

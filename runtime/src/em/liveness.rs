@@ -1,0 +1,119 @@
+//! The liveness actor: heartbeats storage and the scheduler every interval (and at once on a
+//! refresh request, e.g. when an assignment or a rejection shows a newer storage session),
+//! advancing the session tracker from storage's answers. Storage answering that this EM is dead
+//! or unknown stops the EM (`dead` is cancelled); transport errors are logged and retried on the
+//! next tick.
+
+use std::time::Duration;
+
+use silk_proto::scheduler as spb;
+use silk_proto::storage as pb;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use super::clients::{CALL_TIMEOUT, Clients, request};
+use super::session::SessionTracker;
+use crate::storage::ids::{ExecutionManagerId, SessionId};
+
+/// Asks the liveness actor for an immediate heartbeat.
+#[derive(Debug, Clone)]
+pub struct Refresh(mpsc::Sender<()>);
+
+impl Refresh {
+    /// Requests a heartbeat now (coalesced with pending requests).
+    pub fn request(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// The actor's state.
+#[derive(Debug)]
+pub struct Liveness {
+    clients: Clients,
+    em: ExecutionManagerId,
+    session: SessionTracker,
+    interval: Duration,
+    refresh: mpsc::Receiver<()>,
+    dead: CancellationToken,
+}
+
+impl Liveness {
+    /// An actor for `em`; `dead` is cancelled when storage declares the EM dead.
+    #[must_use]
+    pub fn new(
+        clients: Clients,
+        em: ExecutionManagerId,
+        session: SessionTracker,
+        interval: Duration,
+        dead: CancellationToken,
+    ) -> (Self, Refresh) {
+        let (tx, rx) = mpsc::channel(1);
+        let actor = Self {
+            clients,
+            em,
+            session,
+            interval,
+            refresh: rx,
+            dead,
+        };
+        (actor, Refresh(tx))
+    }
+
+    /// Heartbeats until `stop` (the first heartbeat at once).
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+                Some(()) = self.refresh.recv() => tick.reset(),
+            }
+            if !self.beat().await {
+                return;
+            }
+        }
+    }
+
+    /// One heartbeat to each service; false once the EM is dead.
+    async fn beat(&mut self) -> bool {
+        let em = self.em;
+        let mut storage_client = self.clients.liveness.clone();
+        let storage = storage_client.heartbeat(request(
+            pb::ExecutionManagerIdRequest {
+                execution_manager_id: em.0,
+            },
+            CALL_TIMEOUT,
+        ));
+        let mut scheduler_client = self.clients.scheduler.clone();
+        let scheduler = scheduler_client.heartbeat(request(
+            spb::HeartbeatRequest {
+                execution_manager_id: em.0,
+            },
+            CALL_TIMEOUT,
+        ));
+        let (storage, scheduler) = tokio::join!(storage, scheduler);
+        if let Err(s) = scheduler {
+            tracing::warn!(em_id = %em, code = ?s.code(), error = s.message(), "scheduler heartbeat failed");
+        }
+        match storage {
+            Ok(r) => {
+                let session = SessionId(r.into_inner().session_id);
+                if self.session.advance(session) {
+                    tracing::info!(em_id = %em, session = %session, "storage session advanced");
+                }
+                true
+            }
+            Err(s) if matches!(s.code(), Code::PermissionDenied | Code::NotFound) => {
+                tracing::error!(em_id = %em, error = s.message(), "storage declared this execution manager dead; stopping");
+                self.dead.cancel();
+                false
+            }
+            Err(s) => {
+                tracing::warn!(em_id = %em, code = ?s.code(), error = s.message(), "storage heartbeat failed");
+                true
+            }
+        }
+    }
+}

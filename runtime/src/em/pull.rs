@@ -1,0 +1,235 @@
+//! The EM's pull loop: asks the scheduler for as many assignments as there are free slots
+//! (acknowledging what was consumed since the last pull), drops assignments of older sessions
+//! (acknowledged), registers the rest with storage in one call per session (retrying transport
+//! errors; stopping mid-registration leaves them unacknowledged so the scheduler re-dispatches
+//! them), and starts the accepted ones on the slot pool; outcomes go to the reporter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use silk_proto::scheduler as spb;
+use silk_proto::storage as pb;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::Code;
+
+use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
+use super::liveness::Refresh;
+use super::pool::SlotPool;
+use super::reporter::Report;
+use super::runtime::{BACKOFF_MIN, backoff, pause};
+use super::session::SessionTracker;
+use super::work;
+use crate::scheduler::Assignment;
+use crate::scheduler::grpc::assignment as from_pb;
+use crate::storage::grpc::convert::pb_task_id;
+use crate::storage::ids::{ExecutionManagerId, SessionId};
+
+/// The pull loop's state.
+pub(super) struct Loop {
+    pub(super) clients: Clients,
+    pub(super) em: ExecutionManagerId,
+    pub(super) tracker: SessionTracker,
+    pub(super) refresh: Refresh,
+    pub(super) pool: Arc<SlotPool>,
+    pub(super) free: Arc<Semaphore>,
+    pub(super) tasks: TaskTracker,
+    pub(super) outcomes: mpsc::UnboundedSender<Report>,
+    /// Consumed assignments not yet acknowledged, of scheduler `scheduler_id`.
+    pub(super) acks: Vec<u64>,
+    pub(super) scheduler_id: u64,
+    pub(super) poll_wait: Duration,
+}
+
+impl Loop {
+    pub(super) async fn pull(&mut self, stop: &CancellationToken) {
+        let mut delay = Duration::ZERO;
+        while !stop.is_cancelled() {
+            // Wait for a free slot.
+            let free = self.free.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    p = self.free.acquire() => drop(p),
+                }
+                continue;
+            }
+            let acks = std::mem::take(&mut self.acks);
+            let mut call_client = self.clients.scheduler.clone();
+            let call = call_client.next_tasks(request(
+                spb::NextTasksRequest {
+                    execution_manager_id: self.em.0,
+                    max_items: u32::try_from(free).unwrap_or(u32::MAX),
+                    wait_ms: u64::try_from(self.poll_wait.as_millis()).unwrap_or(u64::MAX),
+                    acks: Some(spb::Acks {
+                        scheduler_id: self.scheduler_id,
+                        assignment_ids: acks.clone(),
+                    }),
+                },
+                self.poll_wait + CALL_TIMEOUT,
+            ));
+            let result = tokio::select! {
+                () = stop.cancelled() => {
+                    self.acks = acks;
+                    return;
+                }
+                r = call => r,
+            };
+            let response = match result {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    // Acknowledging twice is harmless: the scheduler ignores unknown ids.
+                    self.acks = acks;
+                    delay = backoff(delay);
+                    tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), retry_in_ms = delay.as_millis(), "scheduler poll failed");
+                    if !pause(delay, stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            delay = Duration::ZERO;
+            if response.scheduler_id != self.scheduler_id {
+                self.scheduler_id = response.scheduler_id;
+            }
+            let batch: Vec<Assignment> = response
+                .assignments
+                .iter()
+                .filter_map(|a| from_pb(a).ok())
+                .collect();
+            if !batch.is_empty() {
+                self.accept(batch, stop).await;
+            }
+        }
+    }
+
+    /// Session checks, registration and execution of one batch.
+    async fn accept(&mut self, batch: Vec<Assignment>, stop: &CancellationToken) {
+        let current = self.tracker.get();
+        let mut live = Vec::new();
+        for a in batch {
+            if a.session < current {
+                tracing::debug!(em_id = %self.em, job_id = %a.job, task = %a.task, "assignment of an older session dropped");
+                self.acks.push(a.id.0);
+            } else {
+                live.push(a);
+            }
+        }
+        if live.iter().any(|a| a.session > current) {
+            self.refresh.request();
+        }
+        let mut sessions: Vec<SessionId> = live.iter().map(|a| a.session).collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        for session in sessions {
+            let group: Vec<_> = live
+                .iter()
+                .filter(|a| a.session == session)
+                .copied()
+                .collect();
+            if !self.register(session, group, stop).await {
+                return;
+            }
+        }
+    }
+
+    /// Registers one session's assignments; false if stopped before storage answered (those
+    /// assignments stay unacknowledged).
+    async fn register(
+        &mut self,
+        session: SessionId,
+        group: Vec<Assignment>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let mut delay = BACKOFF_MIN;
+        let results = loop {
+            let mut call_client = self.clients.instances.clone();
+            let call = call_client.register_task_instances(request(
+                pb::RegisterTaskInstancesRequest {
+                    session_id: session.0,
+                    execution_manager_id: self.em.0,
+                    tasks: group
+                        .iter()
+                        .map(|a| pb::TaskRef {
+                            job_id: a.job.0,
+                            task_id: Some(pb_task_id(a.task)),
+                        })
+                        .collect(),
+                },
+                CALL_TIMEOUT,
+            ));
+            let result = tokio::select! {
+                () = stop.cancelled() => return false,
+                r = call => r,
+            };
+            match result {
+                Ok(r) => break r.into_inner().results,
+                Err(s) if is_transient(s.code()) => {
+                    tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), "task registration failed; retrying");
+                    if !pause(delay, stop).await {
+                        return false;
+                    }
+                    delay = backoff(delay);
+                }
+                Err(s) => {
+                    tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), "task registration refused");
+                    if s.code() == Code::Aborted {
+                        self.refresh.request();
+                    }
+                    self.acks.extend(group.iter().map(|a| a.id.0));
+                    return true;
+                }
+            }
+        };
+        for (a, r) in group.iter().zip(results) {
+            self.acks.push(a.id.0);
+            match r.result {
+                Some(pb::register_result::Result::Context(ctx)) => self.start(*a, session, ctx),
+                Some(pb::register_result::Result::Error(e)) => {
+                    tracing::debug!(em_id = %self.em, job_id = %a.job, task = %a.task, kind = e.kind, "task instance not registered");
+                    if e.code == Code::Aborted as i32 {
+                        self.refresh.request();
+                    }
+                }
+                None => {}
+            }
+        }
+        true
+    }
+
+    /// Runs an accepted task on the pool; its outcome goes to the reporter.
+    fn start(&self, a: Assignment, session: SessionId, ctx: pb::ExecutionContext) {
+        // Taken now, so the next pull sees the slot as busy; we never accept more than the free
+        // count, but wait for a slot rather than fail if that ever happens.
+        let permit = self.free.clone().try_acquire_owned().ok();
+        let (free, pool, outcomes, em) = (
+            self.free.clone(),
+            self.pool.clone(),
+            self.outcomes.clone(),
+            self.em,
+        );
+        self.tasks.spawn(async move {
+            let permit = match permit {
+                Some(p) => p,
+                None => match free.acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let instance = ctx.task_instance_id;
+            let result = match work::request(&a, &ctx) {
+                Ok((execute, hard)) => {
+                    tracing::debug!(em_id = %em, job_id = %a.job, task = %a.task, package = execute.package, function = execute.function, "task started");
+                    pool.execute(execute, hard).await
+                }
+                Err(f) => Err(f),
+            };
+            drop(permit);
+            let _ = outcomes.send(Report {
+                session,
+                outcome: work::outcome(&a, instance, result),
+            });
+        });
+    }
+}

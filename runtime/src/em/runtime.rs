@@ -1,0 +1,240 @@
+//! The execution manager's runtime: registers with storage, starts the liveness actor, the
+//! outcome reporter and the slot pool, runs the pull loop (`pull.rs`) until told to stop, then
+//! drains.
+//!
+//! Acknowledgements: an assignment is acknowledged once storage accepted or rejected its task
+//! instance, or when it is dropped as stale; one whose registration never completed (cancelled,
+//! storage unreachable) is not, so the scheduler re-dispatches it.
+//!
+//! Shutdown: `stop` drains — no more pulls, running tasks get `drain_grace_ms`, outcomes are
+//! reported, the remaining acknowledgements go with `Shutdown`; `kill` stops at once. Storage
+//! declaring the EM dead stops it at once with [`Error::MarkedDead`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use silk_proto::scheduler as spb;
+use silk_proto::storage as pb;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
+use super::config::EmConfig;
+use super::error::{Error, Result};
+use super::liveness::Liveness;
+use super::pool::{NativeExecutorConfig, PackagePolicy, SlotConfig, SlotPool};
+use super::pull::Loop;
+use super::reporter::run_reporter;
+use super::session::SessionTracker;
+use crate::storage::ids::{ExecutionManagerId, SessionId};
+
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+pub(super) fn backoff(d: Duration) -> Duration {
+    (d * 2).clamp(BACKOFF_MIN, BACKOFF_MAX)
+}
+
+/// Sleeps `d` unless `token` fires first; false if it fired.
+pub(super) async fn pause(d: Duration, token: &CancellationToken) -> bool {
+    tokio::select! {
+        () = token.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+/// The slot configuration an EM config describes.
+#[must_use]
+pub fn slot_config(config: &EmConfig) -> SlotConfig {
+    let bin = config
+        .executor_bin
+        .clone()
+        .or_else(super::pool::child::find_executor_bin)
+        .unwrap_or_else(|| "silk-executor-native".into());
+    SlotConfig {
+        policy: PackagePolicy::trusting(config.native_packages.iter().cloned()),
+        native: NativeExecutorConfig::new(bin, config.package_dir.clone()),
+        wasm_default: config.wasm_default.clone(),
+        wasm_packages: config.wasm_packages.clone(),
+    }
+}
+
+/// Registers with storage, retrying transport errors until `stop`; `None` if stopped.
+async fn register(
+    clients: &Clients,
+    stop: &CancellationToken,
+) -> Result<Option<(ExecutionManagerId, SessionId)>> {
+    let mut delay = BACKOFF_MIN;
+    loop {
+        let mut call_client = clients.liveness.clone();
+        let call = call_client.register_execution_manager(request(
+            pb::RegisterExecutionManagerRequest {
+                address: "0.0.0.0".into(),
+            },
+            CALL_TIMEOUT,
+        ));
+        let result = tokio::select! {
+            () = stop.cancelled() => return Ok(None),
+            r = call => r,
+        };
+        match result {
+            Ok(r) => {
+                let r = r.into_inner();
+                return Ok(Some((ExecutionManagerId(r.id), SessionId(r.session_id))));
+            }
+            Err(s) if is_transient(s.code()) => {
+                tracing::warn!(code = ?s.code(), error = s.message(), "registration failed; retrying");
+                if !pause(delay, stop).await {
+                    return Ok(None);
+                }
+                delay = backoff(delay);
+            }
+            Err(s) => {
+                return Err(Error::Register {
+                    message: s.message().to_owned(),
+                });
+            }
+        }
+    }
+}
+
+/// Runs an EM until `stop` (drain) or `kill` (at once).
+///
+/// # Errors
+/// Invalid configuration, refused registration, a wasm host or slot thread that cannot start,
+/// or [`Error::MarkedDead`].
+pub async fn run_em(
+    config: EmConfig,
+    stop: CancellationToken,
+    kill: CancellationToken,
+) -> Result<()> {
+    let clients = Clients::new(&config.storage_url, &config.scheduler_url)?;
+    let slots = config.slot_count();
+    let mut host_config = config.wasm_host.clone();
+    host_config.package_dir = Some(config.package_dir.clone());
+    host_config.max_concurrent_tasks = u32::try_from(slots).unwrap_or(u32::MAX);
+    let wasm = tokio::task::spawn_blocking(move || silk_executor_wasm::WasmHost::new(host_config))
+        .await
+        .map_err(|e| Error::Config {
+            message: format!("wasm host setup panicked: {e}"),
+        })??;
+    let pool =
+        SlotPool::start(slots, Arc::new(slot_config(&config)), &wasm).map_err(Error::Slot)?;
+
+    let Some((em, session)) = register(&clients, &stop).await? else {
+        return Ok(());
+    };
+    tracing::info!(em_id = %em, session = %session, slots, native = ?config.native_packages, "execution manager registered");
+    let tracker = SessionTracker::new(session);
+    let dead = CancellationToken::new();
+    let background = CancellationToken::new();
+    let (liveness, refresh) = Liveness::new(
+        clients.clone(),
+        em,
+        tracker.clone(),
+        Duration::from_millis(config.heartbeat_interval_ms),
+        dead.clone(),
+    );
+    let services = TaskTracker::new();
+    services.spawn(liveness.run(background.clone()));
+    let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
+    let reporter_kill = CancellationToken::new();
+    let reporter = tokio::spawn(run_reporter(
+        clients.clone(),
+        em,
+        tracker.clone(),
+        refresh.clone(),
+        outcomes_rx,
+        reporter_kill.clone(),
+    ));
+
+    let mut state = Loop {
+        clients: clients.clone(),
+        em,
+        tracker,
+        refresh,
+        pool: Arc::new(pool),
+        free: Arc::new(Semaphore::new(slots)),
+        tasks: TaskTracker::new(),
+        outcomes,
+        acks: Vec::new(),
+        scheduler_id: 0,
+        poll_wait: Duration::from_millis(config.poll_wait_ms),
+    };
+    let pull_stop = CancellationToken::new();
+    let forward = tokio::spawn({
+        let (pull_stop, stop, kill, dead) =
+            (pull_stop.clone(), stop.clone(), kill.clone(), dead.clone());
+        async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = kill.cancelled() => {}
+                () = dead.cancelled() => {}
+            }
+            pull_stop.cancel();
+        }
+    });
+    state.pull(&pull_stop).await;
+    forward.abort();
+
+    // Drain: running tasks finish within the grace period (or until killed / declared dead).
+    state.tasks.close();
+    let grace = Duration::from_millis(config.drain_grace_ms);
+    let hard = tokio::select! {
+        () = kill.cancelled() => true,
+        () = dead.cancelled() => true,
+        r = tokio::time::timeout(grace, state.tasks.wait()) => r.is_err(),
+    };
+    if hard {
+        tracing::warn!(em_id = %em, "stopping without waiting for running tasks");
+        reporter_kill.cancel();
+    }
+    let Loop {
+        outcomes,
+        acks,
+        scheduler_id,
+        clients: loop_clients,
+        ..
+    } = state;
+    drop(outcomes);
+    let mut reporter = reporter;
+    let reported = tokio::select! {
+        () = kill.cancelled() => false,
+        () = dead.cancelled() => false,
+        () = tokio::time::sleep(grace) => false,
+        _ = &mut reporter => true,
+    };
+    if !reported {
+        // Returns promptly once killed.
+        reporter_kill.cancel();
+        let _ = reporter.await;
+    }
+    background.cancel();
+    services.close();
+    services.wait().await;
+    if dead.is_cancelled() {
+        return Err(Error::MarkedDead {
+            message: "storage refused this execution manager's heartbeat".into(),
+        });
+    }
+    let mut scheduler = loop_clients.scheduler.clone();
+    let goodbye = scheduler.shutdown(request(
+        spb::ShutdownRequest {
+            execution_manager_id: em.0,
+            acks: Some(spb::Acks {
+                scheduler_id,
+                assignment_ids: acks,
+            }),
+        },
+        CALL_TIMEOUT,
+    ));
+    tokio::select! {
+        () = kill.cancelled() => {}
+        r = goodbye => if let Err(s) = r {
+            tracing::warn!(em_id = %em, error = s.message(), "scheduler shutdown call failed");
+        },
+    }
+    tracing::info!(em_id = %em, "execution manager stopped");
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! The scheduler core's async loop: keeps one storage poll in flight (the three lanes
+//! concurrently, each asking for the room the core has left), takes back rescheduled assignments,
+//! and moves the core's decisions into the dispatch queue as room appears. Poll errors (storage
+//! restarting, network) are retried with exponential backoff; the loop only ends on cancellation.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::assignment::Assignment;
+use super::core::{RoundRobinCore, SessionChange};
+use super::dispatch::DispatchQueue;
+use super::error::Result;
+use crate::storage::db::Db;
+use crate::storage::ids::SessionId;
+use crate::storage::{LaneKind, ReadyTask, Storage};
+
+/// First retry delay after a failed poll.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest retry delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often finalizing gates are checked for expiry.
+const EXPIRY_PERIOD: Duration = Duration::from_secs(1);
+
+/// What one lane poll returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Polled {
+    /// The storage session that answered.
+    pub session: SessionId,
+    /// The entries (possibly empty).
+    pub tasks: Vec<ReadyTask>,
+}
+
+/// Where the core's entries come from: storage's lanes, in-process or over gRPC.
+pub trait LaneSource: Send + Sync + 'static {
+    /// Long-polls one lane for up to `max` entries.
+    fn poll(
+        &self,
+        kind: LaneKind,
+        max: usize,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Polled>> + Send;
+
+    /// Called after polls work again following failures: entries popped by a poll whose answer
+    /// was lost are gone, so a source may ask storage to queue every ready task again (the core
+    /// drops the duplicates it still buffers).
+    fn resync(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+impl<D: Db + Clone> LaneSource for Storage<D> {
+    async fn poll(&self, kind: LaneKind, max: usize, wait: Duration) -> Result<Polled> {
+        let session = self.session();
+        let tasks = self.lanes().poll(kind, max, wait).await;
+        Ok(Polled { session, tasks })
+    }
+}
+
+type PollResults = [(LaneKind, Result<Polled>); 3];
+
+async fn poll_lanes<S: LaneSource>(
+    source: Arc<S>,
+    rooms: [usize; 3],
+    wait: Duration,
+    delay: Duration,
+) -> PollResults {
+    tokio::time::sleep(delay).await;
+    let one = |kind, room| {
+        let source = source.clone();
+        async move {
+            if room == 0 {
+                // Nothing to ask for: wait like a poll would, then report empty.
+                tokio::time::sleep(wait).await;
+                return Ok(Polled {
+                    session: SessionId(0),
+                    tasks: Vec::new(),
+                });
+            }
+            source.poll(kind, room, wait).await
+        }
+    };
+    let (commit, cleanup, ready) = tokio::join!(
+        one(LaneKind::Commit, rooms[0]),
+        one(LaneKind::Cleanup, rooms[1]),
+        one(LaneKind::Ready, rooms[2]),
+    );
+    [
+        (LaneKind::Commit, commit),
+        (LaneKind::Cleanup, cleanup),
+        (LaneKind::Ready, ready),
+    ]
+}
+
+/// Applies a finished poll; returns whether any lane failed.
+fn consume(core: &mut RoundRobinCore, dispatch: &DispatchQueue, results: PollResults) -> bool {
+    let newest = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter(|p| !p.tasks.is_empty() || p.session > SessionId(0))
+        .map(|p| p.session)
+        .max();
+    if let Some(session) = newest
+        && core.observe_session(session) == SessionChange::Newer
+    {
+        match dispatch.bump_session(session) {
+            Ok(purged) => {
+                tracing::info!(session = %session, purged = purged.len(), "dispatch queue moved to new session");
+            }
+            Err(e) => tracing::error!(error = %e, "dispatch queue session out of step"),
+        }
+    }
+    let now = Instant::now();
+    let mut failed = false;
+    let mut entries = Vec::new();
+    for (kind, result) in results {
+        match result {
+            Ok(p) if p.session == core.session() => entries.extend(p.tasks),
+            Ok(p) => {
+                if !p.tasks.is_empty() {
+                    tracing::debug!(lane = ?kind, session = %p.session, dropped = p.tasks.len(), "entries of an older session dropped");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lane = ?kind, error = %e, "storage poll failed; retrying");
+                failed = true;
+            }
+        }
+    }
+    core.ingest(&entries, now);
+    failed
+}
+
+/// Moves decisions into the dispatch queue while it has room.
+fn fill(core: &mut RoundRobinCore, dispatch: &DispatchQueue) {
+    let free = dispatch.free();
+    if free == 0 || core.buffered() == 0 {
+        return;
+    }
+    let batch = core.decide(free);
+    let pushed = dispatch.push(&batch);
+    debug_assert_eq!(pushed, batch.len(), "only the core pushes");
+}
+
+/// Runs the core until `cancel`: polls `source`, takes back `reschedule`d assignments, fills
+/// `dispatch`.
+pub async fn run_core<S: LaneSource>(
+    mut core: RoundRobinCore,
+    source: Arc<S>,
+    dispatch: DispatchQueue,
+    mut reschedule: mpsc::UnboundedReceiver<Assignment>,
+    cancel: CancellationToken,
+) {
+    let wait = core.config().storage_poll_wait();
+    let mut backoff = Duration::ZERO;
+    let mut expiry = tokio::time::interval(EXPIRY_PERIOD);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut reschedule_open = true;
+    loop {
+        let rooms = [
+            core.room(LaneKind::Commit),
+            core.room(LaneKind::Cleanup),
+            core.room(LaneKind::Ready),
+        ];
+        let poll = poll_lanes(source.clone(), rooms, wait, backoff);
+        tokio::pin!(poll);
+        // Serve everything else while the poll is in flight.
+        let results = loop {
+            fill(&mut core, &dispatch);
+            let blocked = core.buffered() > 0 && dispatch.free() == 0;
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                results = &mut poll => break results,
+                a = reschedule.recv(), if reschedule_open => match a {
+                    Some(a) => {
+                        core.reschedule(&a, Instant::now());
+                    }
+                    None => reschedule_open = false,
+                },
+                () = dispatch.space(), if blocked => {}
+                _ = expiry.tick() => core.expire_finalizing(Instant::now()),
+            }
+        };
+        if consume(&mut core, &dispatch, results) {
+            backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        } else if backoff > Duration::ZERO {
+            match source.resync().await {
+                Ok(()) => {
+                    tracing::info!("storage reachable again");
+                    backoff = Duration::ZERO;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "storage resync failed; retrying");
+                    backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use silk_tdl::{JobId, ResourceGroupId, TaskId};
+
+    use super::*;
+    use crate::scheduler::assignment::AssignmentId;
+    use crate::scheduler::config::CoreConfig;
+    use crate::scheduler::error::Error;
+    use crate::storage::lock;
+
+    /// Scripted lanes: each poll pops the lane's next answer; an exhausted lane waits and
+    /// answers empty in `idle_session`.
+    #[derive(Default)]
+    struct Script {
+        answers: Mutex<HashMap<LaneKind, VecDeque<Result<Polled>>>>,
+        idle_session: Mutex<SessionId>,
+        calls: AtomicUsize,
+    }
+
+    impl Script {
+        fn push(&self, kind: LaneKind, answer: Result<Polled>) {
+            lock(&self.answers)
+                .entry(kind)
+                .or_default()
+                .push_back(answer);
+        }
+    }
+
+    impl LaneSource for Script {
+        async fn poll(&self, kind: LaneKind, _max: usize, wait: Duration) -> Result<Polled> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let next = lock(&self.answers)
+                .get_mut(&kind)
+                .and_then(VecDeque::pop_front);
+            if let Some(answer) = next {
+                return answer;
+            }
+            tokio::time::sleep(wait).await;
+            Ok(Polled {
+                session: *lock(&self.idle_session),
+                tasks: Vec::new(),
+            })
+        }
+    }
+
+    fn tasks(job: u64, n: u64) -> Vec<ReadyTask> {
+        (0..n)
+            .map(|t| ReadyTask {
+                group: ResourceGroupId(1),
+                job: JobId(job),
+                task: TaskId::Index(t),
+            })
+            .collect()
+    }
+
+    fn start(
+        script: &Arc<Script>,
+        capacity: usize,
+    ) -> (
+        DispatchQueue,
+        mpsc::UnboundedSender<Assignment>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let config = CoreConfig {
+            dispatch_queue_capacity: capacity,
+            storage_poll_wait_ms: 10,
+            ..CoreConfig::default()
+        };
+        let dispatch = DispatchQueue::new(capacity);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let core = RoundRobinCore::new(config);
+        let handle = tokio::spawn(run_core(
+            core,
+            script.clone(),
+            dispatch.clone(),
+            rx,
+            cancel.clone(),
+        ));
+        (dispatch, tx, cancel, handle)
+    }
+
+    async fn take(dispatch: &DispatchQueue, n: usize) -> Vec<Assignment> {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while got.len() < n {
+                got.extend(dispatch.pop(n - got.len(), Duration::from_secs(1)).await);
+            }
+        })
+        .await
+        .expect("assignments dispatched");
+        got
+    }
+
+    #[tokio::test]
+    async fn storage_errors_are_retried_and_entries_dispatched() {
+        let script = Arc::new(Script::default());
+        *lock(&script.idle_session) = SessionId(2);
+        for _ in 0..3 {
+            script.push(
+                LaneKind::Ready,
+                Err(Error::Storage {
+                    message: "connection refused".into(),
+                }),
+            );
+        }
+        script.push(
+            LaneKind::Ready,
+            Ok(Polled {
+                session: SessionId(2),
+                tasks: tasks(1, 3),
+            }),
+        );
+        let (dispatch, _tx, cancel, handle) = start(&script, 2);
+        let got = take(&dispatch, 3).await;
+        assert_eq!(
+            got.iter().map(|a| a.task).collect::<Vec<_>>(),
+            (0..3).map(TaskId::Index).collect::<Vec<_>>()
+        );
+        assert!(got.iter().all(|a| a.session == SessionId(2)));
+        assert!(!handle.is_finished(), "errors never end the loop");
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn newer_session_purges_the_dispatch_queue() {
+        let script = Arc::new(Script::default());
+        *lock(&script.idle_session) = SessionId(1);
+        script.push(
+            LaneKind::Ready,
+            Ok(Polled {
+                session: SessionId(1),
+                tasks: tasks(1, 4),
+            }),
+        );
+        let (dispatch, _tx, cancel, handle) = start(&script, 2);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while dispatch.len() < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        *lock(&script.idle_session) = SessionId(2);
+        script.push(
+            LaneKind::Ready,
+            Ok(Polled {
+                session: SessionId(2),
+                tasks: tasks(7, 1),
+            }),
+        );
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while dispatch.session() != SessionId(2) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("session bumped");
+        let got = take(&dispatch, 1).await;
+        assert_eq!((got[0].job, got[0].session), (JobId(7), SessionId(2)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(dispatch.pop(10, Duration::ZERO).await.is_empty());
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn rescheduled_assignment_is_dispatched_again() {
+        let script = Arc::new(Script::default());
+        *lock(&script.idle_session) = SessionId(1);
+        script.push(
+            LaneKind::Ready,
+            Ok(Polled {
+                session: SessionId(1),
+                tasks: tasks(1, 1),
+            }),
+        );
+        let (dispatch, tx, cancel, handle) = start(&script, 4);
+        let first = take(&dispatch, 1).await;
+        tx.send(first[0]).unwrap();
+        tx.send(Assignment {
+            id: AssignmentId(77),
+            session: SessionId(0),
+            ..first[0]
+        })
+        .unwrap();
+        let second = take(&dispatch, 1).await;
+        assert_eq!(second[0].entry(), first[0].entry());
+        assert_ne!(second[0].id, first[0].id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(dispatch.is_empty(), "the stale reschedule is dropped");
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

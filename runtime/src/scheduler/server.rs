@@ -1,0 +1,235 @@
+//! A whole scheduler process: registers with storage (retrying until storage answers), runs the
+//! round-robin core over storage's lanes through gRPC, the EM registry's sweeper, and serves
+//! `silk.scheduler.v1` until cancelled. Storage being down or restarting never ends it: lane
+//! polls back off and retry, and after an outage the scheduler registers again so storage
+//! re-queues every ready task (lane entries popped by a lost poll would otherwise be gone).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use silk_proto::storage as spb;
+use silk_proto::storage::inbound_queues_client::InboundQueuesClient;
+use silk_proto::storage::scheduler_registration_client::SchedulerRegistrationClient;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+
+use super::assignment::IdIssuer;
+use super::config::CoreConfig;
+use super::core::RoundRobinCore;
+use super::dispatch::DispatchQueue;
+use super::error::{Error, Result};
+use super::grpc::{SchedulerService, serve};
+use super::registry::{EmRegistry, RegistryConfig};
+use super::runner::{LaneSource, Polled, run_core};
+use crate::storage::ids::{SchedulerId, SessionId};
+use crate::storage::{LaneKind, ReadyTask};
+
+/// Slack on top of a long-poll's wait before a call counts as lost.
+const CALL_SLACK: Duration = Duration::from_secs(5);
+
+/// Settings of a scheduler process (the `silk scheduler` config file; see `docs/config.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Address to serve gRPC on.
+    pub listen: String,
+    /// Host storage records for this scheduler (default: the listen host).
+    pub advertise_host: Option<String>,
+    /// Storage endpoint URL.
+    pub storage_url: String,
+    /// Round-robin core tuning.
+    pub core: CoreConfig,
+    /// EM registry tuning.
+    pub registry: RegistryConfig,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50052".into(),
+            advertise_host: None,
+            storage_url: "http://127.0.0.1:50051".into(),
+            core: CoreConfig::default(),
+            registry: RegistryConfig::default(),
+        }
+    }
+}
+
+/// A lazily connected (and transparently reconnecting) channel with `TCP_NODELAY`.
+///
+/// # Errors
+/// [`Error::Storage`] for an invalid URL.
+pub fn lazy_channel(url: &str) -> Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| Error::Storage {
+            message: format!("invalid storage url {url:?}: {e}"),
+        })?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+fn storage_error(s: &tonic::Status) -> Error {
+    Error::Storage {
+        message: format!("{:?}: {}", s.code(), s.message()),
+    }
+}
+
+/// Storage's lanes over gRPC.
+#[derive(Debug, Clone)]
+pub struct GrpcLanes {
+    lanes: InboundQueuesClient<Channel>,
+    registration: SchedulerRegistrationClient<Channel>,
+    host: String,
+    port: u16,
+}
+
+impl GrpcLanes {
+    /// Lanes of the storage behind `channel`; `host:port` is what registration records.
+    #[must_use]
+    pub fn new(channel: Channel, host: String, port: u16) -> Self {
+        Self {
+            lanes: InboundQueuesClient::new(channel.clone())
+                .max_decoding_message_size(crate::storage::grpc::MAX_MESSAGE_BYTES),
+            registration: SchedulerRegistrationClient::new(channel),
+            host,
+            port,
+        }
+    }
+
+    /// Registers this scheduler once.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when storage does not answer.
+    pub async fn register(&self) -> Result<(SchedulerId, SessionId)> {
+        let mut req = tonic::Request::new(spb::RegisterSchedulerRequest {
+            host: self.host.clone(),
+            port: u32::from(self.port),
+        });
+        req.set_timeout(CALL_SLACK);
+        let r = self
+            .registration
+            .clone()
+            .register_scheduler(req)
+            .await
+            .map_err(|s| storage_error(&s))?
+            .into_inner();
+        Ok((SchedulerId(r.id), SessionId(r.session_id)))
+    }
+
+    /// Registers, retrying with backoff until storage answers or `cancel`; `None` if cancelled.
+    pub async fn register_until_up(&self, cancel: &CancellationToken) -> Option<SchedulerId> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.register().await {
+                Ok((id, session)) => {
+                    tracing::info!(scheduler_id = %id, session = %session, "registered with storage");
+                    return Some(id);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "storage registration failed")
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+fn ready_task(t: spb::ReadyTask) -> Result<ReadyTask> {
+    let task = crate::storage::grpc::convert::task_id(t.task_id.as_ref())
+        .map_err(|s| storage_error(&s))?;
+    Ok(ReadyTask {
+        group: silk_tdl::ResourceGroupId(t.resource_group_id),
+        job: silk_tdl::JobId(t.job_id),
+        task,
+    })
+}
+
+impl LaneSource for GrpcLanes {
+    async fn poll(&self, kind: LaneKind, max: usize, wait: Duration) -> Result<Polled> {
+        let mut req = tonic::Request::new(spb::PollRequest {
+            max_items: u64::try_from(max).unwrap_or(u64::MAX),
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        });
+        req.set_timeout(wait + CALL_SLACK);
+        let mut client = self.lanes.clone();
+        let answer = match kind {
+            LaneKind::Ready => client.poll_ready_tasks(req).await,
+            LaneKind::Commit => client.poll_commit_tasks(req).await,
+            LaneKind::Cleanup => client.poll_cleanup_tasks(req).await,
+        }
+        .map_err(|s| storage_error(&s))?
+        .into_inner();
+        let tasks = answer
+            .tasks
+            .into_iter()
+            .map(ready_task)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Polled {
+            session: SessionId(answer.session_id),
+            tasks,
+        })
+    }
+
+    async fn resync(&self) -> Result<()> {
+        self.register().await.map(|_| ())
+    }
+}
+
+/// Runs a scheduler serving on `listener` until `cancel`.
+///
+/// # Errors
+/// An invalid storage URL, or the transport error that stopped the gRPC server.
+pub async fn run_scheduler(
+    config: SchedulerConfig,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let local = listener.local_addr()?;
+    let host = config
+        .advertise_host
+        .clone()
+        .unwrap_or_else(|| local.ip().to_string());
+    let lanes = Arc::new(GrpcLanes::new(
+        lazy_channel(&config.storage_url)?,
+        host,
+        local.port(),
+    ));
+    let Some(id) = lanes.register_until_up(&cancel).await else {
+        return Ok(());
+    };
+    let dispatch = DispatchQueue::new(config.core.dispatch_queue_capacity);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let registry = EmRegistry::new(config.registry.clone(), tx);
+    let core = RoundRobinCore::with_issuer(config.core.clone(), IdIssuer::starting_at(1));
+    let tracker = TaskTracker::new();
+    tracker.spawn(run_core(
+        core,
+        lanes,
+        dispatch.clone(),
+        rx,
+        cancel.child_token(),
+    ));
+    tracker.spawn(registry.clone().run_sweeper(cancel.child_token()));
+    tracker.close();
+    tracing::info!(address = %local, scheduler_id = %id, "scheduler listening");
+    let served = serve(
+        SchedulerService::new(id, dispatch, registry),
+        listener,
+        cancel.clone().cancelled_owned(),
+    )
+    .await;
+    cancel.cancel();
+    tracker.wait().await;
+    served?;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
