@@ -3,10 +3,13 @@
 //! (no new work; running tasks finish within `drain_grace_ms`; acknowledgements are sent; exit
 //! 0); a second one stops at once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+
+pub use super::config_file::ConfigError;
+use super::config_file::read_toml;
 use tokio_util::sync::CancellationToken;
 
 use crate::em::{EmConfig, run_em};
@@ -28,34 +31,13 @@ pub struct EmArgs {
     pub slots: Option<usize>,
 }
 
-/// A configuration problem.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid config.
-    #[error("{path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: Box<toml::de::Error>,
-    },
-}
-
 /// Reads the file (if any) and applies the flags.
 ///
 /// # Errors
 /// A [`ConfigError`].
 pub fn resolve(args: &EmArgs) -> Result<EmConfig, ConfigError> {
     let mut config = match &args.config {
-        Some(path) => read(path)?,
+        Some(path) => read_toml(path)?,
         None => EmConfig::default(),
     };
     if let Some(url) = args.storage_url.clone().filter(|s| !s.is_empty()) {
@@ -68,17 +50,6 @@ pub fn resolve(args: &EmArgs) -> Result<EmConfig, ConfigError> {
         config.slots = Some(n);
     }
     Ok(config)
-}
-
-fn read(path: &Path) -> Result<EmConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source: Box::new(source),
-    })
 }
 
 /// Cancels `stop` on the first SIGTERM/SIGINT and `kill` on the second.

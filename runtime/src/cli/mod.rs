@@ -1,6 +1,7 @@
 //! The `silk` command line: argument types and the commands behind them. The binary only parses
 //! arguments, sets up logging and calls [`run`].
 
+pub mod config_file;
 pub mod em;
 pub mod json;
 pub mod scheduler;

@@ -2,10 +2,13 @@
 //! flags or their `SILK_SCHEDULER_*` environment variables; see `docs/config.md`. It waits for
 //! storage to come up and survives storage restarts. SIGTERM or SIGINT stops it (exit 0).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+
+pub use super::config_file::ConfigError;
+use super::config_file::read_toml;
 use tokio_util::sync::CancellationToken;
 
 use crate::scheduler::{SchedulerConfig, run_scheduler};
@@ -24,34 +27,13 @@ pub struct SchedulerArgs {
     pub storage_url: Option<String>,
 }
 
-/// A configuration problem.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid config.
-    #[error("{path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: Box<toml::de::Error>,
-    },
-}
-
 /// Reads the file (if any) and applies the flags.
 ///
 /// # Errors
 /// A [`ConfigError`].
 pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
     let mut config = match &args.config {
-        Some(path) => read(path)?,
+        Some(path) => read_toml(path)?,
         None => SchedulerConfig::default(),
     };
     if let Some(listen) = args.listen.clone().filter(|s| !s.is_empty()) {
@@ -61,17 +43,6 @@ pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
         config.storage_url = url;
     }
     Ok(config)
-}
-
-fn read(path: &Path) -> Result<SchedulerConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source: Box::new(source),
-    })
 }
 
 /// Runs `silk scheduler` until SIGTERM/SIGINT. Exit 0 after a clean stop, 1 on a startup or

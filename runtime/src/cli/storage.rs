@@ -2,10 +2,13 @@
 //! environment variables, then flags (later wins); see `docs/config.md`. SIGTERM or SIGINT
 //! stops accepting calls, drains in-flight ones and pending completions, and exits 0.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+
+pub use super::config_file::ConfigError;
+use super::config_file::read_toml;
 use serde::Deserialize;
 
 use crate::storage::db::AnyDb;
@@ -48,35 +51,6 @@ pub struct StorageFile {
     pub storage: StorageConfig,
 }
 
-/// A configuration problem.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid config.
-    #[error("{path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: Box<toml::de::Error>,
-    },
-    /// An environment override is not a number.
-    #[error("{var}: expected a non-negative integer, got {value:?}")]
-    Env {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-    },
-}
-
 /// The resolved service configuration.
 #[derive(Debug)]
 pub struct Resolved {
@@ -98,7 +72,7 @@ pub fn resolve(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Resolved, ConfigError> {
     let file = match &args.config {
-        Some(path) => read(path)?,
+        Some(path) => read_toml(path)?,
         None => StorageFile::default(),
     };
     let mut storage = file.storage;
@@ -149,17 +123,6 @@ pub fn resolve(
             .or(file.db)
             .unwrap_or_else(|| DEFAULT_DB.to_owned()),
         storage,
-    })
-}
-
-fn read(path: &Path) -> Result<StorageFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source: Box::new(source),
     })
 }
 
