@@ -10,6 +10,10 @@
 //! (`--shm-fd N`, see [`take_inherited_fd`] and `silk_ipc::shm`) and over stdin/stdout pipes
 //! otherwise. Sits above `silk-ipc`; the EM side (`silk-runtime`) spawns the binary.
 //!
+//! `silk-executor-native --inspect PATH` instead checks one library like a load does, without
+//! running its init hook, and prints its name and task list as JSON ([`inspect_package`],
+//! [`inspect`]); `silk package inspect` uses it to keep native code out of the CLI process.
+//!
 //! ```no_run
 //! use silk_executor_native::Executor;
 //! use silk_ipc::pipe::PipeServer;
@@ -19,9 +23,10 @@
 //! ```
 
 mod inherited_fd;
+pub mod inspect;
 mod package;
 mod server;
 
 pub use inherited_fd::take_inherited_fd;
-pub use package::Package;
+pub use package::{OpenError, Package, PackageInfo, inspect as inspect_package};
 pub use server::Executor;

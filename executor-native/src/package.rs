@@ -4,8 +4,12 @@
 //! Packages are trusted code: loading one runs its initialisers, and a package can do anything
 //! the executor process can. The checks here protect against mistakes (wrong file, other ABI
 //! version, wrong name), not against malice; untrusted packages run in the wasm sandbox.
+//!
+//! [`inspect`] runs the same checks as a load (minus the expected name), skips the init hook and
+//! reads the optional task list; it is meant for a short-lived process (`--inspect`), never for
+//! the `silk` CLI itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libloading::{Library, Symbol};
 use silk_ipc::TaskFailure;
@@ -18,6 +22,86 @@ type NameFn = unsafe extern "C" fn() -> BytesRef;
 type InitFn = unsafe extern "C" fn() -> CallResult;
 type ExecuteFn = unsafe extern "C" fn(BytesRef, BytesRef, BytesRef) -> CallResult;
 type FreeFn = unsafe extern "C" fn(OwnedBuf);
+type TasksFn = unsafe extern "C" fn() -> BytesRef;
+
+/// Why a library is not a usable package, by class (the checks before the init hook).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// `dlopen` refused the file (not a shared library, wrong architecture, missing dependency).
+    #[error("cannot load {path}: {message}")]
+    Load {
+        /// The library.
+        path: PathBuf,
+        /// The loader's error, with its causes.
+        message: String,
+    },
+    /// A symbol of the ABI is missing. Without `silk_abi_version` the file is not a silk package.
+    #[error("{path}: missing symbol `{symbol}`: {message}")]
+    MissingSymbol {
+        /// The library.
+        path: PathBuf,
+        /// The symbol.
+        symbol: &'static str,
+        /// The loader's error.
+        message: String,
+    },
+    /// The package was built for another ABI version.
+    #[error(
+        "{path}: package ABI version {found} is not supported (this executor speaks version {})",
+        ABI_VERSION
+    )]
+    AbiVersion {
+        /// The library.
+        path: PathBuf,
+        /// The version it declares.
+        found: u32,
+    },
+    /// The declared name is not UTF-8, or not a valid package name.
+    #[error("{path}: invalid package name: {message}")]
+    InvalidName {
+        /// The library.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The exported task list is not UTF-8.
+    #[error("{path}: task list is not UTF-8")]
+    TaskListNotUtf8 {
+        /// The library.
+        path: PathBuf,
+    },
+}
+
+impl OpenError {
+    /// Whether the file is not a silk package at all (not loadable, or no `silk_abi_version`),
+    /// as opposed to a silk package of another ABI version or one that breaks the ABI.
+    #[must_use]
+    pub fn is_not_a_package(&self) -> bool {
+        match self {
+            Self::Load { .. } => true,
+            Self::MissingSymbol { symbol, .. } => *symbol == abi::SYM_ABI_VERSION,
+            _ => false,
+        }
+    }
+}
+
+impl From<OpenError> for TaskFailure {
+    fn from(e: OpenError) -> Self {
+        Self::package(e.to_string())
+    }
+}
+
+/// What `--inspect` reports: read through the exports, without running the init hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageInfo {
+    /// The name the package declares.
+    pub name: String,
+    /// The ABI version it was built for (always one this executor speaks).
+    pub abi_version: u32,
+    /// The task list JSON of `silk_package_tasks` (format in `silk_tdl::abi`); `None` when the
+    /// package does not export it (built before the export existed, or without the TDL).
+    pub task_list: Option<String>,
+}
 
 /// A loaded, initialised package.
 #[derive(Debug)]
@@ -30,12 +114,96 @@ pub struct Package {
     _lib: Library,
 }
 
-fn symbol<T: Copy>(lib: &Library, path: &Path, name: &str) -> Result<T, TaskFailure> {
+fn symbol<T: Copy>(lib: &Library, path: &Path, name: &'static str) -> Result<T, OpenError> {
     // SAFETY: every caller names a symbol of the silk ABI and asks for the exact function type
     // that `silk_tdl::package!` exports under that name; the ABI version was checked first.
     let sym: Result<Symbol<'_, T>, _> = unsafe { lib.get(name.as_bytes()) };
-    sym.map(|s| *s).map_err(|e| {
-        TaskFailure::package(format!("{}: missing symbol `{name}`: {e}", path.display()))
+    sym.map(|s| *s).map_err(|e| OpenError::MissingSymbol {
+        path: path.to_path_buf(),
+        symbol: name,
+        message: e.to_string(),
+    })
+}
+
+/// Copies a static string a package export points to.
+///
+/// # Safety
+/// `view` must point into `lib`'s mapped image (a static of the package), and `lib` must stay
+/// loaded for the call.
+unsafe fn copy_static(_lib: &Library, view: BytesRef) -> Vec<u8> {
+    // SAFETY: the caller guarantees the view points to a static of the still-loaded library.
+    unsafe { view.as_slice() }.to_vec()
+}
+
+/// Loads `path` and checks its ABI version (before any other symbol), then reads its name.
+fn open(path: &Path) -> Result<(Library, String), OpenError> {
+    // SAFETY: loading runs the library's initialisers. Native packages are trusted code by
+    // policy (only allow-listed packages run natively, and `--inspect` is run by a user on a file
+    // they chose), and this runs in the executor child process, never in the EM or the CLI.
+    let lib = unsafe { Library::new(path) }.map_err(|e| OpenError::Load {
+        path: path.to_path_buf(),
+        message: error_chain(&e),
+    })?;
+
+    let version: AbiVersionFn = symbol(&lib, path, abi::SYM_ABI_VERSION)?;
+    // SAFETY: `silk_abi_version` takes no arguments and returns a u32 in every ABI version.
+    let version = unsafe { version() };
+    if version != ABI_VERSION {
+        return Err(OpenError::AbiVersion {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+
+    let name_fn: NameFn = symbol(&lib, path, abi::SYM_PACKAGE_NAME)?;
+    // SAFETY: ABI v1 `silk_package_name` takes nothing and returns a view of a static string.
+    let name = unsafe { name_fn() };
+    // SAFETY: that string is a static of the library, which stays loaded while `lib` lives.
+    let name = unsafe { copy_static(&lib, name) };
+    let name = String::from_utf8(name).map_err(|_| OpenError::InvalidName {
+        path: path.to_path_buf(),
+        message: "not UTF-8".into(),
+    })?;
+    Ok((lib, name))
+}
+
+/// Loads `path`, checks it like [`Package::load`] does (ABI version first, then the required
+/// symbols and a valid name) and reads its task list if it exports one. The init hook does not
+/// run. The library stays loaded until the process exits.
+///
+/// # Errors
+/// [`OpenError`] of the class of the first check that fails.
+pub fn inspect(path: &Path) -> Result<PackageInfo, OpenError> {
+    let (lib, name) = open(path)?;
+    if !abi::is_valid_package_name(&name) {
+        return Err(OpenError::InvalidName {
+            path: path.to_path_buf(),
+            message: format!("{name:?}: use 1-128 ASCII letters, digits, `_` or `-`"),
+        });
+    }
+    symbol::<ExecuteFn>(&lib, path, abi::SYM_EXECUTE)?;
+    symbol::<FreeFn>(&lib, path, abi::SYM_FREE)?;
+    let task_list = match symbol::<TasksFn>(&lib, path, abi::SYM_PACKAGE_TASKS) {
+        Ok(tasks) => {
+            // SAFETY: ABI v1 `silk_package_tasks` takes nothing and returns a view of a static
+            // string.
+            let view = unsafe { tasks() };
+            // SAFETY: that string is a static of the library, which is still loaded.
+            let bytes = unsafe { copy_static(&lib, view) };
+            Some(
+                String::from_utf8(bytes).map_err(|_| OpenError::TaskListNotUtf8 {
+                    path: path.to_path_buf(),
+                })?,
+            )
+        }
+        Err(_) => None,
+    };
+    // Never unloaded (see `Package`): the process exits right after.
+    std::mem::forget(lib);
+    Ok(PackageInfo {
+        name,
+        abi_version: ABI_VERSION,
+        task_list,
     })
 }
 
@@ -47,36 +215,7 @@ impl Package {
     /// [`TaskFailure::Package`] naming what is wrong: an unloadable file, a missing symbol, another
     /// ABI version, a name other than `expected_name`, or a failing (or panicking) init hook.
     pub fn load(path: &Path, expected_name: &str) -> Result<Self, TaskFailure> {
-        // SAFETY: loading runs the library's initialisers. Native packages are trusted code by
-        // policy (only allow-listed packages run natively), and this runs in the executor child
-        // process, never in the EM.
-        let lib = unsafe { Library::new(path) }.map_err(|e| {
-            TaskFailure::package(format!(
-                "cannot load {}: {}",
-                path.display(),
-                error_chain(&e)
-            ))
-        })?;
-
-        let version: AbiVersionFn = symbol(&lib, path, abi::SYM_ABI_VERSION)?;
-        // SAFETY: `silk_abi_version` takes no arguments and returns a u32 in every ABI version.
-        let version = unsafe { version() };
-        if version != ABI_VERSION {
-            return Err(TaskFailure::package(format!(
-                "{}: package ABI version {version} is not supported (this executor speaks version {ABI_VERSION})",
-                path.display()
-            )));
-        }
-
-        let name_fn: NameFn = symbol(&lib, path, abi::SYM_PACKAGE_NAME)?;
-        // SAFETY: ABI v1 `silk_package_name` takes nothing and returns a view of a static string.
-        let name = unsafe { name_fn() };
-        // SAFETY: that string lives in the library, which stays mapped while `lib` lives; it is
-        // copied out at once.
-        let name = unsafe { name.as_slice() };
-        let name = String::from_utf8(name.to_vec()).map_err(|_| {
-            TaskFailure::package(format!("{}: package name is not UTF-8", path.display()))
-        })?;
+        let (lib, name) = open(path)?;
         if name != expected_name {
             return Err(TaskFailure::package(format!(
                 "{} declares package `{name}`, expected `{expected_name}`",

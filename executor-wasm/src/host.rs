@@ -15,9 +15,10 @@ use crate::cache::ModuleCache;
 use crate::config::{HostConfig, SandboxPolicy};
 use crate::engine::{EpochTicker, build_engine};
 use crate::error::HostError;
+use crate::inspect::{InspectError, PackageInfo};
 use crate::linker::build_linker;
 use crate::output::Captured;
-use crate::package::{LoadEnv, Package};
+use crate::package::{self, LoadEnv, Package};
 use crate::run::run_task;
 use crate::sandbox::{GuestState, Sandbox};
 
@@ -145,6 +146,29 @@ impl WasmHost {
         let slot: Slot = Arc::new(OnceLock::from(Ok(Arc::new(package))));
         self.packages().insert(name.clone(), slot);
         Ok(name)
+    }
+
+    /// Reads the name, ABI version and task list of the module in `path` through its exports,
+    /// after the same checks as a load (compile, imports, ABI version, exports, name), in a probe
+    /// instance with the sandbox's usual policy (no files, no network, no environment). The
+    /// package's init hook does not run and nothing is registered.
+    ///
+    /// # Errors
+    /// [`InspectError`] of the class of what is wrong with the file or the module.
+    pub fn inspect_file(&self, path: &Path) -> Result<PackageInfo, InspectError> {
+        let bytes = std::fs::read(path).map_err(|e| InspectError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        self.inspect_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// [`WasmHost::inspect_file`] for a module in memory (`origin` names it in messages).
+    ///
+    /// # Errors
+    /// [`InspectError`] of the class of what is wrong with the module.
+    pub fn inspect_bytes(&self, bytes: &[u8], origin: &str) -> Result<PackageInfo, InspectError> {
+        package::inspect(&self.env(), bytes, origin)
     }
 
     /// The package `name`: loaded before, or found as `<package_dir>/<name>.wasm` and loaded

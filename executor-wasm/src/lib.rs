@@ -16,6 +16,8 @@
 //!   [`HostConfig::cache_dir`], on disk as verified precompiled artifacts.
 //! * Each package is checked at load (allowed imports, required exports, ABI version, name, init
 //!   hook) and pre-linked; each task gets a **fresh instance**, so nothing leaks between tasks.
+//!   [`WasmHost::inspect_file`] runs the same checks without the init hook and reads the
+//!   package's name and task list ([`PackageInfo`]).
 //! * Each task runs under a [`SandboxPolicy`]: memory limit, hard timeout, optional fuel, max
 //!   output bytes, bounded stdout/stderr capture (forwarded to `tracing` with job/task ids).
 //! * Failures keep their kind: `Task`, `Panicked` (with the guest's panic message), `Timeout`,
@@ -46,6 +48,7 @@ mod config;
 mod engine;
 mod error;
 mod host;
+mod inspect;
 mod linker;
 mod output;
 mod package;
@@ -57,5 +60,6 @@ mod validate;
 pub use config::{HostConfig, SandboxPolicy};
 pub use error::HostError;
 pub use host::{TaskRun, WasmHost};
+pub use inspect::{InspectError, PackageInfo};
 pub use output::Captured;
 pub use silk_ipc::{FailureKind, TaskFailure};

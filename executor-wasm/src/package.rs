@@ -1,6 +1,7 @@
 //! A loaded wasm package: its compiled module checked against the guest ABI, pre-linked
 //! (`InstancePre`) so each task only instantiates. Loading runs one probe instance that checks the
-//! ABI version (first), the declared name and the init hook.
+//! ABI version (first), the declared name and the init hook. Inspecting runs the same probe
+//! without the init hook and reads the task list.
 
 use silk_ipc::TaskFailure;
 use silk_tdl::TdlError;
@@ -9,6 +10,7 @@ use wasmtime::{Engine, Instance, InstancePre, Linker};
 
 use crate::cache::{ModuleCache, error_text, sha256};
 use crate::config::SandboxPolicy;
+use crate::inspect::{InspectError, PackageInfo};
 use crate::sandbox::{GuestState, Sandbox};
 use crate::validate::{self, Exports};
 
@@ -29,67 +31,148 @@ pub(crate) struct Package {
     exports: Exports,
 }
 
+/// A module that passed the load checks, with the probe instance they ran in (initialised with
+/// `_initialize`, never with the package's init hook).
+pub(crate) struct Probe {
+    name: String,
+    pre: InstancePre<GuestState>,
+    exports: Exports,
+    sb: Sandbox,
+    instance: Instance,
+}
+
+/// Compiles (or fetches from the cache), checks and probes `bytes`: the load checks of
+/// `docs/wasm-abi.md` up to the declared name, in order. `origin` names the module in messages.
+///
+/// # Errors
+/// [`InspectError`] of the class of the first check that fails.
+pub(crate) fn probe(env: &LoadEnv<'_>, bytes: &[u8], origin: &str) -> Result<Probe, InspectError> {
+    let not_a_package = |reason: String| InspectError::NotAPackage {
+        origin: origin.to_owned(),
+        reason,
+    };
+    let invalid = |reason: String| InspectError::Invalid {
+        origin: origin.to_owned(),
+        reason,
+    };
+    let module = env
+        .cache
+        .get(&sha256(bytes), bytes)
+        .map_err(|e| not_a_package(format!("not a valid wasm module: {e}")))?;
+    validate::check_version_export(&module).map_err(not_a_package)?;
+    validate::check_imports(&module).map_err(invalid)?;
+    let pre = env
+        .linker
+        .instantiate_pre(&module)
+        .map_err(|e| invalid(format!("cannot link: {}", error_text(&e))))?;
+
+    let mut sb = Sandbox::new(env.engine, env.probe_policy, env.fuel_metering);
+    let instance = pre
+        .instantiate(&mut sb.store)
+        .map_err(|e| invalid(format!("cannot instantiate: {}", sb.classify(&e))))?;
+    if module.get_export(abi::WASM_SYM_INITIALIZE).is_some() {
+        let f = sb
+            .func::<(), ()>(&instance, abi::WASM_SYM_INITIALIZE)
+            .map_err(|e| invalid(e.to_string()))?;
+        f.call(&mut sb.store, ())
+            .map_err(|e| invalid(format!("`_initialize` failed: {}", sb.classify(&e))))?;
+    }
+    let version = sb
+        .func::<(), u32>(&instance, abi::SYM_ABI_VERSION)
+        .map_err(|e| invalid(e.to_string()))?;
+    let version = version.call(&mut sb.store, ()).map_err(|e| {
+        invalid(format!(
+            "`{}` failed: {}",
+            abi::SYM_ABI_VERSION,
+            sb.classify(&e)
+        ))
+    })?;
+    if version != ABI_VERSION {
+        return Err(InspectError::AbiVersion {
+            origin: origin.to_owned(),
+            found: version,
+        });
+    }
+    let exports = validate::check_exports(&module).map_err(invalid)?;
+
+    let name = declared_name(&mut sb, &instance).map_err(|e| invalid(e.to_string()))?;
+    if !abi::is_valid_package_name(&name) {
+        return Err(invalid(format!(
+            "declares an invalid package name {name:?}"
+        )));
+    }
+    Ok(Probe {
+        name,
+        pre,
+        exports,
+        sb,
+        instance,
+    })
+}
+
+/// Probes `bytes` and reads the package's task list, if it exports one. The init hook does not
+/// run and nothing is registered.
+///
+/// # Errors
+/// [`InspectError`] of the class of the first check that fails; a task list that lies outside
+/// guest memory, exceeds the probe policy's `max_output_bytes` or is not UTF-8 is
+/// [`InspectError::Invalid`].
+pub(crate) fn inspect(
+    env: &LoadEnv<'_>,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<PackageInfo, InspectError> {
+    let Probe {
+        name,
+        exports,
+        mut sb,
+        instance,
+        ..
+    } = probe(env, bytes, origin)?;
+    let task_list = if exports.tasks {
+        let list =
+            task_list(&mut sb, &instance, env.probe_policy.max_output_bytes).map_err(|e| {
+                InspectError::Invalid {
+                    origin: origin.to_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
+        Some(list)
+    } else {
+        None
+    };
+    Ok(PackageInfo {
+        name,
+        abi_version: ABI_VERSION,
+        task_list,
+    })
+}
+
 impl Package {
-    /// Compiles (or fetches from the cache), checks and probes `bytes`. `origin` names the
-    /// module in messages; `expected_name`, if given, must be the name the package declares.
+    /// Compiles (or fetches from the cache), checks and probes `bytes` (see [`probe`]), then runs
+    /// the package's init hook in the probe instance. `expected_name`, if given, must be the name
+    /// the package declares.
     ///
     /// # Errors
-    /// [`TaskFailure::Package`] naming what is wrong.
+    /// [`TaskFailure::Package`] naming what is wrong, or the classified failure of the init hook.
     pub(crate) fn load(
         env: &LoadEnv<'_>,
         bytes: &[u8],
         origin: &str,
         expected_name: Option<&str>,
     ) -> Result<Self, TaskFailure> {
-        let fail = |what: String| TaskFailure::package(format!("{origin}: {what}"));
-        let module = env
-            .cache
-            .get(&sha256(bytes), bytes)
-            .map_err(|e| fail(format!("not a valid wasm module: {e}")))?;
-        validate::check_version_export(&module).map_err(fail)?;
-        validate::check_imports(&module).map_err(fail)?;
-        let pre = env
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| fail(format!("cannot link: {}", error_text(&e))))?;
-
-        let mut sb = Sandbox::new(env.engine, env.probe_policy, env.fuel_metering);
-        let instance = pre
-            .instantiate(&mut sb.store)
-            .map_err(|e| fail(format!("cannot instantiate: {}", sb.classify(&e))))?;
-        if module.get_export(abi::WASM_SYM_INITIALIZE).is_some() {
-            let f = sb
-                .func::<(), ()>(&instance, abi::WASM_SYM_INITIALIZE)
-                .map_err(|e| fail(e.to_string()))?;
-            f.call(&mut sb.store, ())
-                .map_err(|e| fail(format!("`_initialize` failed: {}", sb.classify(&e))))?;
-        }
-        let version = sb
-            .func::<(), u32>(&instance, abi::SYM_ABI_VERSION)
-            .map_err(|e| fail(e.to_string()))?;
-        let version = version.call(&mut sb.store, ()).map_err(|e| {
-            fail(format!(
-                "`{}` failed: {}",
-                abi::SYM_ABI_VERSION,
-                sb.classify(&e)
-            ))
-        })?;
-        if version != ABI_VERSION {
-            return Err(fail(format!(
-                "package ABI version {version} is not supported (this host speaks version {ABI_VERSION})"
-            )));
-        }
-        let exports = validate::check_exports(&module).map_err(fail)?;
-
-        let name = declared_name(&mut sb, &instance).map_err(|e| fail(e.to_string()))?;
-        if !abi::is_valid_package_name(&name) {
-            return Err(fail(format!("declares an invalid package name {name:?}")));
-        }
+        let Probe {
+            name,
+            pre,
+            exports,
+            mut sb,
+            instance,
+        } = probe(env, bytes, origin)?;
         if let Some(expected) = expected_name
             && name != expected
         {
-            return Err(fail(format!(
-                "declares package `{name}`, expected `{expected}`"
+            return Err(TaskFailure::package(format!(
+                "{origin}: declares package `{name}`, expected `{expected}`"
             )));
         }
         let package = Self { name, pre, exports };
@@ -192,4 +275,20 @@ fn declared_name(sb: &mut Sandbox, instance: &Instance) -> Result<String, TaskFa
     }
     String::from_utf8(sb.read(memory, ptr, len)?)
         .map_err(|_| TaskFailure::package("package name is not UTF-8"))
+}
+
+/// Reads the task list through `silk_package_tasks` (its type was checked at load).
+fn task_list(sb: &mut Sandbox, instance: &Instance, max_bytes: u64) -> Result<String, TaskFailure> {
+    let memory = sb.memory(instance)?;
+    let out = scratch(sb, instance, 8)?;
+    let f = sb.func::<u32, ()>(instance, abi::SYM_PACKAGE_TASKS)?;
+    f.call(&mut sb.store, out).map_err(|e| sb.classify(&e))?;
+    let (ptr, len) = sb.read_record(memory, out)?;
+    if u64::from(len) > max_bytes {
+        return Err(TaskFailure::package(format!(
+            "task list of {len} bytes is larger than {max_bytes} bytes"
+        )));
+    }
+    String::from_utf8(sb.read(memory, ptr, len)?)
+        .map_err(|_| TaskFailure::package("task list is not UTF-8"))
 }

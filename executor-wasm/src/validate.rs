@@ -67,6 +67,8 @@ pub(crate) struct Exports {
     pub(crate) initialize: bool,
     /// The module exports `silk_package_init`.
     pub(crate) init: bool,
+    /// The module exports `silk_package_tasks` (the task list).
+    pub(crate) tasks: bool,
 }
 
 fn func_sig(params: &[ValType], results: &[ValType]) -> String {
@@ -163,6 +165,11 @@ pub(crate) fn check_exports(module: &Module) -> Result<Exports, String> {
     check_func(module, abi::SYM_PACKAGE_NAME, &[I32], &[], true)?;
     check_func(module, abi::SYM_EXECUTE, &[const { I32 }; 7], &[I32], true)?;
     let init = check_func(module, abi::SYM_INIT, &[I32], &[I32], false)?;
+    let tasks = check_func(module, abi::SYM_PACKAGE_TASKS, &[I32], &[], false)?;
     let initialize = check_func(module, abi::WASM_SYM_INITIALIZE, &[], &[], false)?;
-    Ok(Exports { initialize, init })
+    Ok(Exports {
+        initialize,
+        init,
+        tasks,
+    })
 }

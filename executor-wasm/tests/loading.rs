@@ -5,47 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{frame_of, host, output, package_message, packages_dir, policy, watchdog};
+use common::{frame_of, host, module, output, package_message, packages_dir, policy, watchdog};
 use silk_executor_wasm::{HostConfig, SandboxPolicy, TaskFailure, WasmHost};
 use silk_tdl::{TaskContext, TdlError};
-
-/// A minimal ABI module: `version` is what `silk_abi_version` returns, `skip` names an export to
-/// leave out, `extra` adds module fields.
-fn module(name: &str, version: u32, skip: &str, extra: &str) -> Vec<u8> {
-    let field = |export: &str, text: &str| {
-        if export == skip {
-            String::new()
-        } else {
-            text.to_owned()
-        }
-    };
-    let wat = format!(
-        r#"(module
-  (memory (export "memory") 1)
-  (data (i32.const 16) "{name}")
-  (func (export "silk_abi_version") (result i32) (i32.const {version}))
-  {alloc}
-  (func (export "silk_free") (param i32 i32))
-  (func (export "silk_package_name") (param $out i32)
-    (i32.store (local.get $out) (i32.const 16))
-    (i32.store offset=4 (local.get $out) (i32.const {len})))
-  {execute}
-  {extra})"#,
-        len = name.len(),
-        alloc = field(
-            "silk_alloc",
-            r#"(func (export "silk_alloc") (param i32) (result i32) (i32.const 1024))"#
-        ),
-        execute = field(
-            "silk_package_execute",
-            r#"(func (export "silk_package_execute") (param i32 i32 i32 i32 i32 i32 i32) (result i32)
-                 (i32.store (local.get 6) (i32.const 0))
-                 (i32.store offset=4 (local.get 6) (i32.const 0))
-                 (i32.const 0))"#
-        ),
-    );
-    wat::parse_str(&wat).unwrap()
-}
 
 fn ctx() -> Vec<u8> {
     TaskContext::standalone().to_msgpack()

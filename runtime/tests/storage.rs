@@ -8,6 +8,8 @@ mod binary;
 mod grpc;
 #[path = "storage/harness.rs"]
 mod harness;
+#[path = "storage/listing.rs"]
+mod listing;
 #[path = "storage/load.rs"]
 mod load;
 #[path = "storage/recovery.rs"]
@@ -63,4 +65,8 @@ on_both_databases!(
     recovery::recover_cleanup_ready,
     grpc::grpc_job_end_to_end,
     grpc::grpc_bad_requests,
+    listing::list_jobs_newest_first,
+    listing::list_limit_rules,
+    listing::open_group_by_name,
+    listing::terminal_job_state_after_restart,
 );

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `silk_abi_version` | `() -> u32` | checked by the executor before any other symbol |
 //! | `silk_package_name` | `() -> BytesRef` | UTF-8, static |
+//! | `silk_package_tasks` | `() -> BytesRef` | optional; the task list (JSON, UTF-8), static |
 //! | `silk_package_init` | `() -> CallResult` | optional; run once, before the first task |
 //! | `silk_package_execute` | `(name, context, inputs: BytesRef) -> CallResult` | dispatch by task name |
 //! | `silk_package_free` | `(OwnedBuf)` | frees a buffer returned by init or execute |
@@ -19,6 +20,21 @@
 //! [`TdlError`](crate::TdlError), on [`STATUS_PANICKED`] the panic message as UTF-8. The
 //! executor copies the buffer and hands it back to `silk_package_free`, so the package's
 //! allocator is never mixed with the executor's.
+//!
+//! ## The task list
+//!
+//! `silk_package_tasks` (in both ABIs) describes the package's tasks as one JSON object, built at
+//! compile time by `package!` from the `#[task]` signatures:
+//!
+//! ```json
+//! {"version":1,"tasks":[{"name":"fibonacci","inputs":[{"name":"n","type":"u64"}],"outputs":["u64"]}]}
+//! ```
+//!
+//! `version` is [`TASK_LIST_VERSION`]. Per task: its name, its inputs in order (parameter name
+//! and Rust type as written, context excluded) and the Rust types of its outputs in order (one
+//! per tuple element, none for `()`). The export is optional and additive: packages built before
+//! it existed, or written without the TDL, still load and run under [`ABI_VERSION`] 1; tools then
+//! report that the task list is not exported.
 
 /// Version of the package ABI. An executor refuses a package built for another version.
 pub const ABI_VERSION: u32 = 1;
@@ -34,6 +50,10 @@ pub const STATUS_PANICKED: u32 = 2;
 pub const SYM_ABI_VERSION: &str = "silk_abi_version";
 /// Exported symbol: the package name.
 pub const SYM_PACKAGE_NAME: &str = "silk_package_name";
+/// Exported symbol (optional): the package's task list, JSON (see the module docs).
+pub const SYM_PACKAGE_TASKS: &str = "silk_package_tasks";
+/// Version of the task list format (its `version` field).
+pub const TASK_LIST_VERSION: u32 = 1;
 /// Exported symbol (optional): the init hook.
 pub const SYM_INIT: &str = "silk_package_init";
 /// Exported symbol: run a task by name.

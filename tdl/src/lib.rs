@@ -109,6 +109,7 @@ pub mod __private {
     pub use crate::native;
     pub use crate::task::{
         assert_context, assert_unique_names, dispatch, input, output, split_inputs,
+        task_list_bytes, task_list_len, task_list_str,
     };
     #[cfg(target_family = "wasm")]
     pub use crate::wasm;
@@ -124,6 +125,10 @@ pub mod __private {
 
 /// Declares the package: its name, an optional init hook and its tasks, and emits the package
 /// ABI (the native C exports, or the wasm exports of `docs/wasm-abi.md` when built for wasm).
+///
+/// Besides the dispatch table it emits the package's task list (`silk_package_tasks`, JSON built
+/// at compile time from the `#[task]` signatures; format in [`abi`]), which tools such as
+/// `silk package inspect` read without running any task or the init hook.
 ///
 /// ```ignore
 /// silk_tdl::package! {
@@ -163,6 +168,15 @@ macro_rules! package {
         #[doc(hidden)]
         pub const SILK_PACKAGE_NAME: &str = $name;
 
+        /// The package's task list (JSON, see `silk_tdl::abi`), built at compile time.
+        #[doc(hidden)]
+        pub static SILK_PACKAGE_TASK_LIST: &str = {
+            const SIGNATURES: &[&str] = &[$(<$task as $crate::Task>::SIGNATURE),*];
+            const BYTES: [u8; $crate::__private::task_list_len(SIGNATURES)] =
+                $crate::__private::task_list_bytes(SIGNATURES);
+            $crate::__private::task_list_str(&BYTES)
+        };
+
         #[cfg(target_family = "wasm")]
         $crate::__silk_wasm_exports!(package: $name);
 
@@ -178,6 +192,13 @@ macro_rules! package {
         #[unsafe(no_mangle)]
         pub extern "C" fn silk_package_name() -> $crate::__private::native::BytesRef {
             $crate::__private::native::name_ref($name)
+        }
+
+        #[cfg(not(target_family = "wasm"))]
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn silk_package_tasks() -> $crate::__private::native::BytesRef {
+            $crate::__private::native::name_ref(SILK_PACKAGE_TASK_LIST)
         }
 
         /// # Safety

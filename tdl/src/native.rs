@@ -135,7 +135,7 @@ pub unsafe fn free(buf: OwnedBuf) {
     drop(unsafe { Vec::from_raw_parts(buf.ptr, buf.len, buf.cap) });
 }
 
-/// The `silk_package_name` result for a static name.
+/// The `silk_package_name` (and `silk_package_tasks`) result for a static string.
 #[must_use]
 pub const fn name_ref(name: &'static str) -> BytesRef {
     BytesRef {

@@ -10,6 +10,11 @@ pub trait Task {
     /// The task's name within its package.
     const NAME: &'static str;
 
+    /// The task's entry in the package's task list: a JSON object with its name, its inputs
+    /// (parameter names and Rust types) and its output types, e.g.
+    /// `{"name":"fibonacci","inputs":[{"name":"n","type":"u64"}],"outputs":["u64"]}`.
+    const SIGNATURE: &'static str;
+
     /// Decodes the input frame, runs the task and frames its outputs.
     ///
     /// # Errors
@@ -53,6 +58,74 @@ const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// The start of a task list; the version is [`TASK_LIST_VERSION`](crate::abi::TASK_LIST_VERSION).
+const TASK_LIST_HEAD: &str = "{\"version\":1,\"tasks\":[";
+const TASK_LIST_TAIL: &str = "]}";
+const _: () = assert!(crate::abi::TASK_LIST_VERSION == 1, "update TASK_LIST_HEAD");
+
+/// Length in bytes of the task list made of `signatures` (used by `package!`).
+#[must_use]
+pub const fn task_list_len(signatures: &[&str]) -> usize {
+    let mut len = TASK_LIST_HEAD.len() + TASK_LIST_TAIL.len();
+    let mut i = 0;
+    while i < signatures.len() {
+        if i > 0 {
+            len += 1;
+        }
+        len += signatures[i].len();
+        i += 1;
+    }
+    len
+}
+
+const fn put(out: &mut [u8], at: usize, s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        out[at + i] = b[i];
+        i += 1;
+    }
+    at + b.len()
+}
+
+/// The task list made of `signatures`, at compile time (used by `package!`; `N` is
+/// [`task_list_len`] of the same signatures).
+///
+/// # Panics
+/// At compile time (in a `const` item), when `N` is not that length.
+#[must_use]
+pub const fn task_list_bytes<const N: usize>(signatures: &[&str]) -> [u8; N] {
+    assert!(
+        N == task_list_len(signatures),
+        "task_list_bytes: wrong length"
+    );
+    let mut out = [0u8; N];
+    let mut at = put(&mut out, 0, TASK_LIST_HEAD);
+    let mut i = 0;
+    while i < signatures.len() {
+        if i > 0 {
+            at = put(&mut out, at, ",");
+        }
+        at = put(&mut out, at, signatures[i]);
+        i += 1;
+    }
+    put(&mut out, at, TASK_LIST_TAIL);
+    out
+}
+
+/// The task list as text (used by `package!`).
+///
+/// # Panics
+/// At compile time (in a `const` item), when `bytes` is not UTF-8, which cannot happen for
+/// the output of [`task_list_bytes`] (a concatenation of `str`s).
+#[must_use]
+pub const fn task_list_str(bytes: &'static [u8]) -> &'static str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(_) => panic!("task list is not UTF-8"),
+    }
 }
 
 /// Looks a task up in a dispatch table and calls it.
@@ -141,6 +214,18 @@ mod tests {
     #[should_panic(expected = "same name")]
     fn duplicate_names_fail() {
         assert_unique_names(&["a", "b", "a"]);
+    }
+
+    #[test]
+    fn task_list_joins_signatures() {
+        const SIGS: &[&str] = &["{\"a\":1}", "{\"b\":2}"];
+        const BYTES: [u8; task_list_len(SIGS)] = task_list_bytes(SIGS);
+        assert_eq!(
+            task_list_str(&BYTES),
+            r#"{"version":1,"tasks":[{"a":1},{"b":2}]}"#
+        );
+        const NONE: [u8; task_list_len(&[])] = task_list_bytes(&[]);
+        assert_eq!(task_list_str(&NONE), r#"{"version":1,"tasks":[]}"#);
     }
 
     #[test]

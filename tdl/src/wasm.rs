@@ -131,6 +131,15 @@ pub unsafe fn package_name(name: &'static str, out: *mut u8) {
     unsafe { write_record(out, name.as_ptr(), name.len()) };
 }
 
+/// Body of `silk_package_tasks`: records the static task list (JSON) in `out` (not to be freed).
+///
+/// # Safety
+/// `out` must point to 8 writable bytes.
+pub unsafe fn package_tasks(list: &'static str, out: *mut u8) {
+    // SAFETY: forwarded from this function's contract; the list is static.
+    unsafe { write_record(out, list.as_ptr(), list.len()) };
+}
+
 /// Body of `silk_package_init`: runs the hook and records its result buffer (empty on success,
 /// a MessagePack `TdlError` on failure).
 ///
@@ -218,6 +227,15 @@ macro_rules! __silk_wasm_exports {
         pub unsafe extern "C" fn silk_package_name(out: *mut u8) {
             // SAFETY: forwarded from this function's contract (docs/wasm-abi.md).
             unsafe { $crate::__private::wasm::package_name($name, out) }
+        }
+
+        /// # Safety
+        /// `out` must point to 8 writable bytes of guest memory.
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn silk_package_tasks(out: *mut u8) {
+            // SAFETY: forwarded from this function's contract (docs/wasm-abi.md).
+            unsafe { $crate::__private::wasm::package_tasks(SILK_PACKAGE_TASK_LIST, out) }
         }
 
         /// # Safety

@@ -2,8 +2,11 @@
 //! arguments, sets up logging and calls [`run`].
 
 pub mod config_file;
+pub mod dev;
 pub mod em;
+pub mod job;
 pub mod json;
+pub mod package;
 pub mod scheduler;
 pub mod storage;
 pub mod task_run;
@@ -24,9 +27,44 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a local cluster in one process: storage (SQLite), a scheduler and an execution
+    /// manager, on loopback. For development, not for production.
+    ///
+    /// It prints where it listens and what to try next. The first Ctrl-C drains (running tasks
+    /// finish); a second one stops at once.
+    ///
+    /// Exit codes: 0 after a clean stop, 1 when the cluster cannot start or fails, 130 after a
+    /// second Ctrl-C.
+    ///
+    /// Example:
+    ///   silk dev \
+    ///       --packages target/packages \
+    ///       --trust fixtures
+    Dev(dev::DevArgs),
+    /// Submit jobs and follow them: submit, status, wait, outputs, cancel, list.
+    ///
+    /// Connects to storage at --address (or SILK_ADDRESS; default http://127.0.0.1:50051, where
+    /// `silk dev` listens). Jobs belong to the resource group --group (SILK_GROUP), created on
+    /// first use with the secret in SILK_GROUP_SECRET.
+    ///
+    /// Example:
+    ///   silk job submit docs/examples/diamond.json \
+    ///       --inputs docs/examples/diamond-inputs.json
+    #[command(after_long_help = job::EXIT_CODES)]
+    Job(job::JobArgs),
     /// Work with single tasks.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Work with package files: `silk package inspect FILE` shows a package's name, ABI version
+    /// and tasks (with their input and output types) without running any of its code in `silk`.
+    ///
+    /// Exit codes (inspect): 0 ok, 1 silk itself failed, 2 bad usage or a missing file, 3 not a
+    /// silk package, 4 another ABI version, 5 a package that breaks the ABI.
+    ///
+    /// Example:
+    ///   silk package inspect target/packages/libfixtures.so -o json
+    #[command(subcommand)]
+    Package(package::PackageCommand),
     /// Run the storage service (gRPC; SQLite or MySQL/MariaDB). Stops cleanly on SIGTERM/SIGINT.
     ///
     /// Exit codes: 0 after a clean shutdown, 1 on a startup or server error, 2 on a config error.
@@ -63,6 +101,8 @@ impl Cli {
             Command::Scheduler(_) => crate::logging::Style::Service,
             Command::Em(_) => crate::logging::Style::Service,
             Command::Task(_) => crate::logging::Style::Command,
+            Command::Package(_) => crate::logging::Style::Command,
+            Command::Dev(_) | Command::Job(_) => crate::logging::Style::Command,
         }
     }
 }
@@ -79,8 +119,11 @@ pub enum TaskCommand {
 pub fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Task(TaskCommand::Run(args)) => task_run::run(args),
+        Command::Package(command) => package::run(command),
         Command::Storage(args) => storage::run(args),
         Command::Scheduler(args) => scheduler::run(args),
         Command::Em(args) => em::run(args),
+        Command::Dev(args) => dev::run(args),
+        Command::Job(args) => job::run(args),
     }
 }

@@ -2,8 +2,8 @@
 //! MySQL/MariaDB), accepts jobs, keeps every job's progress, hands an execution manager the inputs
 //! of the task it is about to run, records outputs and advances the graph.
 //!
-//! * [`Storage`] (in `service.rs`, `instances.rs`, `liveness.rs`) is the service API the gRPC
-//!   adapter and tests call;
+//! * [`Storage`] (in `service.rs`, `instances.rs`, `liveness.rs`, `catalog.rs`) is the service
+//!   API the gRPC adapter and tests call;
 //! * [`job`] holds one job's in-memory state; [`state`] the job state machine;
 //! * [`lanes`] are the inbound queues the scheduler polls; `persist.rs` the group-commit actor;
 //! * [`config`] the service's tuning keys; [`testing`] helpers for tests on both databases.
@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -35,6 +36,7 @@ mod service;
 pub mod state;
 pub mod testing;
 
+pub use catalog::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use config::StorageConfig;
 pub use error::{Error, Result, Stale};
 pub use job::{ExecutionContext, Progress};

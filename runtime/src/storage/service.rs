@@ -289,7 +289,13 @@ impl<D: Db + Clone> Storage<D> {
         let id = self
             .shared
             .db
-            .insert_job(group, graph_json, inputs, now_ms())
+            .insert_job(
+                group,
+                graph_json,
+                inputs,
+                graph.tasks.len() as u64,
+                now_ms(),
+            )
             .await?;
         let bytes = inputs.to_vec();
         let control =
@@ -383,7 +389,8 @@ impl<D: Db + Clone> Storage<D> {
         }
     }
 
-    /// Watches a job's progress. For a job no longer cached the receiver holds its final state.
+    /// Watches a job's progress. For a job no longer cached the receiver holds its final state
+    /// (see [`Progress::stored`]).
     ///
     /// # Errors
     /// [`Error::JobNotFound`].
@@ -392,10 +399,7 @@ impl<D: Db + Clone> Storage<D> {
             return Ok(job.progress.subscribe());
         }
         let row = self.shared.db.job(id).await?;
-        let (_, rx) = watch::channel(Progress {
-            state: Some(row.state),
-            ..Progress::default()
-        });
+        let (_, rx) = watch::channel(Progress::stored(row.state, row.task_count));
         Ok(rx)
     }
 

@@ -83,6 +83,17 @@ pub async fn grpc_job_end_to_end<D: Db + Clone>(db: D) {
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
+    let open = |secret: &[u8]| pb::OpenResourceGroupRequest {
+        external_id: "grpc".into(),
+        secret: secret.to_vec(),
+    };
+    let reopened = groups.open_resource_group(open(b"pw")).await.unwrap();
+    assert_eq!(reopened.into_inner().resource_group_id, group);
+    let e = groups.open_resource_group(open(b"nope")).await.unwrap_err();
+    assert_eq!(
+        (e.code(), kind(&e)),
+        (Code::Unauthenticated, "invalid-secret")
+    );
 
     let register = pb::RegisterJobRequest {
         resource_group_id: group,
@@ -272,9 +283,25 @@ pub async fn grpc_job_end_to_end<D: Db + Clone>(db: D) {
     }
     let last = last.unwrap();
     assert_eq!(
-        (last.state, last.succeeded),
-        (pb::JobState::Succeeded as i32, 3)
+        (last.state, last.succeeded, last.total),
+        (pb::JobState::Succeeded as i32, 3, 3)
     );
+    let listed = jobs
+        .list_jobs(pb::ListJobsRequest {
+            state: Some(pb::JobState::Succeeded as i32),
+            resource_group_id: Some(group),
+            ..pb::ListJobsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].job_id, listed[0].task_count, listed[0].state),
+        (job, 3, pb::JobState::Succeeded as i32)
+    );
+    assert!(listed[0].ended_at_ms.is_some());
     let outputs = jobs
         .get_job_outputs(pb::JobIdRequest { job_id: job })
         .await
@@ -324,6 +351,23 @@ pub async fn grpc_bad_requests<D: Db + Clone>(db: D) {
     assert_eq!(
         jobs.register_job(no_group).await.unwrap_err().code(),
         Code::Unauthenticated
+    );
+    let unspecified = pb::ListJobsRequest {
+        limit: 10,
+        state: Some(pb::JobState::Unspecified as i32),
+        resource_group_id: None,
+    };
+    assert_eq!(
+        jobs.list_jobs(unspecified).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let unknown_state = pb::ListJobsRequest {
+        state: Some(99),
+        ..pb::ListJobsRequest::default()
+    };
+    assert_eq!(
+        jobs.list_jobs(unknown_state).await.unwrap_err().code(),
+        Code::InvalidArgument
     );
     let stale = pb::RegisterTaskInstanceRequest {
         session_id: current + 100,

@@ -4,11 +4,14 @@
 //! The function is kept as written. Next to it the macro adds a braced unit struct of the same
 //! name (structs with braces live only in the type namespace, so both coexist) that implements
 //! `silk_tdl::Task`: it decodes the input frame into the parameters, calls the function and frames
-//! the outputs. `silk_tdl::package!` lists tasks by that name.
+//! the outputs, and carries the task's signature (name, input names and types, output types) as
+//! a JSON string built here, at compile time, for the package's task list. `silk_tdl::package!`
+//! lists tasks by that name.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Spacing, Span, TokenStream as TokenStream2, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, LitStr, Pat, PathArguments, ReturnType, Type};
 
@@ -73,6 +76,124 @@ fn ok_type(ret: &ReturnType) -> syn::Result<&Type> {
     }
 }
 
+/// Tokens as compact Rust text: `Vec<u8>`, `(u64, String)`, `&'a str`, `[u8; 4]`.
+fn tokens_text(tokens: TokenStream2) -> String {
+    fn write(out: &mut String, tokens: TokenStream2) {
+        let mut prev_word = false;
+        // `mut [u8]` keeps its space, `Fn(u8)` has none.
+        let mut prev_keyword = false;
+        let mut iter = tokens.into_iter().peekable();
+        while let Some(tt) = iter.next() {
+            match tt {
+                TokenTree::Group(g) => {
+                    let (open, close) = match g.delimiter() {
+                        Delimiter::Parenthesis => ("(", ")"),
+                        Delimiter::Bracket => ("[", "]"),
+                        Delimiter::Brace => ("{", "}"),
+                        Delimiter::None => ("", ""),
+                    };
+                    if prev_keyword || (prev_word && g.delimiter() == Delimiter::Brace) {
+                        out.push(' ');
+                    }
+                    prev_keyword = false;
+                    out.push_str(open);
+                    write(out, g.stream());
+                    while out.ends_with(' ') {
+                        out.pop();
+                    }
+                    out.push_str(close);
+                    prev_word = g.delimiter() == Delimiter::None;
+                }
+                TokenTree::Ident(_) | TokenTree::Literal(_) => {
+                    if prev_word {
+                        out.push(' ');
+                    }
+                    let text = tt.to_string();
+                    prev_keyword = matches!(text.as_str(), "mut" | "dyn" | "impl" | "const");
+                    out.push_str(&text);
+                    prev_word = true;
+                }
+                TokenTree::Punct(p) => {
+                    let c = p.as_char();
+                    let arrow = c == '-'
+                        && p.spacing() == Spacing::Joint
+                        && matches!(iter.peek(), Some(TokenTree::Punct(n)) if n.as_char() == '>');
+                    if arrow {
+                        iter.next();
+                        out.push_str(" -> ");
+                    } else if matches!(c, ',' | ';') {
+                        out.push(c);
+                        out.push(' ');
+                    } else if matches!(c, '=' | '+') {
+                        out.push(' ');
+                        out.push(c);
+                        out.push(' ');
+                    } else {
+                        out.push(c);
+                    }
+                    prev_word = false;
+                    prev_keyword = false;
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    write(&mut out, tokens);
+    out.trim_end().to_owned()
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The task's entry in the package's task list (see `silk_tdl::abi`).
+fn signature_json(name: &str, inputs: &[(String, String)], outputs: &[String]) -> String {
+    let inputs: Vec<String> = inputs
+        .iter()
+        .map(|(n, t)| {
+            format!(
+                "{{\"name\":{},\"type\":{}}}",
+                json_string(n),
+                json_string(t)
+            )
+        })
+        .collect();
+    let outputs: Vec<String> = outputs.iter().map(|t| json_string(t)).collect();
+    format!(
+        "{{\"name\":{},\"inputs\":[{}],\"outputs\":[{}]}}",
+        json_string(name),
+        inputs.join(","),
+        outputs.join(",")
+    )
+}
+
+/// The Rust types of a task's outputs: one per element of a tuple, one for any other type.
+fn output_types(ok_ty: &Type) -> Vec<String> {
+    match ok_ty {
+        Type::Tuple(t) => t
+            .elems
+            .iter()
+            .map(|e| tokens_text(e.to_token_stream()))
+            .collect(),
+        other => vec![tokens_text(other.to_token_stream())],
+    }
+}
+
 fn expand(attr: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
     let name = parse_name(attr, func)?;
     let sig = &func.sig;
@@ -114,6 +235,7 @@ fn expand(attr: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
 
     let mut decode = Vec::new();
     let mut args = Vec::new();
+    let mut signature_inputs = Vec::new();
     for (position, arg) in params.enumerate() {
         let FnArg::Typed(pt) = arg else {
             return Err(syn::Error::new(
@@ -127,12 +249,18 @@ fn expand(attr: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
             Pat::Ident(id) => id.ident.to_string(),
             _ => format!("#{position}"),
         };
+        let input_name = match &*pt.pat {
+            Pat::Ident(id) => id.ident.unraw().to_string(),
+            other => tokens_text(other.to_token_stream()),
+        };
+        signature_inputs.push((input_name, tokens_text(ty.to_token_stream())));
         decode.push(quote_spanned! {ty.span()=>
             let #var: #ty = ::silk_tdl::__private::input(#name, __silk_values[#position], #position, #label)?;
         });
         args.push(var);
     }
     let n_inputs = args.len();
+    let signature = signature_json(&name, &signature_inputs, &output_types(ok_ty));
 
     let encode = match ok_ty {
         Type::Tuple(t) => {
@@ -164,6 +292,7 @@ fn expand(attr: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
 
         impl ::silk_tdl::Task for #ident {
             const NAME: &'static str = #name;
+            const SIGNATURE: &'static str = #signature;
 
             fn call(
                 ctx: ::silk_tdl::TaskContext,
@@ -282,6 +411,45 @@ mod tests {
             )
             .contains("async")
         );
+    }
+
+    #[test]
+    fn type_text_is_compact() {
+        let text = |ty: Type| tokens_text(ty.to_token_stream());
+        assert_eq!(text(syn::parse_quote!(u64)), "u64");
+        assert_eq!(
+            text(syn::parse_quote!(std::collections::HashMap<String, Vec<u8> >)),
+            "std::collections::HashMap<String, Vec<u8>>"
+        );
+        assert_eq!(text(syn::parse_quote!((u64, String))), "(u64, String)");
+        assert_eq!(text(syn::parse_quote!((u64,))), "(u64,)");
+        assert_eq!(text(syn::parse_quote!(&'a mut [u8; 4])), "&'a mut [u8; 4]");
+        assert_eq!(
+            text(syn::parse_quote!(Box<dyn Fn(u8) -> u8 + Send>)),
+            "Box<dyn Fn(u8) -> u8 + Send>"
+        );
+    }
+
+    #[test]
+    fn signature_in_the_expansion() {
+        let func: ItemFn = syn::parse2(quote!(
+            fn divmod(c: TaskContext, r#a: i64, (x, y): (u8, u8)) -> Result<(i64, Vec<i64>), E> {
+                Ok((0, vec![]))
+            }
+        ))
+        .unwrap();
+        let out = expand(quote!(name = "m::\"q\""), &func)
+            .unwrap()
+            .to_string();
+        let expected = r#"{"name":"m::\"q\"","inputs":[{"name":"a","type":"i64"},{"name":"(x, y)","type":"(u8, u8)"}],"outputs":["i64","Vec<i64>"]}"#;
+        let literal = proc_macro2::Literal::string(expected).to_string();
+        assert!(out.contains(&literal), "{out}");
+    }
+
+    #[test]
+    fn unit_output_is_no_output() {
+        assert!(output_types(&syn::parse_quote!(())).is_empty());
+        assert_eq!(output_types(&syn::parse_quote!(Pair)), ["Pair"]);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 ;;   echo  returns its input frame unchanged (so N inputs give the same N outputs)
 ;;   fail  returns TdlError::Custom("wat_echo: intentional failure")
 ;;   any other name returns TdlError::TaskNotFound(name)
+;; It exports its task list (`silk_package_tasks`, optional in the ABI). Type strings there are
+;; free text for a non-Rust package: `echo` takes and returns any values, listed in its
+;; one-value form.
 ;; It imports nothing: no WASI, no `silk` module.
 (module
   (memory (export "memory") 1)
@@ -21,6 +24,8 @@
   (data (i32.const 64) "\81\a6Custom\bdwat_echo: intentional failure")  ;; 38 bytes
   ;; MessagePack prefix of TdlError::TaskNotFound(name): {"TaskNotFound": ...}
   (data (i32.const 112) "\81\acTaskNotFound")          ;; 14 bytes
+  ;; The task list (JSON, docs/wasm-abi.md), 139 bytes
+  (data (i32.const 256) "{\"version\":1,\"tasks\":[{\"name\":\"echo\",\"inputs\":[{\"name\":\"value\",\"type\":\"any\"}],\"outputs\":[\"any\"]},{\"name\":\"fail\",\"inputs\":[],\"outputs\":[]}]}")
 
   (func (export "silk_abi_version") (result i32)
     i32.const 1)
@@ -48,6 +53,9 @@
 
   (func (export "silk_package_name") (param $out i32)
     (call $record (local.get $out) (i32.const 16) (i32.const 8)))
+
+  (func (export "silk_package_tasks") (param $out i32)
+    (call $record (local.get $out) (i32.const 256) (i32.const 139)))
 
   ;; Whether the byte strings (a, alen) and (b, blen) are equal.
   (func $eq (param $a i32) (param $alen i32) (param $b i32) (param $blen i32) (result i32)

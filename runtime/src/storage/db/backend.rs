@@ -16,7 +16,10 @@ use sqlx::sqlite::{
 };
 
 use super::secret::{self, Secret};
-use super::{Completion, Db, DbError, DbResult, JobError, JobRow, SchedulerRow, row_id, sql_id};
+use super::{
+    Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, SchedulerRow,
+    row_id, sql_id,
+};
 use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use crate::storage::state::JobState;
 
@@ -72,7 +75,7 @@ impl MySqlDb {
 }
 
 const JOB_COLUMNS: &str = "SELECT id, resource_group_id, state, graph_json, inputs, outputs, \
-     error_message, failure_kind, created_at_ms, ended_at_ms FROM jobs";
+     error_message, failure_kind, created_at_ms, ended_at_ms, task_count FROM jobs";
 
 fn parse_state(s: &str) -> DbResult<JobState> {
     JobState::from_str(s).map_err(|e| DbError::Corrupt(e.to_string()))
@@ -122,7 +125,24 @@ macro_rules! backend {
                     error,
                     created_at_ms: row.try_get("created_at_ms")?,
                     ended_at_ms: row.try_get("ended_at_ms")?,
+                    task_count: row_id(row.try_get("task_count")?)?,
                 })
+            }
+
+            /// The group named `external_id` if the secret matches; `None` if there is none.
+            async fn verify_by_name(&self, external_id: &str, secret: &Secret) -> DbResult<Option<ResourceGroupId>> {
+                let row: Option<(i64, String)> =
+                    sqlx::query_as("SELECT id, secret_hash FROM resource_groups WHERE external_id = ?")
+                        .bind(external_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some((id, hash)) = row else { return Ok(None) };
+                let id = ResourceGroupId(row_id(id)?);
+                if secret::verify(secret, hash).await? {
+                    Ok(Some(id))
+                } else {
+                    Err(DbError::InvalidSecret(id))
+                }
             }
 
             async fn current_state(&self, id: JobId) -> DbResult<JobState> {
@@ -221,21 +241,42 @@ macro_rules! backend {
                 }
             }
 
+            async fn open_resource_group(
+                &self,
+                external_id: &str,
+                secret: &Secret,
+                now_ms: i64,
+            ) -> DbResult<ResourceGroupId> {
+                if let Some(id) = self.verify_by_name(external_id, secret).await? {
+                    return Ok(id);
+                }
+                match self.add_resource_group(external_id, secret, now_ms).await {
+                    // Lost the race against a concurrent open (or add) of the same name.
+                    Err(DbError::ResourceGroupExists(_)) => self
+                        .verify_by_name(external_id, secret)
+                        .await?
+                        .ok_or_else(|| DbError::Corrupt(format!("resource group {external_id:?} vanished"))),
+                    other => other,
+                }
+            }
+
             async fn insert_job(
                 &self,
                 group: ResourceGroupId,
                 graph_json: &str,
                 inputs: &[u8],
+                task_count: u64,
                 now_ms: i64,
             ) -> DbResult<JobId> {
                 let $r = sqlx::query(
-                    "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, created_at_ms, updated_at_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, task_count, created_at_ms, updated_at_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(sql_id(group.0))
                 .bind(JobState::Ready.as_str())
                 .bind(graph_json)
                 .bind(inputs)
+                .bind(sql_id(task_count))
                 .bind(now_ms)
                 .bind(now_ms)
                 .execute(&self.pool)
@@ -266,6 +307,39 @@ macro_rules! backend {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::decode_job).collect()
+            }
+
+            async fn list_jobs(&self, filter: JobFilter) -> DbResult<Vec<JobSummary>> {
+                let mut sql = String::from(
+                    "SELECT id, resource_group_id, state, created_at_ms, ended_at_ms, task_count FROM jobs WHERE 1 = 1",
+                );
+                if filter.state.is_some() {
+                    sql.push_str(" AND state = ?");
+                }
+                if filter.resource_group.is_some() {
+                    sql.push_str(" AND resource_group_id = ?");
+                }
+                sql.push_str(" ORDER BY id DESC LIMIT ?");
+                let mut query = sqlx::query_as::<_, (i64, i64, String, i64, Option<i64>, i64)>(sqlx::AssertSqlSafe(sql));
+                if let Some(state) = filter.state {
+                    query = query.bind(state.as_str());
+                }
+                if let Some(group) = filter.resource_group {
+                    query = query.bind(sql_id(group.0));
+                }
+                let rows = query.bind(i64::from(filter.limit)).fetch_all(&self.pool).await?;
+                rows.into_iter()
+                    .map(|(id, group, state, created_at_ms, ended_at_ms, task_count)| {
+                        Ok(JobSummary {
+                            id: JobId(row_id(id)?),
+                            resource_group: ResourceGroupId(row_id(group)?),
+                            state: parse_state(&state)?,
+                            created_at_ms,
+                            ended_at_ms,
+                            task_count: row_id(task_count)?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn set_state(&self, id: JobId, to: JobState, now_ms: i64) -> DbResult<JobState> {

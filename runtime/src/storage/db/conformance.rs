@@ -1,8 +1,13 @@
 //! The [`Db`] conformance suite: written once, generic over the backend, instantiated for SQLite
 //! (always) and MySQL/MariaDB (when `SILK_TEST_MYSQL_URL` is set; otherwise a notice is printed
-//! and the MySQL half is skipped). Each case gets a fresh database.
+//! and the MySQL half is skipped). Each case gets a fresh database. Cases of the client-facing
+//! lookups (opening resource groups, listing jobs) are in `conformance/catalog.rs`.
+
+mod catalog;
 
 use std::sync::Arc;
+
+use catalog::{list_jobs, open_resource_group, open_resource_group_race};
 
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
@@ -20,7 +25,7 @@ async fn group<D: Db>(db: &D, name: &str) -> ResourceGroupId {
 }
 
 async fn job<D: Db>(db: &D, g: ResourceGroupId) -> JobId {
-    db.insert_job(g, "{}", &[0, 0, 0, 0], T0).await.unwrap()
+    db.insert_job(g, "{}", &[0, 0, 0, 0], 1, T0).await.unwrap()
 }
 
 fn is_transition(e: &DbError, from: JobState, to: JobState) -> bool {
@@ -59,7 +64,7 @@ async fn resource_groups<D: Db>(db: D) {
 async fn job_lifecycle<D: Db>(db: D) {
     let g = group(&db, "g").await;
     let unknown_group = db
-        .insert_job(ResourceGroupId(g.0 + 99), "{}", &[], T0)
+        .insert_job(ResourceGroupId(g.0 + 99), "{}", &[], 1, T0)
         .await;
     assert!(
         matches!(unknown_group, Err(DbError::ResourceGroupNotFound(_))),
@@ -74,6 +79,7 @@ async fn job_lifecycle<D: Db>(db: D) {
     );
     assert_eq!(row.outputs, None);
     assert_eq!(row.ended_at_ms, None);
+    assert_eq!(row.task_count, 1);
 
     assert_eq!(db.set_state(j, Running, T0 + 1).await.unwrap(), Ready);
     let twice = db.set_state(j, Running, T0 + 2).await.unwrap_err();
@@ -360,4 +366,7 @@ conformance!(
     liveness,
     liveness_no_deadlock,
     schedulers_replace,
+    open_resource_group,
+    open_resource_group_race,
+    list_jobs,
 );

@@ -110,6 +110,8 @@ pub struct JobRow {
     pub created_at_ms: i64,
     /// When it reached a terminal state.
     pub ended_at_ms: Option<i64>,
+    /// Regular tasks in its graph (commit and cleanup not counted).
+    pub task_count: u64,
 }
 
 /// Why a job failed: readable text and the failure kind of the task at fault (`None` for a
@@ -120,6 +122,34 @@ pub struct JobError {
     pub message: String,
     /// The failure kind.
     pub kind: FailureKind,
+}
+
+/// One job in a listing: what [`Db::list_jobs`] reads, without the graph or any frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    /// The job.
+    pub id: JobId,
+    /// Its owner.
+    pub resource_group: ResourceGroupId,
+    /// Its state.
+    pub state: JobState,
+    /// When it was registered.
+    pub created_at_ms: i64,
+    /// When it reached a terminal state.
+    pub ended_at_ms: Option<i64>,
+    /// Regular tasks in its graph (commit and cleanup not counted).
+    pub task_count: u64,
+}
+
+/// Which jobs [`Db::list_jobs`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobFilter {
+    /// At most this many (the caller caps it).
+    pub limit: u32,
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this resource group.
+    pub resource_group: Option<ResourceGroupId>,
 }
 
 /// A succeeded task's outputs, to persist.
@@ -169,7 +199,19 @@ pub trait Db: Send + Sync + 'static {
         secret: &Secret,
     ) -> impl Future<Output = DbResult<()>> + Send;
 
-    /// Inserts a job in state `Ready`.
+    /// Returns the resource group named `external_id` if `secret` matches its secret, or adds
+    /// it when the name is new. Two concurrent calls for a new name both get the same group:
+    /// the loser of the insert race verifies against the winner's row.
+    ///
+    /// Errors: [`DbError::InvalidSecret`].
+    fn open_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+        now_ms: i64,
+    ) -> impl Future<Output = DbResult<ResourceGroupId>> + Send;
+
+    /// Inserts a job in state `Ready`; `task_count` is the number of regular tasks of its graph.
     ///
     /// Errors: [`DbError::ResourceGroupNotFound`].
     fn insert_job(
@@ -177,8 +219,15 @@ pub trait Db: Send + Sync + 'static {
         group: ResourceGroupId,
         graph_json: &str,
         inputs: &[u8],
+        task_count: u64,
         now_ms: i64,
     ) -> impl Future<Output = DbResult<JobId>> + Send;
+
+    /// Jobs matching `filter`, newest (highest id) first, at most `filter.limit`.
+    fn list_jobs(
+        &self,
+        filter: JobFilter,
+    ) -> impl Future<Output = DbResult<Vec<JobSummary>>> + Send;
 
     /// Reads a job.
     ///
@@ -334,14 +383,26 @@ impl Db for AnyDb {
     async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> DbResult<()> {
         dispatch!(self, db => db.verify_resource_group(id, secret))
     }
+    async fn open_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+        now_ms: i64,
+    ) -> DbResult<ResourceGroupId> {
+        dispatch!(self, db => db.open_resource_group(external_id, secret, now_ms))
+    }
     async fn insert_job(
         &self,
         group: ResourceGroupId,
         graph_json: &str,
         inputs: &[u8],
+        task_count: u64,
         now_ms: i64,
     ) -> DbResult<JobId> {
-        dispatch!(self, db => db.insert_job(group, graph_json, inputs, now_ms))
+        dispatch!(self, db => db.insert_job(group, graph_json, inputs, task_count, now_ms))
+    }
+    async fn list_jobs(&self, filter: JobFilter) -> DbResult<Vec<JobSummary>> {
+        dispatch!(self, db => db.list_jobs(filter))
     }
     async fn job(&self, id: JobId) -> DbResult<JobRow> {
         dispatch!(self, db => db.job(id))

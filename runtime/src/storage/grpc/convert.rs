@@ -7,7 +7,7 @@ use silk_proto::storage as pb;
 use silk_tdl::{JobId, TaskId};
 use tonic::{Code, Status};
 
-use crate::storage::db::DbError;
+use crate::storage::db::{DbError, JobSummary};
 use crate::storage::error::Error;
 use crate::storage::job::{ExecutionContext, Progress};
 use crate::storage::lanes::ReadyTask;
@@ -115,6 +115,27 @@ pub fn job_state(s: pb::JobState) -> Option<JobState> {
     JobState::ALL.into_iter().find(|x| pb_state(*x) == s)
 }
 
+/// The state a request filters on: a known, specified [`pb::JobState`] value.
+pub fn requested_state(raw: i32) -> Result<JobState, Status> {
+    pb::JobState::try_from(raw)
+        .ok()
+        .and_then(job_state)
+        .ok_or_else(|| invalid("state filter is unknown or unspecified"))
+}
+
+/// One job of a listing.
+#[must_use]
+pub fn pb_summary(j: JobSummary) -> pb::JobSummary {
+    pb::JobSummary {
+        job_id: j.id.0,
+        resource_group_id: j.resource_group.0,
+        state: pb_state(j.state) as i32,
+        created_at_ms: j.created_at_ms,
+        ended_at_ms: j.ended_at_ms,
+        task_count: j.task_count,
+    }
+}
+
 pub fn pb_kind(k: FailureKind) -> pb::FailureKind {
     match k {
         FailureKind::TaskError => pb::FailureKind::TaskError,
@@ -161,6 +182,7 @@ pub fn pb_progress(p: Progress) -> pb::JobProgress {
         succeeded: p.succeeded,
         failed: p.failed,
         cancelled: p.cancelled,
+        total: p.total,
     }
 }
 

@@ -134,10 +134,38 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         });
         ok(ReceiverStream::new(rx))
     }
+
+    async fn list_jobs(&self, r: Request<pb::ListJobsRequest>) -> Reply<pb::ListJobsResponse> {
+        let r = r.into_inner();
+        let state = r.state.map(convert::requested_state).transpose()?;
+        let jobs = self
+            .storage
+            .list_jobs(r.limit, state, r.resource_group_id.map(ResourceGroupId))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::ListJobsResponse {
+            jobs: jobs.into_iter().map(convert::pb_summary).collect(),
+        })
+    }
 }
 
 #[tonic::async_trait]
 impl<D: Db + Clone> ResourceGroups for StorageServices<D> {
+    async fn open_resource_group(
+        &self,
+        r: Request<pb::OpenResourceGroupRequest>,
+    ) -> Reply<pb::ResourceGroupIdResponse> {
+        let r = r.into_inner();
+        let id = self
+            .storage
+            .open_resource_group(&r.external_id, &Secret::new(r.secret))
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::ResourceGroupIdResponse {
+            resource_group_id: id.0,
+        })
+    }
+
     async fn add_resource_group(
         &self,
         r: Request<pb::AddResourceGroupRequest>,

@@ -121,16 +121,37 @@ pub struct Progress {
     pub cancelled: u64,
     /// Succeeded tasks whose outputs are persisted.
     pub persisted: u64,
+    /// Regular tasks of the job (the counts by state add up to it).
+    pub total: u64,
 }
 
 impl Progress {
     pub(super) fn new(state: JobState, tasks: &[Tcb]) -> Self {
         let mut p = Self {
             state: Some(state),
+            total: tasks.len() as u64,
             ..Self::default()
         };
         for t in tasks {
             *p.slot(t.state) += 1;
+        }
+        p
+    }
+
+    /// The progress of a job known only from its database row (terminal and no longer cached):
+    /// every task counts as succeeded if the job succeeded, else as cancelled.
+    #[must_use]
+    pub fn stored(state: JobState, total: u64) -> Self {
+        let mut p = Self {
+            state: Some(state),
+            total,
+            ..Self::default()
+        };
+        if state == JobState::Succeeded {
+            p.succeeded = total;
+            p.persisted = total;
+        } else {
+            p.cancelled = total;
         }
         p
     }

@@ -1,0 +1,192 @@
+//! End-to-end throughput: a wide-and-deep graph of trivial tasks through a whole local cluster
+//! (storage on SQLite, scheduler, one execution manager with one slot per CPU; all in this
+//! process, gRPC over loopback), once with the `trivial` package trusted to run natively and once
+//! as sandboxed wasm.
+//!
+//! The graph has `LAYERS` layers of `WIDTH` tasks. Layer 0 is `trivial::one`; every task of a
+//! later layer is `trivial::sum25`, reading 25 outputs of the layer before it, so a task of
+//! layer k outputs 25^k and the job's outputs are checked exactly. Time runs from submit to the
+//! watch stream reporting the job succeeded (outputs fetched after). Reported: tasks/s per run
+//! (median, min, max over `RUNS` runs after one warm-up job), written to stdout and to
+//! `target/silk-bench/e2e.md`.
+//!
+//! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
+//! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
+//! `SILK_BENCH_E2E_MODES` (`native,wasm`).
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use silk_runtime::client::{Client, JobOutcome};
+use silk_runtime::dev::{DevCluster, DevOptions};
+use silk_runtime::em::pool::child::find_executor_bin;
+
+const FAN_IN: usize = 25;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The graph JSON: `layers` × `width` tasks, each of layer k > 0 reading 25 outputs of layer
+/// k − 1 (task i reads tasks i, i+1, … i+24 of the layer before, modulo the width).
+fn graph(layers: usize, width: usize) -> String {
+    let mut out = String::with_capacity(layers * width * 400);
+    out.push_str(r#"{"schema_version":"1.0","tasks":["#);
+    for layer in 0..layers {
+        for i in 0..width {
+            if layer + i > 0 {
+                out.push(',');
+            }
+            if layer == 0 {
+                out.push_str(r#"{"package":"trivial","function":"one","outputs":["int64"]}"#);
+                continue;
+            }
+            out.push_str(r#"{"package":"trivial","function":"sum25","inputs":["#);
+            out.push_str(&vec![r#""int64""#; FAN_IN].join(","));
+            out.push_str(r#"],"outputs":["int64"],"sources":["#);
+            for k in 0..FAN_IN {
+                if k > 0 {
+                    out.push(',');
+                }
+                let source = (layer - 1) * width + (i + k) % width;
+                let _ = write!(out, r#"{{"task":{source},"output":0}}"#);
+            }
+            out.push_str("]}");
+        }
+    }
+    out.push_str("]}");
+    out
+}
+
+struct Run {
+    tasks: usize,
+    elapsed: Duration,
+}
+
+async fn run_job(
+    client: &Client,
+    group: silk_tdl::ResourceGroupId,
+    layers: usize,
+    width: usize,
+) -> Run {
+    let json = graph(layers, width);
+    let started = Instant::now();
+    let job = client
+        .submit_json(
+            group,
+            &json,
+            silk_tdl::frame::encode(Vec::<Vec<u8>>::new()).expect("empty frame"),
+        )
+        .await
+        .expect("submit");
+    let outcome = client.wait(job).await.expect("wait");
+    let elapsed = started.elapsed();
+    let JobOutcome::Succeeded(outputs) = outcome else {
+        panic!("job {job} did not succeed: {outcome:?}");
+    };
+    let expected = 25u64.wrapping_pow(u32::try_from(layers - 1).expect("few layers"));
+    assert_eq!(
+        outputs.len(),
+        width,
+        "one output per task of the last layer"
+    );
+    for v in &outputs {
+        assert_eq!(
+            v.as_u64(),
+            Some(expected),
+            "every last-layer task outputs 25^(layers-1)"
+        );
+    }
+    Run {
+        tasks: layers * width,
+        elapsed,
+    }
+}
+
+fn rate(r: &Run) -> f64 {
+    r.tasks as f64 / r.elapsed.as_secs_f64()
+}
+
+async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Vec<f64> {
+    let trust = if mode == "native" {
+        vec!["trivial".to_owned()]
+    } else {
+        Vec::new()
+    };
+    let cluster = DevCluster::start(DevOptions {
+        port_base: 0,
+        trust,
+        executor_bin: find_executor_bin(),
+        em_poll_ms: 200,
+        ..DevOptions::new(silk_benches::paths::packages_dir())
+    })
+    .await
+    .expect("start the local cluster");
+    let client = Client::connect(&cluster.storage_url()).expect("client");
+    let group = client.open_group("bench", b"bench").await.expect("group");
+    // Warm-up: connections, executor children, wasm module compilation.
+    run_job(&client, group, 2, FAN_IN.max(width / 10)).await;
+    let mut rates = Vec::new();
+    for i in 0..runs {
+        let r = run_job(&client, group, layers, width).await;
+        println!(
+            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s",
+            r.tasks,
+            r.elapsed.as_secs_f64(),
+            rate(&r)
+        );
+        rates.push(rate(&r));
+    }
+    cluster.stop().await.expect("stop the local cluster");
+    rates
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a tiny graph then.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let (layers, width, runs) = if quick {
+        (2, FAN_IN, 1)
+    } else {
+        (
+            knob("SILK_BENCH_E2E_LAYERS", 10).max(2),
+            knob("SILK_BENCH_E2E_WIDTH", 1000).max(FAN_IN),
+            knob("SILK_BENCH_E2E_RUNS", 3).max(1),
+        )
+    };
+    let modes = std::env::var("SILK_BENCH_E2E_MODES").unwrap_or_else(|_| "native,wasm".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut table = format!(
+        "# End-to-end throughput ({layers} layers × {width} trivial tasks, fan-in {FAN_IN})\n\n\
+         | mode | runs | median tasks/s | min | max |\n|---|---|---|---|---|\n"
+    );
+    for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let mut rates = runtime.block_on(bench_mode(mode, layers, width, runs));
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        println!(
+            "e2e/{mode}: median {median:.0} tasks/s over {} runs",
+            rates.len()
+        );
+        let _ = writeln!(
+            table,
+            "| {mode} | {} | {median:.0} | {:.0} | {:.0} |",
+            rates.len(),
+            rates[0],
+            rates[rates.len() - 1]
+        );
+    }
+    if !quick {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/silk-bench");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Err(e) = std::fs::write(dir.join("e2e.md"), &table) {
+            eprintln!("cannot write e2e.md: {e}");
+        }
+        print!("{table}");
+    }
+}

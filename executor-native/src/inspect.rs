@@ -1,0 +1,116 @@
+//! `silk-executor-native --inspect PATH`: what the binary prints about a package and the exit
+//! code of each class of error. The `silk` CLI (`silk package inspect`) runs this in a child
+//! process so that no untrusted native code is ever loaded into the CLI itself.
+//!
+//! On success the binary prints one JSON object on stdout and exits 0:
+//! `{"name":"fixtures","abi_version":1,"task_list":"<the task list JSON, as a string>"}`, with
+//! `"task_list":null` when the package does not export one. The task list is passed through as a
+//! string (its format is in `silk_tdl::abi`) so that what a package exports can never change the
+//! shape of this object. On error it prints `error: <message>` on stderr and exits with
+//! [`exit_code`].
+
+use crate::package::{OpenError, PackageInfo};
+
+/// Exit code: the file is not a silk package (not loadable, or no `silk_abi_version`).
+pub const EXIT_NOT_A_PACKAGE: u8 = 3;
+/// Exit code: a silk package of another ABI version.
+pub const EXIT_ABI_VERSION: u8 = 4;
+/// Exit code: a silk package that breaks the ABI (missing symbol, invalid name or task list).
+pub const EXIT_INVALID_PACKAGE: u8 = 5;
+
+/// The exit code of `--inspect` for `e`.
+#[must_use]
+pub fn exit_code(e: &OpenError) -> u8 {
+    if e.is_not_a_package() {
+        EXIT_NOT_A_PACKAGE
+    } else if matches!(e, OpenError::AbiVersion { .. }) {
+        EXIT_ABI_VERSION
+    } else {
+        EXIT_INVALID_PACKAGE
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The JSON object `--inspect` prints for `info` (one line, no trailing newline).
+#[must_use]
+pub fn to_json(info: &PackageInfo) -> String {
+    format!(
+        "{{\"name\":{},\"abi_version\":{},\"task_list\":{}}}",
+        json_string(&info.name),
+        info.abi_version,
+        info.task_list
+            .as_deref()
+            .map_or_else(|| "null".to_owned(), json_string)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn json_escapes_the_task_list() {
+        let info = PackageInfo {
+            name: "p".into(),
+            abi_version: 1,
+            task_list: Some("{\"a\":\"\\\n\u{1}é\"}".into()),
+        };
+        assert_eq!(
+            to_json(&info),
+            r#"{"name":"p","abi_version":1,"task_list":"{\"a\":\"\\\n\u0001é\"}"}"#
+        );
+        let none = PackageInfo {
+            task_list: None,
+            ..info
+        };
+        assert_eq!(
+            to_json(&none),
+            r#"{"name":"p","abi_version":1,"task_list":null}"#
+        );
+    }
+
+    #[test]
+    fn exit_codes_by_class() {
+        let path = PathBuf::from("x");
+        let missing = |symbol| OpenError::MissingSymbol {
+            path: path.clone(),
+            symbol,
+            message: String::new(),
+        };
+        let load = OpenError::Load {
+            path: path.clone(),
+            message: String::new(),
+        };
+        assert_eq!(exit_code(&load), EXIT_NOT_A_PACKAGE);
+        assert_eq!(exit_code(&missing("silk_abi_version")), EXIT_NOT_A_PACKAGE);
+        let abi = OpenError::AbiVersion {
+            path: path.clone(),
+            found: 9,
+        };
+        assert_eq!(exit_code(&abi), EXIT_ABI_VERSION);
+        assert_eq!(
+            exit_code(&missing("silk_package_free")),
+            EXIT_INVALID_PACKAGE
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `silk dev`: a local cluster in one process ([`crate::dev::DevCluster`]) until Ctrl-C. The first
+//! Ctrl-C (or SIGTERM) drains: running tasks finish, completions are flushed; a second one stops
+//! at once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::dev::{DEFAULT_PORT_BASE, DevCluster, DevOptions};
+
+/// `silk dev` arguments.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Keep the data in this SQLite file (created if missing). Default: a temporary file,
+    /// deleted on exit.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Storage listens on this port, the scheduler on the next one (0: any free ports).
+    #[arg(long, env = "SILK_DEV_PORT_BASE", value_name = "PORT", default_value_t = DEFAULT_PORT_BASE)]
+    pub port_base: u16,
+    /// Directory of packages (`lib<name>.so`, `<name>.wasm`), as staged by
+    /// scripts/build-packages.
+    #[arg(
+        long,
+        env = "SILK_PACKAGES",
+        value_name = "DIR",
+        default_value = "target/packages"
+    )]
+    pub packages: PathBuf,
+    /// Trust a package to run natively (its `lib<name>.so`, in a separate process, no sandbox).
+    /// Every other package runs as sandboxed wasm. Can be passed multiple times.
+    #[arg(long, value_name = "NAME")]
+    pub trust: Vec<String>,
+    /// Executor slots: tasks that run at once (default: the CPU count).
+    #[arg(long, value_name = "N")]
+    pub slots: Option<usize>,
+}
+
+/// Runs `silk dev` until interrupted. Exit 0 after a clean stop, 1 when the cluster cannot start
+/// or fails, 130 after a second Ctrl-C.
+#[must_use]
+pub fn run(args: &DevArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(args));
+    // After a hard stop, slot threads may still be inside a task: do not wait for them.
+    runtime.shutdown_background();
+    code
+}
+
+async fn serve(args: &DevArgs) -> ExitCode {
+    let options = DevOptions {
+        db: args.db.clone(),
+        port_base: args.port_base,
+        trust: args.trust.clone(),
+        slots: args.slots,
+        ..DevOptions::new(args.packages.clone())
+    };
+    let mut cluster = match DevCluster::start(options).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", banner(&cluster, args));
+    tokio::select! {
+        () = super::storage::shutdown_signal() => {}
+        e = cluster.failed() => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!("silk dev: stopping; running tasks finish (Ctrl-C again to stop at once)");
+    let kill_token = cluster.kill_token();
+    let kill = tokio::spawn(async move {
+        super::storage::shutdown_signal().await;
+        eprintln!("silk dev: stopping at once");
+        kill_token.cancel();
+    });
+    let result = cluster.stop().await;
+    let killed = kill.is_finished();
+    kill.abort();
+    match result {
+        Ok(()) if killed => ExitCode::from(130),
+        Ok(()) => {
+            eprintln!("silk dev: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the cluster listens and what to try next.
+fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
+    let storage = cluster.storage_url();
+    let db = if cluster.db_is_temporary() {
+        format!(
+            "{} (temporary; --db PATH to keep it)",
+            cluster.db_path().display()
+        )
+    } else {
+        cluster.db_path().display().to_string()
+    };
+    let native = if args.trust.is_empty() {
+        "none (--trust NAME to run a package natively)".to_owned()
+    } else {
+        args.trust.join(", ")
+    };
+    let address = if args.port_base == DEFAULT_PORT_BASE {
+        String::new()
+    } else {
+        format!("export SILK_ADDRESS={storage}\n  ")
+    };
+    format!(
+        "silk dev: a local cluster for development (not for production)\n\
+         \n  storage     {storage}\n  database    {db}\n  scheduler   {scheduler}\n  \
+         executor    {slots} slots, packages from {packages}\n  native      {native}; every \
+         other package runs as sandboxed wasm\n\
+         \nNext steps, in another terminal:\n  \
+         {address}silk package inspect {packages}/complex.wasm\n  \
+         silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json\n  \
+         silk job list\n  \
+         silk job status JOB_ID\n\
+         \nStop with Ctrl-C.",
+        scheduler = cluster.scheduler_url(),
+        slots = cluster.slots(),
+        packages = args.packages.display(),
+    )
+}

@@ -1,0 +1,374 @@
+//! `silk job`: submit jobs to a cluster and follow them. Built on [`crate::client`]. Data goes to
+//! stdout (outputs, ids, tables, JSON with `-o json`); progress, hints and errors to stderr.
+
+mod render;
+mod wait;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use silk_tdl::JobId;
+
+use crate::client::{Client, ClientError, JobState, ListFilter, RetryPolicy};
+use crate::graph::TaskGraph;
+
+/// Exit codes of `silk job`, shown in `--help`.
+pub const EXIT_CODES: &str = "Exit codes:
+  0    success (submit, wait: the job succeeded)
+  1    the job failed or was cancelled, or another error
+  2    usage error: bad arguments, graph or inputs
+  3    cannot reach storage (after retrying)
+  4    no such job, or its outputs do not exist (the job did not succeed)
+  5    wrong resource group secret
+  124  wait timed out (--timeout); the job keeps running
+  130  interrupted (Ctrl-C); the job keeps running";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Readable text (outputs and errors as JSON values where they are data).
+    Text,
+    /// One JSON document on stdout, for scripts.
+    Json,
+}
+
+/// Where the cluster is and who submits.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Storage endpoint (`host:port` or `http://host:port`).
+    #[arg(
+        long,
+        global = true,
+        env = "SILK_ADDRESS",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub address: String,
+    /// Resource group that owns submitted jobs (created on first use). Its secret is read from
+    /// the `SILK_GROUP_SECRET` environment variable (empty when unset).
+    #[arg(
+        long,
+        global = true,
+        env = "SILK_GROUP",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub group: String,
+    /// How long to keep retrying while storage cannot be reached, in seconds.
+    #[arg(
+        long,
+        global = true,
+        env = "SILK_RETRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 30.0
+    )]
+    pub retry_timeout: f64,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// `silk job` arguments.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: JobCommand,
+}
+
+/// `silk job ...`
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a job and, by default, wait for it with a progress bar; print its outputs as JSON
+    ///
+    /// The graph is a task-graph JSON file (docs/task-graph.md); the inputs are a JSON array with
+    /// one element per job input. Without --no-wait it exits 0 when the job succeeds and 1 with
+    /// the job's error (kind and message) when it fails.
+    ///
+    /// Example:
+    ///   silk job submit docs/examples/diamond.json \
+    ///       --inputs docs/examples/diamond-inputs.json
+    Submit(SubmitArgs),
+    /// Show a job's state and task counts
+    ///
+    /// Example:
+    ///   silk job status YourJobId
+    Status(JobRef),
+    /// Wait for a job to end, with a progress bar; print its outputs as JSON on success
+    ///
+    /// Example:
+    ///   silk job wait YourJobId --timeout 60
+    Wait(WaitArgs),
+    /// Print a succeeded job's outputs as a JSON array
+    ///
+    /// Example:
+    ///   silk job outputs YourJobId
+    Outputs(JobRef),
+    /// Cancel a job (its cleanup task runs, if it has one)
+    ///
+    /// Example:
+    ///   silk job cancel YourJobId
+    Cancel(JobRef),
+    /// List jobs, newest first
+    ///
+    /// Example:
+    ///   silk job list --state running --limit 20
+    List(ListArgs),
+}
+
+/// A job id argument.
+#[derive(Debug, Args)]
+pub struct JobRef {
+    /// The job id (printed by `silk job submit`).
+    #[arg(value_name = "JOB_ID")]
+    pub job: u64,
+}
+
+/// `silk job submit` arguments.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The task graph (JSON, docs/task-graph.md).
+    #[arg(value_name = "GRAPH_FILE")]
+    pub graph: PathBuf,
+    /// The job inputs: a JSON file holding an array, one element per job input (`-` for
+    /// stdin). Default: no inputs.
+    #[arg(long, value_name = "INPUTS_FILE")]
+    pub inputs: Option<PathBuf>,
+    /// Print the job id and return at once.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Stop waiting after this many seconds (exit 124; the job keeps running).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+/// `silk job wait` arguments.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The job id.
+    #[arg(value_name = "JOB_ID")]
+    pub job: u64,
+    /// Stop waiting after this many seconds (exit 124; the job keeps running).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+/// Job states as accepted by `--state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// Registered, not started.
+    Ready,
+    /// Tasks are running.
+    Running,
+    /// The commit task is due.
+    CommitReady,
+    /// The cleanup task is due.
+    CleanupReady,
+    /// Ended successfully.
+    Succeeded,
+    /// Ended with an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl From<StateArg> for JobState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Ready => Self::Ready,
+            StateArg::Running => Self::Running,
+            StateArg::CommitReady => Self::CommitReady,
+            StateArg::CleanupReady => Self::CleanupReady,
+            StateArg::Succeeded => Self::Succeeded,
+            StateArg::Failed => Self::Failed,
+            StateArg::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// `silk job list` arguments.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<StateArg>,
+    /// At most this many jobs (at most 1000).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Jobs of every resource group, not only --group's.
+    #[arg(long)]
+    pub all_groups: bool,
+}
+
+/// A failed command: what to print and the exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let code = match &e {
+            ClientError::Unavailable { .. } => 3,
+            ClientError::NotFound { .. } => 4,
+            ClientError::InvalidGraph(_) | ClientError::InvalidArgument(_) => 2,
+            ClientError::Unauthenticated(_) => 5,
+            _ => 1,
+        };
+        Self {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Runs `silk job ...`; see [`EXIT_CODES`].
+#[must_use]
+pub fn run(args: &JobArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
+    let conn = &args.connection;
+    let retry = timeout(Some(conn.retry_timeout))?.unwrap_or_default();
+    let client = Client::connect(&conn.address)
+        .map_err(Failure::from)?
+        .with_retry(RetryPolicy { max_elapsed: retry });
+    match &args.command {
+        JobCommand::Submit(submit) => self::submit(&client, conn, submit).await,
+        JobCommand::Status(r) => {
+            let progress = wait::current(&client, JobId(r.job)).await?;
+            render::status(JobId(r.job), &progress, conn.output);
+            Ok(0)
+        }
+        JobCommand::Wait(w) => {
+            wait::follow(&client, JobId(w.job), timeout(w.timeout)?, conn.output).await
+        }
+        JobCommand::Outputs(r) => {
+            let state = client.state(JobId(r.job)).await?;
+            if state != JobState::Succeeded {
+                return Err(Failure {
+                    code: 4,
+                    message: format!(
+                        "job {} is {}: only a succeeded job has outputs",
+                        r.job,
+                        render::state_name(state)
+                    ),
+                });
+            }
+            let frame = client.outputs_frame(JobId(r.job)).await?;
+            render::outputs(JobId(r.job), &frame, conn.output)?;
+            Ok(0)
+        }
+        JobCommand::Cancel(r) => {
+            let state = client.cancel(JobId(r.job)).await?;
+            render::cancelled(JobId(r.job), state, conn.output);
+            Ok(0)
+        }
+        JobCommand::List(l) => {
+            let group = if l.all_groups {
+                None
+            } else {
+                Some(open_group(&client, conn).await?)
+            };
+            let jobs = client
+                .list(ListFilter {
+                    limit: l.limit,
+                    state: l.state.map(JobState::from),
+                    group,
+                })
+                .await?;
+            render::list(&jobs, conn.output);
+            Ok(0)
+        }
+    }
+}
+
+async fn open_group(
+    client: &Client,
+    conn: &Connection,
+) -> Result<silk_tdl::ResourceGroupId, Failure> {
+    let secret = std::env::var("SILK_GROUP_SECRET").unwrap_or_default();
+    Ok(client.open_group(&conn.group, secret.as_bytes()).await?)
+}
+
+fn timeout(seconds: Option<f64>) -> Result<Option<Duration>, Failure> {
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                Failure::usage(format!("{s}: expected a non-negative number of seconds"))
+            })
+        })
+        .transpose()
+}
+
+fn read_text(path: &std::path::Path, what: &str) -> Result<String, Failure> {
+    let result = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    result.map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+async fn submit(client: &Client, conn: &Connection, args: &SubmitArgs) -> Result<u8, Failure> {
+    let graph_json = read_text(&args.graph, "graph file")?;
+    let graph = TaskGraph::from_json(&graph_json)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.graph.display())))?;
+    let inputs = match &args.inputs {
+        Some(path) => read_text(path, "inputs file")?,
+        None => "[]".to_owned(),
+    };
+    let frame = super::json::inputs_to_frame(&inputs).map_err(|e| Failure::usage(e.to_string()))?;
+    let given = silk_tdl::frame::decode(&frame).map_or(0, |v| v.len());
+    let expected = graph.job_inputs().len();
+    if given != expected {
+        return Err(Failure::usage(format!(
+            "the graph takes {expected} job input(s), the inputs array has {given} (docs/task-graph.md: job inputs are the inputs of the input tasks, in task order)"
+        )));
+    }
+    let timeout = timeout(args.timeout)?;
+    let group = open_group(client, conn).await?;
+    let job = client.submit_json(group, &graph_json, frame).await?;
+    if args.no_wait {
+        render::submitted(job, conn.output);
+        return Ok(0);
+    }
+    eprintln!(
+        "submitted job {job} ({} tasks); `silk job status {job}` shows it, `silk job cancel {job}` stops it",
+        graph.tasks.len()
+    );
+    wait::follow(client, job, timeout, conn.output).await
+}

@@ -1,0 +1,143 @@
+//! The Rust client of silk: build a typed task graph ([`GraphBuilder`]), submit it to the
+//! storage service, follow its progress, and fetch its outputs or error ([`Client`]).
+//!
+//! The client talks gRPC to storage only (the scheduler and execution managers pick the job up
+//! from there). For local use, `silk dev` runs storage, a scheduler and an execution manager in
+//! one process and prints the storage address (`http://127.0.0.1:50051` by default).
+//!
+//! Every unary call retries while storage is unavailable, with capped exponential backoff up to
+//! [`RetryPolicy::max_elapsed`] (30 s by default); registering a job is retried only when the
+//! request was never sent, so a retry cannot create a duplicate job (see `retry.rs`). A
+//! [`Client::watch`] stream reconnects by itself and resumes: storage sends the current progress
+//! first.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use silk_runtime::client::{Client, GraphBuilder, JobOutcome};
+//! use silk_runtime::graph::TypeDesc;
+//!
+//! // fib(fib(n)): the second task reads the first one's output.
+//! let mut g = GraphBuilder::new();
+//! let first = g.task("fixtures", "fibonacci").input(TypeDesc::Int64).output(TypeDesc::Int64).add();
+//! g.task("fixtures", "fibonacci")
+//!     .input_from(first.output(0), TypeDesc::Int64)
+//!     .output(TypeDesc::Int64)
+//!     .add();
+//! let graph = g.build()?;
+//!
+//! let client = Client::connect("127.0.0.1:50051")?; // as printed by `silk dev`
+//! let group = client.open_group("examples", b"secret").await?;
+//! let job = client.submit(group, &graph, &[6.into()]).await?;
+//! match client.wait(job).await? {
+//!     JobOutcome::Succeeded(outputs) => println!("fib(fib(6)) = {}", outputs[0]),
+//!     JobOutcome::Failed(error) => eprintln!("job failed: {error}"),
+//!     JobOutcome::Cancelled => eprintln!("job cancelled"),
+//! }
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod error;
+mod jobs;
+mod retry;
+mod values;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use silk_proto::storage::job_orchestration_client::JobOrchestrationClient;
+use silk_proto::storage::resource_groups_client::ResourceGroupsClient;
+use silk_tdl::JobId;
+use tonic::transport::{Channel, Endpoint};
+
+pub use builder::{GraphBuilder, TaskBuilder, TaskHandle};
+pub use error::ClientError;
+pub use jobs::{JobError, JobSummary, ListFilter};
+pub use retry::RetryPolicy;
+pub use values::{decode_values, encode_values, list, map, structure};
+pub use watch::{JobOutcome, Progress, WatchStream};
+
+pub use crate::storage::state::JobState;
+pub use silk_ipc::FailureKind;
+pub use silk_tdl::ResourceGroupId;
+
+use crate::storage::grpc::MAX_MESSAGE_BYTES;
+
+/// How long establishing a connection may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to the storage service. Cheap to clone: clones share one channel.
+#[derive(Debug, Clone)]
+pub struct Client {
+    address: Arc<str>,
+    channel: Channel,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// A client of storage at `address` (`host:port` or `http://host:port`). The connection is
+    /// made lazily by the first call (with `TCP_NODELAY`), so this never waits for storage.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidArgument`] for an address that is not a valid URI, or when called
+    /// outside a tokio runtime.
+    pub fn connect(address: &str) -> Result<Self, ClientError> {
+        let address = address.trim();
+        let url = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| {
+            ClientError::InvalidArgument(format!("invalid storage address {address:?}: {e}"))
+        })?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ClientError::InvalidArgument(
+                "the silk client needs a tokio runtime".into(),
+            ));
+        }
+        let channel = endpoint
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_lazy();
+        Ok(Self {
+            address: url.into(),
+            channel,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The same client with another retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The storage URL (`http://host:port`).
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    fn jobs_rpc(&self) -> JobOrchestrationClient<Channel> {
+        JobOrchestrationClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn groups_rpc(&self) -> ResourceGroupsClient<Channel> {
+        ResourceGroupsClient::new(self.channel.clone())
+    }
+
+    fn status_error(&self, status: &tonic::Status, job: Option<JobId>) -> ClientError {
+        ClientError::from_status(status, job, &self.address)
+    }
+}

@@ -1,0 +1,364 @@
+//! An all-in-one local cluster for development, tests and benches: the storage service on an
+//! embedded SQLite file, a scheduler and one execution manager, in this process, on loopback.
+//! `silk dev` is a thin wrapper around [`DevCluster`]. Not for production: one process holds
+//! every part, and the default database is a temporary file deleted on stop.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use silk_runtime::dev::{DevCluster, DevOptions};
+//!
+//! let cluster = DevCluster::start(DevOptions {
+//!     port_base: 0, // any free ports
+//!     trust: vec!["fixtures".into()],
+//!     ..DevOptions::new("target/packages".into())
+//! })
+//! .await?;
+//! println!("storage at {}", cluster.storage_url());
+//! cluster.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::em::{EmConfig, run_em};
+use crate::scheduler::{SchedulerConfig, run_scheduler};
+use crate::storage::db::AnyDb;
+use crate::storage::{Storage, StorageConfig, grpc};
+
+/// The storage port `silk dev` uses by default; the scheduler takes the next one.
+pub const DEFAULT_PORT_BASE: u16 = 50051;
+
+/// How to start a [`DevCluster`].
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// SQLite file to keep the data in; `None` for a temporary file deleted on stop.
+    pub db: Option<PathBuf>,
+    /// Storage listens on this port and the scheduler on the next; 0 picks any free ports.
+    pub port_base: u16,
+    /// Directory of packages (`lib<name>.so`, `<name>.wasm`).
+    pub packages: PathBuf,
+    /// Packages trusted to run natively; every other package runs as wasm.
+    pub trust: Vec<String>,
+    /// Executor slots (default: the CPU count).
+    pub slots: Option<usize>,
+    /// The `silk-executor-native` binary (default: next to the running program, or
+    /// `SILK_EXECUTOR_NATIVE`).
+    pub executor_bin: Option<PathBuf>,
+    /// The execution manager's long-poll wait and heartbeat period.
+    pub em_poll_ms: u64,
+}
+
+impl DevOptions {
+    /// Defaults: temporary database, ports 50051/50052, no trusted packages.
+    #[must_use]
+    pub fn new(packages: PathBuf) -> Self {
+        Self {
+            db: None,
+            port_base: DEFAULT_PORT_BASE,
+            packages,
+            trust: Vec::new(),
+            slots: None,
+            executor_bin: None,
+            em_poll_ms: 1000,
+        }
+    }
+}
+
+/// Why the cluster could not start, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// The packages directory is missing.
+    #[error(
+        "packages directory {0} does not exist (stage the examples with scripts/build-packages, or pass --packages DIR)"
+    )]
+    NoPackages(PathBuf),
+    /// A trusted package has no native library in the packages directory.
+    #[error("--trust {name}: no native library {path} (trust only packages built natively)")]
+    NoNativeLibrary {
+        /// The package.
+        name: String,
+        /// The file that is missing.
+        path: PathBuf,
+    },
+    /// A port is taken.
+    #[error("cannot listen on {addr}: {source} (is another `silk dev` running? try --port-base)")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The temporary directory could not be made.
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(std::io::Error),
+    /// Storage could not open its database.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The scheduler failed.
+    #[error("scheduler: {0}")]
+    Scheduler(String),
+    /// The execution manager failed.
+    #[error("execution manager: {0}")]
+    Em(String),
+    /// A part of the cluster stopped on its own.
+    #[error("{0} stopped unexpectedly")]
+    Stopped(&'static str),
+}
+
+type Part = JoinHandle<Result<(), DevError>>;
+
+/// A running local cluster. Stop it with [`DevCluster::stop`]; dropping it stops the services
+/// without draining.
+#[derive(Debug)]
+pub struct DevCluster {
+    storage_addr: SocketAddr,
+    scheduler_addr: SocketAddr,
+    db_path: PathBuf,
+    temp: Option<tempfile::TempDir>,
+    slots: usize,
+    em_stop: CancellationToken,
+    em_kill: CancellationToken,
+    scheduler_stop: CancellationToken,
+    storage_stop: CancellationToken,
+    em: Option<Part>,
+    scheduler: Option<Part>,
+    storage: Option<Part>,
+}
+
+async fn bind(port: u16) -> Result<TcpListener, DevError> {
+    let addr = format!("127.0.0.1:{port}");
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| DevError::Bind { addr, source })
+}
+
+impl DevCluster {
+    /// Opens the database and starts storage, the scheduler and the execution manager. Returns
+    /// once storage serves; the scheduler and EM register in the background.
+    ///
+    /// # Errors
+    /// A [`DevError`]: missing packages, a taken port, a database that cannot be opened.
+    pub async fn start(options: DevOptions) -> Result<Self, DevError> {
+        if !options.packages.is_dir() {
+            return Err(DevError::NoPackages(options.packages));
+        }
+        for name in &options.trust {
+            let path = options.packages.join(format!("lib{name}.so"));
+            if !path.is_file() {
+                return Err(DevError::NoNativeLibrary {
+                    name: name.clone(),
+                    path,
+                });
+            }
+        }
+        let (temp, db_path) = match &options.db {
+            Some(path) => (None, path.clone()),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("silk-dev-")
+                    .tempdir()
+                    .map_err(DevError::TempDir)?;
+                let path = dir.path().join("storage.db");
+                (Some(dir), path)
+            }
+        };
+        let storage_listener = bind(options.port_base).await?;
+        let scheduler_port = match options.port_base {
+            0 => 0,
+            base => base.checked_add(1).ok_or_else(|| DevError::Bind {
+                addr: format!("127.0.0.1:{base}+1"),
+                source: std::io::Error::other("port out of range"),
+            })?,
+        };
+        let scheduler_listener = bind(scheduler_port).await?;
+        let storage_addr = local_addr(&storage_listener)?;
+        let scheduler_addr = local_addr(&scheduler_listener)?;
+        let storage_url = format!("http://{storage_addr}");
+        let scheduler_url = format!("http://{scheduler_addr}");
+
+        let db = AnyDb::connect(&format!("sqlite:{}", db_path.display()))
+            .await
+            .map_err(|e| DevError::Storage(e.to_string()))?;
+        let service = Storage::open(db, StorageConfig::default())
+            .await
+            .map_err(|e| DevError::Storage(e.to_string()))?;
+        tracing::info!(address = %storage_addr, db = %db_path.display(), "storage listening");
+        let storage_stop = CancellationToken::new();
+        let storage = tokio::spawn({
+            let stop = storage_stop.clone();
+            async move {
+                let served =
+                    grpc::serve(service.clone(), storage_listener, stop.cancelled_owned()).await;
+                service.shutdown().await;
+                served.map_err(|e| DevError::Storage(e.to_string()))
+            }
+        });
+
+        let scheduler_stop = CancellationToken::new();
+        let scheduler_config = SchedulerConfig {
+            listen: scheduler_addr.to_string(),
+            storage_url: storage_url.clone(),
+            ..SchedulerConfig::default()
+        };
+        let scheduler = tokio::spawn({
+            let stop = scheduler_stop.clone();
+            async move {
+                run_scheduler(scheduler_config, scheduler_listener, stop)
+                    .await
+                    .map_err(|e| DevError::Scheduler(e.to_string()))
+            }
+        });
+
+        let em_config = EmConfig {
+            storage_url,
+            scheduler_url,
+            slots: options.slots,
+            package_dir: options.packages.clone(),
+            native_packages: options.trust.clone(),
+            executor_bin: options.executor_bin.clone(),
+            poll_wait_ms: options.em_poll_ms,
+            heartbeat_interval_ms: options.em_poll_ms,
+            ..EmConfig::default()
+        };
+        let slots = em_config.slot_count();
+        let (em_stop, em_kill) = (CancellationToken::new(), CancellationToken::new());
+        let em = tokio::spawn({
+            let (stop, kill) = (em_stop.clone(), em_kill.clone());
+            async move {
+                run_em(em_config, stop, kill)
+                    .await
+                    .map_err(|e| DevError::Em(e.to_string()))
+            }
+        });
+        Ok(Self {
+            storage_addr,
+            scheduler_addr,
+            db_path,
+            temp,
+            slots,
+            em_stop,
+            em_kill,
+            scheduler_stop,
+            storage_stop,
+            em: Some(em),
+            scheduler: Some(scheduler),
+            storage: Some(storage),
+        })
+    }
+
+    /// The storage endpoint clients connect to (`http://127.0.0.1:PORT`).
+    #[must_use]
+    pub fn storage_url(&self) -> String {
+        format!("http://{}", self.storage_addr)
+    }
+
+    /// The scheduler endpoint.
+    #[must_use]
+    pub fn scheduler_url(&self) -> String {
+        format!("http://{}", self.scheduler_addr)
+    }
+
+    /// The SQLite database file.
+    #[must_use]
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.db_path
+    }
+
+    /// Whether the database is a temporary file deleted on stop.
+    #[must_use]
+    pub fn db_is_temporary(&self) -> bool {
+        self.temp.is_some()
+    }
+
+    /// The execution manager's slot count.
+    #[must_use]
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Completes when a part of the cluster stops on its own (it should not), with its error.
+    pub async fn failed(&mut self) -> DevError {
+        let (Some(em), Some(scheduler), Some(storage)) =
+            (&mut self.em, &mut self.scheduler, &mut self.storage)
+        else {
+            return DevError::Stopped("cluster");
+        };
+        let (name, result, slot) = tokio::select! {
+            r = em => ("execution manager", r, 0),
+            r = scheduler => ("scheduler", r, 1),
+            r = storage => ("storage", r, 2),
+        };
+        match slot {
+            0 => self.em = None,
+            1 => self.scheduler = None,
+            _ => self.storage = None,
+        }
+        match result {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) | Err(_) => DevError::Stopped(name),
+        }
+    }
+
+    /// A token that, cancelled while [`DevCluster::stop`] drains, stops at once: running tasks
+    /// are abandoned.
+    #[must_use]
+    pub fn kill_token(&self) -> CancellationToken {
+        self.em_kill.clone()
+    }
+
+    /// Drains the execution manager (running tasks finish), then stops the scheduler and
+    /// storage (which flushes completions). Returns the first error of any part.
+    ///
+    /// # Errors
+    /// The first part's error.
+    pub async fn stop(mut self) -> Result<(), DevError> {
+        let mut first = None;
+        self.em_stop.cancel();
+        if let Some(em) = self.em.take() {
+            keep_first(&mut first, em.await);
+        }
+        self.scheduler_stop.cancel();
+        if let Some(scheduler) = self.scheduler.take() {
+            keep_first(&mut first, scheduler.await);
+        }
+        self.storage_stop.cancel();
+        if let Some(storage) = self.storage.take() {
+            keep_first(&mut first, storage.await);
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+fn keep_first(
+    first: &mut Option<DevError>,
+    r: Result<Result<(), DevError>, tokio::task::JoinError>,
+) {
+    let error = match r {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => DevError::Stopped("a cluster task"),
+    };
+    first.get_or_insert(error);
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, DevError> {
+    listener.local_addr().map_err(|source| DevError::Bind {
+        addr: "127.0.0.1".into(),
+        source,
+    })
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        self.em_kill.cancel();
+        self.em_stop.cancel();
+        self.scheduler_stop.cancel();
+        self.storage_stop.cancel();
+    }
+}

@@ -1,0 +1,319 @@
+//! The user's path, with the real `silk` binary: `silk dev` on free ports (the test reads them
+//! from its banner), then `silk job submit|wait|status|outputs|cancel|list` against it, checking
+//! stdout, stderr and exit codes; finally Ctrl-C (SIGINT) stops `silk dev` cleanly.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn silk() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_silk"));
+    cmd.env_remove("SILK_ADDRESS")
+        .env_remove("SILK_GROUP")
+        .env_remove("SILK_GROUP_SECRET");
+    cmd
+}
+
+/// `silk dev` as a child; killed on drop if the test fails before stopping it.
+struct Dev {
+    child: Option<Child>,
+    address: String,
+}
+
+impl Dev {
+    fn start() -> Self {
+        let mut child = silk()
+            .args([
+                "dev",
+                "--port-base",
+                "0",
+                "--slots",
+                "2",
+                "--trust",
+                "fixtures",
+            ])
+            .arg("--packages")
+            .arg(support::packages_dir())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut address = None;
+        let mut banner = String::new();
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(rest) = line.trim().strip_prefix("storage") {
+                address = Some(rest.trim().to_owned());
+            }
+            if line.starts_with("Stop with Ctrl-C") {
+                break;
+            }
+        }
+        let address = address.unwrap_or_else(|| panic!("no storage address in banner:\n{banner}"));
+        assert!(address.starts_with("http://127.0.0.1:"), "{banner}");
+        assert!(
+            banner.contains("silk job submit"),
+            "banner names next steps:\n{banner}"
+        );
+        assert!(banner.contains("native      fixtures"), "{banner}");
+        Self {
+            child: Some(child),
+            address,
+        }
+    }
+
+    fn job(&self, args: &[&str]) -> Output {
+        let out = silk()
+            .arg("job")
+            .args(args)
+            .args(["--address", &self.address])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "silk job {args:?} -> {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// SIGINT, then the exit code within 60 s.
+    fn interrupt(mut self) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        panic!("silk dev did not stop on SIGINT");
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out))
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(out)))
+}
+
+const FAILING: &str = r#"{"schema_version": "1.0", "tasks": [
+  {"package": "fixtures", "function": "always_fail", "outputs": ["int64"]}
+]}"#;
+
+const SLOW: &str = r#"{"schema_version": "1.0", "tasks": [
+  {"package": "fixtures", "function": "sleep_ms", "inputs": ["int64"], "outputs": ["int64"]},
+  {"package": "fixtures", "function": "sleep_ms", "inputs": ["int64"], "outputs": ["int64"],
+   "sources": [{"task": 0, "output": 0}]}
+]}"#;
+
+#[test]
+fn dev_cluster_and_job_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start();
+    let diamond = repo("docs/examples/diamond.json");
+    let diamond_inputs = repo("docs/examples/diamond-inputs.json");
+
+    // Submit and wait: outputs on stdout, exit 0. The diamond mixes no trust: complex runs as wasm.
+    let out = dev.job(&["submit", &diamond, "--inputs", &diamond_inputs]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "[[8.0,-72.0]]");
+    assert!(stderr(&out).contains("submitted job"), "{}", stderr(&out));
+
+    // --no-wait prints only the id; wait / status / outputs then work on it.
+    let out = dev.job(&["submit", &diamond, "--inputs", &diamond_inputs, "--no-wait"]);
+    assert_eq!(out.status.code(), Some(0));
+    let id = stdout(&out);
+    assert!(id.parse::<u64>().is_ok(), "{id:?}");
+    let out = dev.job(&["wait", &id, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["outputs"], serde_json::json!([[8.0, -72.0]]));
+    let out = dev.job(&["status", &id, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["tasks"]["succeeded"], 3);
+    assert_eq!(v["tasks"]["total"], 3);
+    let out = dev.job(&["outputs", &id]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "[[8.0,-72.0]]")
+    );
+
+    // A failing job: exit 1, the error's kind and message on stderr (or in the JSON).
+    let failing = write(dir.path(), "failing.json", FAILING);
+    let out = dev.job(&["submit", &failing]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed: TaskError:") && err.contains("always_fail"),
+        "{err}"
+    );
+    let out = dev.job(&["submit", &failing, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(
+        (v["state"].as_str(), v["error"]["kind"].as_str()),
+        (Some("failed"), Some("TaskError"))
+    );
+    let failed_id = v["job_id"].as_u64().unwrap().to_string();
+    let out = dev.job(&["outputs", &failed_id]);
+    assert_eq!(out.status.code(), Some(4), "a failed job has no outputs");
+
+    // Cancel a slow job; waiting on it then exits 1.
+    let slow = write(dir.path(), "slow.json", SLOW);
+    let slow_inputs = write(dir.path(), "slow-inputs.json", "[3000]");
+    let out = dev.job(&["submit", &slow, "--inputs", &slow_inputs, "--no-wait"]);
+    let slow_id = stdout(&out);
+    let out = dev.job(&["cancel", &slow_id]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), format!("job {slow_id}: cancelled"))
+    );
+    let out = dev.job(&["wait", &slow_id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("was cancelled"), "{}", stderr(&out));
+
+    // A wait that times out: 124, and the job keeps running.
+    let out = dev.job(&[
+        "submit",
+        &slow,
+        "--inputs",
+        &slow_inputs,
+        "--timeout",
+        "0.2",
+    ]);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(stderr(&out).contains("keeps running"), "{}", stderr(&out));
+
+    // list: newest first, with the states seen above.
+    let out = dev.job(&["list", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let jobs = json(&out);
+    let ids: Vec<u64> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6, "{jobs}");
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let out = dev.job(&["list", "--state", "cancelled"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&slow_id) && text.contains("cancelled"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 2, "header and one job: {text}");
+
+    // Usage errors: 2; unknown job: 4; nothing listening: 3.
+    let out = dev.job(&["submit", &diamond, "--inputs", &slow_inputs]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("4 job input(s)"), "{}", stderr(&out));
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        r#"{"schema_version": "1.0", "tasks": []}"#,
+    );
+    assert_eq!(dev.job(&["submit", &bad]).status.code(), Some(2));
+    assert_eq!(dev.job(&["status", "999999"]).status.code(), Some(4));
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = silk()
+        .args(["job", "list", "--retry-timeout", "0.3", "--address"])
+        .arg(format!("127.0.0.1:{closed}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    assert_eq!(dev.interrupt(), Some(0));
+}
+
+#[test]
+fn dev_refuses_a_missing_packages_dir_and_untrusted_names() {
+    let out = silk()
+        .args([
+            "dev",
+            "--port-base",
+            "0",
+            "--packages",
+            "/nonexistent/silk-packages",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("packages directory /nonexistent/silk-packages does not exist"));
+    let out = silk()
+        .args([
+            "dev",
+            "--port-base",
+            "0",
+            "--trust",
+            "wat_echo",
+            "--packages",
+        ])
+        .arg(support::packages_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--trust wat_echo: no native library"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,506 @@
+//! Harness of the end-to-end tests (`e2e_*.rs`): a [`Cluster`] of real `silk` processes
+//! (storage, scheduler, N execution managers) on random loopback ports with a SQLite or
+//! MySQL/MariaDB database, which a test can `kill -9` and restart piece by piece, and [`Jobs`], a
+//! raw-gRPC job client that survives storage restarts (it reconnects and re-opens its watch).
+//!
+//! Every process runs in its own process group, so a kill also takes down an execution manager's
+//! native executors (as when a machine dies) and nothing outlives the test. Each process's stderr
+//! goes to a file in the cluster's temp dir; when a test panics or its scenario is dropped by the
+//! watchdog before [`Cluster::stop`], the tail of every log is printed.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a different subset"
+)]
+
+pub mod graphs;
+pub mod jobs;
+pub mod values;
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+pub use jobs::Jobs;
+
+#[path = "../support/mod.rs"]
+mod support;
+
+/// Liveness settings of every cluster: a dead execution manager is noticed after
+/// [`DEAD_CUTOFF_MS`], checked every [`SWEEP_MS`].
+pub const HEARTBEAT_MS: u64 = 200;
+/// How long storage and the scheduler wait for a heartbeat before declaring an EM dead.
+pub const DEAD_CUTOFF_MS: u64 = 2000;
+/// Sweep period of storage and of the scheduler's registry.
+pub const SWEEP_MS: u64 = 200;
+
+/// Where storage keeps its data.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file in the cluster's temp dir.
+    Sqlite,
+    /// A fresh database on the MySQL/MariaDB server of this URL (`SILK_TEST_MYSQL_URL`).
+    MySql(String),
+}
+
+impl Backend {
+    /// SQLite, plus MySQL when `SILK_TEST_MYSQL_URL` is set (else a skip notice naming `test`).
+    pub fn all(test: &str) -> Vec<Self> {
+        let mut all = vec![Self::Sqlite];
+        all.extend(silk_runtime::storage::testing::mysql_url(test).map(Self::MySql));
+        all
+    }
+}
+
+/// One execution manager's settings.
+#[derive(Debug, Clone)]
+pub struct EmSpec {
+    /// Executor slots.
+    pub slots: usize,
+    /// Packages allowed to run natively.
+    pub native: Vec<String>,
+    /// Extra TOML appended to the config (e.g. `[wasm_packages.fixtures]` limits).
+    pub extra: String,
+}
+
+impl EmSpec {
+    /// `fixtures` runs natively; every other package as wasm.
+    pub fn native(slots: usize) -> Self {
+        Self {
+            slots,
+            native: vec!["fixtures".into()],
+            extra: String::new(),
+        }
+    }
+
+    /// Every package runs as wasm.
+    pub fn wasm_only(slots: usize) -> Self {
+        Self {
+            slots,
+            native: Vec::new(),
+            extra: String::new(),
+        }
+    }
+
+    /// Appends TOML to the config file.
+    #[must_use]
+    pub fn with(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
+    }
+}
+
+/// A `silk` child process in its own process group.
+#[derive(Debug)]
+struct Proc {
+    name: String,
+    child: Child,
+    reaped: bool,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str], log: &Path, cwd: Option<&Path>) -> Self {
+        let stderr = File::create(log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_silk"));
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self {
+            name: name.into(),
+            child,
+            reaped: false,
+        }
+    }
+
+    /// Sends `signal` to the whole process group (the process and its executors).
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// `kill -9` of the process group, then reaps the process.
+    fn kill9(mut self) {
+        self.signal_group("-KILL");
+        let _ = self.child.wait();
+        self.reaped = true;
+    }
+
+    /// SIGTERM to the process only, then its exit status within 30 s.
+    async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..1200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.reaped = true;
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{} (pid {pid}) did not stop on SIGTERM", self.name);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Also after a clean exit: executors left in the group must not outlive the test.
+        self.signal_group("-KILL");
+        if !self.reaped {
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A running cluster. Dropping it kills every process; [`Cluster::stop`] stops them cleanly.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    db_url: String,
+    mysql: Option<(String, String)>,
+    storage_port: u16,
+    scheduler_port: u16,
+    storage: Option<Proc>,
+    scheduler: Option<Proc>,
+    ems: Vec<Option<Proc>>,
+    spawned: usize,
+    stopped: bool,
+}
+
+impl Cluster {
+    /// Starts storage, the scheduler and one EM per spec, and waits until storage answers.
+    pub async fn start(backend: &Backend, ems: &[EmSpec]) -> Self {
+        Self::start_in_order(backend, ems, false).await
+    }
+
+    /// As [`Cluster::start`]; with `ems_first` the EMs start first, then the scheduler, then
+    /// storage (the services must wait for each other).
+    pub async fn start_in_order(backend: &Backend, ems: &[EmSpec], ems_first: bool) -> Self {
+        let packages = support::packages_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let (db_url, mysql) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite:{}", dir.path().join("storage.db").display()),
+                None,
+            ),
+            Backend::MySql(server) => {
+                let (url, name) = fresh_mysql_database(server).await;
+                (url, Some((server.clone(), name)))
+            }
+        };
+        let (storage_port, scheduler_port) = (free_port(), free_port());
+        let storage_url = format!("http://127.0.0.1:{storage_port}");
+        let scheduler_url = format!("http://127.0.0.1:{scheduler_port}");
+        write(
+            dir.path(),
+            "storage.toml",
+            &format!(
+                "listen = \"127.0.0.1:{storage_port}\"\ndb = \"{db_url}\"\n\
+                 [storage]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+            ),
+        );
+        write(
+            dir.path(),
+            "scheduler.toml",
+            &format!(
+                "listen = \"127.0.0.1:{scheduler_port}\"\nstorage_url = \"{storage_url}\"\n\
+                 [core]\nstorage_poll_wait_ms = 200\n\
+                 [registry]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+            ),
+        );
+        // Compiled wasm modules are shared by every cluster of the test run (the cache writes
+        // to temporary names and renames, so concurrent EMs are fine).
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("silk-e2e-wasm-cache");
+        for (i, spec) in ems.iter().enumerate() {
+            std::fs::create_dir(dir.path().join(format!("em{i}"))).unwrap();
+            let native = spec
+                .native
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            write(
+                dir.path(),
+                &format!("em{i}.toml"),
+                &format!(
+                    "storage_url = \"{storage_url}\"\nscheduler_url = \"{scheduler_url}\"\n\
+                     slots = {}\npackage_dir = \"{}\"\nnative_packages = [{native}]\n\
+                     poll_wait_ms = 200\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
+                     drain_grace_ms = 10000\n{}\n[wasm_host]\ncache_dir = \"{}\"\n",
+                    spec.slots,
+                    packages.display(),
+                    spec.extra,
+                    cache.display(),
+                ),
+            );
+        }
+        let mut cluster = Self {
+            dir,
+            db_url,
+            mysql,
+            storage_port,
+            scheduler_port,
+            storage: None,
+            scheduler: None,
+            ems: Vec::new(),
+            spawned: 0,
+            stopped: false,
+        };
+        if !ems_first {
+            cluster.start_storage();
+            cluster.start_scheduler();
+        }
+        for i in 0..ems.len() {
+            let p = cluster.spawn(&format!("em{i}"), Some(&format!("em{i}")));
+            cluster.ems.push(Some(p));
+        }
+        if ems_first {
+            cluster.start_scheduler();
+            cluster.start_storage();
+        }
+        drop(jobs::connect(&cluster.storage_url()).await);
+        cluster
+    }
+
+    fn spawn(&mut self, name: &str, cwd: Option<&str>) -> Proc {
+        let service = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let config = self.path(&format!("{name}.toml"));
+        let log = self.path(&format!("{:02}-{name}.log", self.spawned));
+        self.spawned += 1;
+        let cwd = cwd.map(|d| self.path(d));
+        Proc::spawn(
+            name,
+            &[service, "--config", config.to_str().unwrap()],
+            &log,
+            cwd.as_deref(),
+        )
+    }
+
+    /// `http://127.0.0.1:<storage port>`.
+    pub fn storage_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.storage_port)
+    }
+
+    /// The storage database URL (`sqlite:…` or `mysql://…`).
+    pub fn db_url(&self) -> &str {
+        &self.db_url
+    }
+
+    /// A path in the cluster's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `path(name)` as a string, e.g. for a task input.
+    pub fn path_string(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_owned()
+    }
+
+    /// EM `i`'s working directory (also its native executors').
+    pub fn em_dir(&self, i: usize) -> PathBuf {
+        self.path(&format!("em{i}"))
+    }
+
+    /// A job client.
+    pub async fn jobs(&self) -> Jobs {
+        Jobs::connect(&self.storage_url()).await
+    }
+
+    /// Starts storage (again) on its port and database.
+    pub fn start_storage(&mut self) {
+        assert!(self.storage.is_none(), "storage is running");
+        self.storage = Some(self.spawn("storage", None));
+    }
+
+    /// `kill -9` storage.
+    pub fn kill_storage(&mut self) {
+        self.storage.take().expect("storage is running").kill9();
+    }
+
+    /// Starts the scheduler (again) on its port.
+    pub fn start_scheduler(&mut self) {
+        assert!(self.scheduler.is_none(), "the scheduler is running");
+        self.scheduler = Some(self.spawn("scheduler", None));
+    }
+
+    /// `kill -9` the scheduler.
+    pub fn kill_scheduler(&mut self) {
+        self.scheduler
+            .take()
+            .expect("the scheduler is running")
+            .kill9();
+    }
+
+    /// `kill -9` EM `i` and its executors.
+    pub fn kill_em(&mut self, i: usize) {
+        self.ems[i].take().expect("the EM is running").kill9();
+    }
+
+    /// SIGTERM every process (EMs first, storage last); each must exit 0.
+    pub async fn stop(mut self) {
+        let mut procs: Vec<Proc> = self.ems.iter_mut().filter_map(Option::take).collect();
+        procs.extend(self.scheduler.take());
+        procs.extend(self.storage.take());
+        for p in procs {
+            let name = p.name.clone();
+            let status = p.terminate().await;
+            assert!(status.success(), "{name} exited with {status} on SIGTERM");
+        }
+        if let Some((server, name)) = self.mysql.take() {
+            drop_mysql_database(&server, &name).await;
+        }
+        self.stopped = true;
+    }
+
+    /// Prints the last lines of every process log.
+    fn dump_logs(&self) {
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
+            return;
+        };
+        let mut logs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(60)..];
+            eprintln!(
+                "===== {} (last {} of {} lines) =====\n{}",
+                log.display(),
+                tail.len(),
+                lines.len(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.stopped || std::thread::panicking() {
+            self.dump_logs();
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Creates `<base>_<pid>_e2e<n>_<nanos>` on the server of `server_url` (the name pattern of
+/// `silk_runtime::storage::testing`, whose sweep drops databases of dead test processes) and
+/// returns its URL and name.
+async fn fresh_mysql_database(server_url: &str) -> (String, String) {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let (prefix, base) = server_url
+        .rsplit_once('/')
+        .filter(|(p, b)| p.contains("://") && !b.is_empty())
+        .unwrap_or((server_url, "silk_test"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("{base}_{}_e2e{n}_{nanos}", std::process::id());
+    let mut conn = sqlx::MySqlConnection::connect(server_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    (format!("{prefix}/{name}"), name)
+}
+
+async fn drop_mysql_database(server_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::MySqlConnection::connect(server_url).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS `{name}`"
+        )))
+        .execute(&mut conn)
+        .await;
+        let _ = conn.close().await;
+    }
+}
+
+/// Indexes of the tasks of `job` whose completion storage has persisted (`task_completions`),
+/// read straight from the database.
+pub async fn persisted_tasks(db_url: &str, job: u64) -> Vec<u64> {
+    use sqlx::Connection;
+    let query = "SELECT task_index FROM task_completions WHERE job_id = ? ORDER BY task_index";
+    let job = i64::try_from(job).unwrap();
+    let rows: Vec<i64> = if db_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{db_url}?mode=ro"))
+            .await
+            .unwrap();
+        let rows = sqlx::query_scalar(query)
+            .bind(job)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        rows
+    } else {
+        let mut conn = sqlx::MySqlConnection::connect(db_url).await.unwrap();
+        let rows = sqlx::query_scalar(query)
+            .bind(job)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        rows
+    };
+    rows.into_iter()
+        .map(|i| u64::try_from(i).unwrap())
+        .collect()
+}
+
+/// Polls `check` every 50 ms until it returns `Some` (no deadline of its own: scenarios run
+/// under a watchdog).
+pub async fn poll<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs a scenario under a watchdog.
+pub async fn watchdog<F: std::future::Future<Output = ()>>(secs: u64, scenario: F) {
+    tokio::time::timeout(Duration::from_secs(secs), scenario)
+        .await
+        .unwrap_or_else(|_| panic!("watchdog: scenario did not finish within {secs} s"));
+}
+
+/// The lines of the file at `path` (none if it does not exist).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
