@@ -12,7 +12,7 @@ use std::time::Duration;
 use e2e::graphs::{StepChains, run_counts, step_runs};
 use e2e::{Backend, Cluster, DEAD_CUTOFF_MS, EmSpec, persisted_tasks, poll, watchdog};
 
-/// Two EMs; EM 0 is killed (process group: EM and executors) while it runs tasks. Storage and
+/// Two EMs; EM 0 is killed (its executors die with it) while it runs tasks. Storage and
 /// the scheduler declare it dead and EM 1 finishes the job.
 async fn em_killed() {
     let mut cluster =

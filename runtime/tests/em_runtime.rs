@@ -459,3 +459,86 @@ async fn marked_dead_stops_the_em() {
     })
     .await;
 }
+
+/// Native packages allowed but no executor binary: the EM refuses to start with a configuration
+/// error naming the binary, before it registers, instead of failing every native task later.
+#[tokio::test]
+async fn native_packages_without_an_executor_is_a_config_error() {
+    watchdog(async {
+        let storage = Arc::new(Storage::default());
+        let sched = Arc::new(Sched::default());
+        let servers = CancellationToken::new();
+        let (storage_url, scheduler_url) =
+            mock::serve(storage.clone(), sched.clone(), servers.clone()).await;
+        let config = EmConfig {
+            storage_url,
+            scheduler_url,
+            slots: Some(1),
+            package_dir: support::packages_dir(),
+            native_packages: vec!["fixtures".into()],
+            executor_bin: Some("/nonexistent/silk-executor-native".into()),
+            ..EmConfig::default()
+        };
+        let (stop, kill) = (CancellationToken::new(), CancellationToken::new());
+        let r = tokio::time::timeout(Duration::from_secs(10), run_em(config, stop, kill))
+            .await
+            .expect("fails at once");
+        let Err(e @ Error::Config { .. }) = r else {
+            panic!("expected a configuration error, got {r:?}");
+        };
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/silk-executor-native is missing or not executable"),
+            "{e}"
+        );
+        assert_eq!(storage.registrations.load(Ordering::SeqCst), 0);
+        servers.cancel();
+    })
+    .await;
+}
+
+/// The same through `silk em`: with no `executor_bin` and nothing found, the error lists every
+/// place searched and the exit status is 2 (a configuration error: restarting will not help).
+#[test]
+fn silk_em_without_an_executor_exits_2_naming_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("em.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage_url = \"http://127.0.0.1:9\"\nscheduler_url = \"http://127.0.0.1:9\"\n\
+             package_dir = {:?}\nnative_packages = [\"fixtures\"]\nslots = 1\n",
+            support::packages_dir()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_silk"))
+        .args(["em", "--config"])
+        .arg(&config)
+        .env("SILK_EXECUTOR_NATIVE", "/nonexistent/silk-executor-native")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("silk em did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("silk-executor-native not found (looked in $SILK_EXECUTOR_NATIVE (/nonexistent/silk-executor-native), "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(", PATH)"), "{stderr}");
+}

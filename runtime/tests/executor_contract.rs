@@ -522,3 +522,52 @@ fn native_missing_executor_binary_is_a_spawn_error() {
         "{err}"
     );
 }
+
+/// Fields of `/proc/<pid>/stat` after the command name: state, ppid, pgrp, … (`None` once the
+/// process is gone).
+fn proc_stat(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Native only: an executor runs in its own process group, so a Ctrl-C (SIGINT to the
+/// terminal's foreground group) or a group-wide kill reaches the EM alone, which drains.
+#[test]
+fn native_executor_has_its_own_process_group() {
+    let b =
+        NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir())).unwrap();
+    let pid = b.pid().unwrap().to_string();
+    let ours = proc_stat("self").unwrap();
+    let child = proc_stat(&pid).unwrap();
+    assert_eq!(child[2], pid, "the executor leads its own group");
+    assert_ne!(child[2], ours[2], "not in the EM's group");
+    // Still an ordinary, working child of this process.
+    assert_eq!(child[1], std::process::id().to_string());
+    assert_eq!(fib(&mut NativeShm(b), 10), 55);
+}
+
+/// Native only: out of the EM's process group, an executor still dies with its parent (the
+/// parent-death signal fires when the thread that spawned it ends).
+#[test]
+fn native_executor_dies_with_the_thread_that_spawned_it() {
+    let pid = std::thread::spawn(|| {
+        let b = NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir()))
+            .unwrap();
+        let pid = b.pid().unwrap().to_string();
+        // No kill on drop: only the parent-death signal may end it.
+        std::mem::forget(b);
+        pid
+    })
+    .join()
+    .unwrap();
+    let deadline = Instant::now() + QUICK;
+    // Dead and never reaped: a zombie (or gone, if something reaped it).
+    while proc_stat(&pid).is_some_and(|s| s[0] != "Z") {
+        assert!(
+            Instant::now() < deadline,
+            "executor {pid} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

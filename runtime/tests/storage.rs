@@ -63,6 +63,7 @@ on_both_databases!(
     recovery::recover_running_without_rerun,
     recovery::recover_commit_ready,
     recovery::recover_cleanup_ready,
+    recovery::restart_grants_ems_a_grace_period,
     grpc::grpc_job_end_to_end,
     grpc::grpc_bad_requests,
     listing::list_jobs_newest_first,

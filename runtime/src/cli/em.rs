@@ -94,6 +94,10 @@ pub fn run(args: &EmArgs) -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ crate::em::Error::Config { .. }) => {
+            tracing::error!(error = %e, "invalid configuration");
+            ExitCode::from(2)
+        }
         Err(e) => {
             tracing::error!(error = %e, "execution manager failed");
             ExitCode::FAILURE

@@ -11,7 +11,7 @@ pub use super::config_file::ConfigError;
 use super::config_file::read_toml;
 use serde::Deserialize;
 
-use crate::storage::db::AnyDb;
+use crate::storage::db::{AnyDb, redact_url};
 use crate::storage::{Storage, StorageConfig, grpc};
 
 /// Default database: a SQLite file in the working directory.
@@ -19,8 +19,8 @@ pub const DEFAULT_DB: &str = "sqlite:silk-storage.db";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
-/// `silk storage` arguments.
-#[derive(Debug, Args)]
+/// `silk storage` arguments. `Debug` hides the database password.
+#[derive(Args)]
 pub struct StorageArgs {
     /// TOML config file (keys: `listen`, `db`, and a `[storage]` table).
     #[arg(long, value_name = "FILE")]
@@ -38,8 +38,8 @@ pub struct StorageArgs {
     pub listen: Option<String>,
 }
 
-/// The `silk storage` config file.
-#[derive(Debug, Default, Deserialize)]
+/// The `silk storage` config file. `Debug` hides the database password.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageFile {
     /// Address to serve gRPC on (default `127.0.0.1:50051`).
@@ -51,8 +51,7 @@ pub struct StorageFile {
     pub storage: StorageConfig,
 }
 
-/// The resolved service configuration.
-#[derive(Debug)]
+/// The resolved service configuration. `Debug` hides the database password.
 pub struct Resolved {
     /// Listen address.
     pub listen: String,
@@ -60,6 +59,36 @@ pub struct Resolved {
     pub db: String,
     /// Service tuning.
     pub storage: StorageConfig,
+}
+
+impl std::fmt::Debug for StorageArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageArgs")
+            .field("config", &self.config)
+            .field("db", &self.db.as_deref().map(redact_url))
+            .field("listen", &self.listen)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StorageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageFile")
+            .field("listen", &self.listen)
+            .field("db", &self.db.as_deref().map(redact_url))
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("listen", &self.listen)
+            .field("db", &redact_url(&self.db))
+            .field("storage", &self.storage)
+            .finish()
+    }
 }
 
 /// Reads the file (if any), applies `SILK_STORAGE_*` overrides of the `[storage]` keys and then
@@ -222,6 +251,27 @@ mod tests {
         );
         let r = resolve(&args(Some(path), Some("mysql://u:p@h/db")), |_| None).unwrap();
         assert_eq!(r.db, "mysql://u:p@h/db");
+    }
+
+    #[test]
+    fn debug_and_errors_hide_the_database_password() {
+        let url = "mysq://silk:hunter2@db:3306/silk";
+        let a = args(None, Some(url));
+        let r = resolve(&a, |_| None).unwrap();
+        let file = StorageFile {
+            db: Some(url.to_owned()),
+            ..StorageFile::default()
+        };
+        for shown in [format!("{a:?}"), format!("{r:?}"), format!("{file:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("mysq://silk:***@db:3306/silk"), "{shown}");
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = runtime.block_on(serve(r)).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("unsupported database url"), "{e}");
     }
 
     #[test]

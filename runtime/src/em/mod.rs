@@ -4,7 +4,8 @@
 //! * [`pool`] — executor slots (native child or wasm sandbox per package policy) and the
 //!   [`pool::SlotPool`] of slot threads;
 //! * [`run_em`] (`runtime.rs`) — setup and drain; `pull.rs` the pull loop; `work.rs` builds requests and
-//!   outcomes; `reporter.rs` sends outcomes; [`liveness`] heartbeats; [`session`] tracks
+//!   outcomes; `reporter.rs` sends outcomes; `window.rs` sizes the
+//!   prefetch queue; [`liveness`] heartbeats; [`session`] tracks
 //!   storage's session; [`config`] the settings.
 
 pub mod clients;
@@ -16,6 +17,7 @@ mod pull;
 mod reporter;
 mod runtime;
 pub mod session;
+mod window;
 mod work;
 
 pub use config::EmConfig;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use silk_proto::scheduler as spb;
 use silk_proto::storage as pb;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::Code;
@@ -20,7 +20,7 @@ use super::pool::SlotPool;
 use super::reporter::Report;
 use super::runtime::{BACKOFF_MIN, backoff, pause};
 use super::session::SessionTracker;
-use super::work;
+use super::{window, work};
 use crate::scheduler::Assignment;
 use crate::scheduler::grpc::assignment as from_pb;
 use crate::storage::grpc::convert::pb_task_id;
@@ -33,7 +33,12 @@ pub(super) struct Loop {
     pub(super) tracker: SessionTracker,
     pub(super) refresh: Refresh,
     pub(super) pool: Arc<SlotPool>,
+    /// One permit per assignment the EM may hold (slots + `max_queued`).
     pub(super) free: Arc<Semaphore>,
+    /// Most assignments queued beyond one per slot.
+    pub(super) max_queued: usize,
+    /// Signalled whenever a task finishes.
+    pub(super) finished: Arc<Notify>,
     pub(super) tasks: TaskTracker,
     pub(super) outcomes: mpsc::UnboundedSender<Report>,
     /// Consumed assignments not yet acknowledged, of scheduler `scheduler_id`.
@@ -46,12 +51,15 @@ impl Loop {
     pub(super) async fn pull(&mut self, stop: &CancellationToken) {
         let mut delay = Duration::ZERO;
         while !stop.is_cancelled() {
-            // Wait for a free slot.
-            let free = self.free.available_permits();
+            // Wait until the window has room (a task finished, or the mean task time fell).
+            let slots = self.pool.slots();
+            let held = slots + self.max_queued - self.free.available_permits();
+            let free = window::target(slots, self.max_queued, self.pool.mean_task_time())
+                .saturating_sub(held);
             if free == 0 {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    p = self.free.acquire() => drop(p),
+                    () = self.finished.notified() => {}
                 }
                 continue;
             }
@@ -203,11 +211,12 @@ impl Loop {
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
         // count, but wait for a slot rather than fail if that ever happens.
         let permit = self.free.clone().try_acquire_owned().ok();
-        let (free, pool, outcomes, em) = (
+        let (free, pool, outcomes, em, finished) = (
             self.free.clone(),
             self.pool.clone(),
             self.outcomes.clone(),
             self.em,
+            self.finished.clone(),
         );
         self.tasks.spawn(async move {
             let permit = match permit {
@@ -226,6 +235,7 @@ impl Loop {
                 Err(f) => Err(f),
             };
             drop(permit);
+            finished.notify_one();
             let _ = outcomes.send(Report {
                 session,
                 outcome: work::outcome(&a, instance, result),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use silk_proto::scheduler as spb;
 use silk_proto::storage as pb;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,19 +45,30 @@ pub(super) async fn pause(d: Duration, token: &CancellationToken) -> bool {
 }
 
 /// The slot configuration an EM config describes.
-#[must_use]
-pub fn slot_config(config: &EmConfig) -> SlotConfig {
-    let bin = config
-        .executor_bin
-        .clone()
-        .or_else(super::pool::child::find_executor_bin)
-        .unwrap_or_else(|| "silk-executor-native".into());
-    SlotConfig {
+///
+/// # Errors
+/// [`Error::Config`] when `native_packages` is not empty but the native executor binary
+/// (`executor_bin`, else searched for) is missing or not executable.
+pub fn slot_config(config: &EmConfig) -> Result<SlotConfig> {
+    let bin = if config.native_packages.is_empty() {
+        config
+            .executor_bin
+            .clone()
+            .or_else(super::pool::child::find_executor_bin)
+            .unwrap_or_else(|| "silk-executor-native".into())
+    } else {
+        super::pool::child::require_executor_bin(config.executor_bin.as_deref()).map_err(|e| {
+            Error::Config {
+                message: format!("native_packages needs the native executor: {e}"),
+            }
+        })?
+    };
+    Ok(SlotConfig {
         policy: PackagePolicy::trusting(config.native_packages.iter().cloned()),
         native: NativeExecutorConfig::new(bin, config.package_dir.clone()),
         wasm_default: config.wasm_default.clone(),
         wasm_packages: config.wasm_packages.clone(),
-    }
+    })
 }
 
 /// Registers with storage, retrying transport errors until `stop`; `None` if stopped.
@@ -120,7 +131,7 @@ pub async fn run_em(
             message: format!("wasm host setup panicked: {e}"),
         })??;
     let pool =
-        SlotPool::start(slots, Arc::new(slot_config(&config)), &wasm).map_err(Error::Slot)?;
+        SlotPool::start(slots, Arc::new(slot_config(&config)?), &wasm).map_err(Error::Slot)?;
 
     let Some((em, session)) = register(&clients, &stop).await? else {
         return Ok(());
@@ -155,7 +166,9 @@ pub async fn run_em(
         tracker,
         refresh,
         pool: Arc::new(pool),
-        free: Arc::new(Semaphore::new(slots)),
+        free: Arc::new(Semaphore::new(slots + config.max_prefetched_tasks)),
+        max_queued: config.max_prefetched_tasks,
+        finished: Arc::new(Notify::new()),
         tasks: TaskTracker::new(),
         outcomes,
         acks: Vec::new(),

@@ -1,10 +1,12 @@
-//! The scheduler core's async loop: keeps one storage poll in flight (the three lanes
-//! concurrently, each asking for the room the core has left), takes back rescheduled assignments,
+//! The scheduler core's async loop: keeps one storage poll in flight per lane (each asking for
+//! the room the core has left, each served as soon as it answers), takes back rescheduled assignments,
 //! and moves the core's decisions into the dispatch queue as room appears. Poll errors (storage
 //! restarting, network) are retried with exponential backoff; the loop only ends on cancellation.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -60,81 +62,77 @@ impl<D: Db + Clone> LaneSource for Storage<D> {
     }
 }
 
-type PollResults = [(LaneKind, Result<Polled>); 3];
+/// One lane's poll in flight: its kind and what storage answered.
+type LanePoll = Pin<Box<dyn Future<Output = (LaneKind, Result<Polled>)> + Send>>;
 
-async fn poll_lanes<S: LaneSource>(
-    source: Arc<S>,
-    rooms: [usize; 3],
+/// The lanes, in the order their polls are checked.
+const LANES: [LaneKind; 3] = [LaneKind::Commit, LaneKind::Cleanup, LaneKind::Ready];
+
+/// A poll of `room` entries of one lane, after `delay` (the retry backoff).
+fn arm<S: LaneSource>(
+    source: &Arc<S>,
+    kind: LaneKind,
+    room: usize,
     wait: Duration,
     delay: Duration,
-) -> PollResults {
-    tokio::time::sleep(delay).await;
-    let one = |kind, room| {
-        let source = source.clone();
-        async move {
-            if room == 0 {
-                // Nothing to ask for: wait like a poll would, then report empty.
-                tokio::time::sleep(wait).await;
-                return Ok(Polled {
-                    session: SessionId(0),
-                    tasks: Vec::new(),
-                });
-            }
-            source.poll(kind, room, wait).await
-        }
-    };
-    let (commit, cleanup, ready) = tokio::join!(
-        one(LaneKind::Commit, rooms[0]),
-        one(LaneKind::Cleanup, rooms[1]),
-        one(LaneKind::Ready, rooms[2]),
-    );
-    [
-        (LaneKind::Commit, commit),
-        (LaneKind::Cleanup, cleanup),
-        (LaneKind::Ready, ready),
-    ]
+) -> LanePoll {
+    let source = source.clone();
+    Box::pin(async move {
+        tokio::time::sleep(delay).await;
+        (kind, source.poll(kind, room, wait).await)
+    })
 }
 
-/// Applies a finished poll; returns whether any lane failed.
-fn consume(core: &mut RoundRobinCore, dispatch: &DispatchQueue, results: PollResults) -> bool {
-    let newest = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .filter(|p| !p.tasks.is_empty() || p.session > SessionId(0))
-        .map(|p| p.session)
-        .max();
-    if let Some(session) = newest
-        && core.observe_session(session) == SessionChange::Newer
+/// Completes with the first poll that finishes (its slot becomes `None`); pending while none is
+/// in flight. Polls still in flight are kept, never dropped: an answer storage already sent
+/// would be lost with them.
+async fn next_answer(polls: &mut [Option<LanePoll>; 3]) -> (usize, LaneKind, Result<Polled>) {
+    std::future::poll_fn(|cx| {
+        for (i, slot) in polls.iter_mut().enumerate() {
+            if let Some(poll) = slot
+                && let Poll::Ready((kind, result)) = poll.as_mut().poll(cx)
+            {
+                *slot = None;
+                return Poll::Ready((i, kind, result));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Takes one lane's answer into the core; true if the poll failed.
+fn consume(
+    core: &mut RoundRobinCore,
+    dispatch: &DispatchQueue,
+    kind: LaneKind,
+    result: Result<Polled>,
+) -> bool {
+    let polled = match result {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(lane = ?kind, error = %e, "storage poll failed; retrying");
+            return true;
+        }
+    };
+    if (!polled.tasks.is_empty() || polled.session > SessionId(0))
+        && core.observe_session(polled.session) == SessionChange::Newer
     {
-        match dispatch.bump_session(session) {
+        match dispatch.bump_session(polled.session) {
             Ok(purged) => {
-                tracing::info!(session = %session, purged = purged.len(), "dispatch queue moved to new session");
+                tracing::info!(session = %polled.session, purged = purged.len(), "dispatch queue moved to new session");
             }
             Err(e) => tracing::error!(error = %e, "dispatch queue session out of step"),
         }
     }
-    let now = Instant::now();
-    let mut failed = false;
-    let mut entries = Vec::new();
-    for (kind, result) in results {
-        match result {
-            Ok(p) if p.session == core.session() => entries.extend(p.tasks),
-            Ok(p) => {
-                if !p.tasks.is_empty() {
-                    tracing::debug!(lane = ?kind, session = %p.session, dropped = p.tasks.len(), "entries of an older session dropped");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(lane = ?kind, error = %e, "storage poll failed; retrying");
-                failed = true;
-            }
-        }
+    if polled.session == core.session() {
+        core.ingest(&polled.tasks, Instant::now());
+    } else if !polled.tasks.is_empty() {
+        tracing::debug!(lane = ?kind, session = %polled.session, dropped = polled.tasks.len(), "entries of an older session dropped");
     }
-    core.ingest(&entries, now);
-    failed
+    false
 }
 
-/// Moves decisions into the dispatch queue while it has room.
 fn fill(core: &mut RoundRobinCore, dispatch: &DispatchQueue) {
     let free = dispatch.free();
     if free == 0 || core.buffered() == 0 {
@@ -155,48 +153,48 @@ pub async fn run_core<S: LaneSource>(
     cancel: CancellationToken,
 ) {
     let wait = core.config().storage_poll_wait();
-    let mut backoff = Duration::ZERO;
+    let mut polls: [Option<LanePoll>; 3] = [None, None, None];
+    let mut backoff = [Duration::ZERO; 3];
     let mut expiry = tokio::time::interval(EXPIRY_PERIOD);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut reschedule_open = true;
     loop {
-        let rooms = [
-            core.room(LaneKind::Commit),
-            core.room(LaneKind::Cleanup),
-            core.room(LaneKind::Ready),
-        ];
-        let poll = poll_lanes(source.clone(), rooms, wait, backoff);
-        tokio::pin!(poll);
-        // Serve everything else while the poll is in flight.
-        let results = loop {
-            fill(&mut core, &dispatch);
-            let blocked = core.buffered() > 0 && dispatch.free() == 0;
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                results = &mut poll => break results,
-                a = reschedule.recv(), if reschedule_open => match a {
-                    Some(a) => {
-                        core.reschedule(&a, Instant::now());
+        fill(&mut core, &dispatch);
+        // Each lane with room keeps one poll in flight, so an answer on one lane is served at
+        // once, not after the other lanes' long polls time out.
+        for (i, kind) in LANES.into_iter().enumerate() {
+            let room = core.room(kind);
+            if polls[i].is_none() && room > 0 {
+                polls[i] = Some(arm(&source, kind, room, wait, backoff[i]));
+            }
+        }
+        let blocked = core.buffered() > 0 && dispatch.free() == 0;
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            (i, kind, result) = next_answer(&mut polls) => {
+                if consume(&mut core, &dispatch, kind, result) {
+                    backoff[i] = (backoff[i] * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                } else if backoff[i] > Duration::ZERO {
+                    match source.resync().await {
+                        Ok(()) => {
+                            tracing::info!("storage reachable again");
+                            backoff = [Duration::ZERO; 3];
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "storage resync failed; retrying");
+                            backoff[i] = (backoff[i] * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                        }
                     }
-                    None => reschedule_open = false,
-                },
-                () = dispatch.space(), if blocked => {}
-                _ = expiry.tick() => core.expire_finalizing(Instant::now()),
-            }
-        };
-        if consume(&mut core, &dispatch, results) {
-            backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-        } else if backoff > Duration::ZERO {
-            match source.resync().await {
-                Ok(()) => {
-                    tracing::info!("storage reachable again");
-                    backoff = Duration::ZERO;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "storage resync failed; retrying");
-                    backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                 }
             }
+            a = reschedule.recv(), if reschedule_open => match a {
+                Some(a) => {
+                    core.reschedule(&a, Instant::now());
+                }
+                None => reschedule_open = false,
+            },
+            () = dispatch.space(), if blocked => {}
+            _ = expiry.tick() => core.expire_finalizing(Instant::now()),
         }
     }
 }

@@ -81,17 +81,26 @@ impl<D: Db + Clone> Storage<D> {
     /// overdue (hard timeout + `lost_report_grace_ms`: the report was lost); instances past their
     /// soft timeout get their task queued once more (runs only if `max_instances` allows a second
     /// instance).
+    ///
+    /// An EM is judged only on heartbeats this session could have received: until
+    /// `dead_em_cutoff_ms` has passed since storage started, no EM is declared dead (after an
+    /// outage every last heartbeat is old, through no fault of the EMs).
     /// Returns the EMs declared dead.
     ///
     /// # Errors
     /// A database error.
     pub async fn sweep_liveness(&self, now_ms: i64) -> Result<Vec<ExecutionManagerId>> {
         let cutoff = i64::try_from(self.shared.config.dead_em_cutoff_ms).unwrap_or(i64::MAX);
-        let dead = self
-            .shared
-            .db
-            .mark_dead_execution_managers(now_ms.saturating_sub(cutoff), now_ms)
-            .await?;
+        let stale_before = now_ms.saturating_sub(cutoff);
+        // As if every EM had heartbeated when storage started: stale only once that is stale too.
+        let dead = if stale_before > self.shared.started_at_ms {
+            self.shared
+                .db
+                .mark_dead_execution_managers(stale_before, now_ms)
+                .await?
+        } else {
+            Vec::new()
+        };
         {
             let mut alive = lock(&self.shared.alive);
             for em in &dead {

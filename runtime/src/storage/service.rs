@@ -64,6 +64,8 @@ impl Job {
 pub(super) struct Shared<D> {
     pub(super) db: D,
     pub(super) session: SessionId,
+    /// When this session started: EM heartbeats older than this could not have reached it.
+    pub(super) started_at_ms: i64,
     pub(super) config: StorageConfig,
     pub(super) jobs: RwLock<HashMap<JobId, Arc<Job>>>,
     pub(super) lanes: Lanes,
@@ -98,7 +100,8 @@ impl<D: Db + Clone> Storage<D> {
     /// # Errors
     /// A database error while starting the session or reading the jobs.
     pub async fn open(db: D, config: StorageConfig) -> Result<Self> {
-        let session = db.start_session(now_ms()).await?;
+        let started_at_ms = now_ms();
+        let session = db.start_session(started_at_ms).await?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let persister = Persister::spawn(
@@ -111,6 +114,7 @@ impl<D: Db + Clone> Storage<D> {
             shared: Arc::new(Shared {
                 db,
                 session,
+                started_at_ms,
                 config,
                 jobs: RwLock::new(HashMap::new()),
                 lanes: Lanes::default(),

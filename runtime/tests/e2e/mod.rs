@@ -3,8 +3,10 @@
 //! MySQL/MariaDB database, which a test can `kill -9` and restart piece by piece, and [`Jobs`], a
 //! raw-gRPC job client that survives storage restarts (it reconnects and re-opens its watch).
 //!
-//! Every process runs in its own process group, so a kill also takes down an execution manager's
-//! native executors (as when a machine dies) and nothing outlives the test. Each process's stderr
+//! Every process runs in its own process group, killed as a whole. An execution manager's native
+//! executors run in process groups of their own (so a Ctrl-C reaches the EM alone); they die with
+//! their EM through their parent-death signal, which [`Cluster::kill_em`] checks, so a kill takes
+//! them down too (as when a machine dies) and nothing outlives the test. Each process's stderr
 //! goes to a file in the cluster's temp dir; when a test panics or its scenario is dropped by the
 //! watchdog before [`Cluster::stop`], the tail of every log is printed.
 
@@ -125,7 +127,8 @@ impl Proc {
         }
     }
 
-    /// Sends `signal` to the whole process group (the process and its executors).
+    /// Sends `signal` to the whole process group (executors have their own groups and die with
+    /// their EM).
     fn signal_group(&self, signal: &str) {
         let _ = Command::new("kill")
             .args([signal, "--", &format!("-{}", self.child.id())])
@@ -157,12 +160,38 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        // Also after a clean exit: executors left in the group must not outlive the test.
+        // Also after a clean exit: nothing left in the group may outlive the test.
         self.signal_group("-KILL");
         if !self.reaped {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Pids of the live children of `parent` (from `/proc/*/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            proc_stat(pid).is_some_and(|s| s.get(1).is_some_and(|ppid| *ppid == parent.to_string()))
+        })
+        .collect()
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn process_alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|s| s.first().is_some_and(|state| state != "Z"))
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name: state, ppid, pgrp, …
+fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 fn free_port() -> u16 {
@@ -349,9 +378,23 @@ impl Cluster {
             .kill9();
     }
 
-    /// `kill -9` EM `i` and its executors.
+    /// `kill -9` EM `i`; checks that its executors die with it (parent-death signal: they are
+    /// not in its process group).
     pub fn kill_em(&mut self, i: usize) {
-        self.ems[i].take().expect("the EM is running").kill9();
+        let em = self.ems[i].take().expect("the EM is running");
+        let executors = children_of(em.child.id());
+        eprintln!("killing EM {i} (executors {executors:?})");
+        em.kill9();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for pid in executors {
+            while process_alive(pid) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "executor {pid} outlived its killed EM"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 
     /// SIGTERM every process (EMs first, storage last); each must exit 0.

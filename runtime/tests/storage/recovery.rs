@@ -270,3 +270,54 @@ pub async fn recover_cleanup_ready<D: Db + Clone>(db: D) {
     );
     storage.shutdown().await;
 }
+
+fn wall_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// After an outage longer than the dead-EM cutoff, a restarted storage judges EMs only on the
+/// heartbeats it could have received: none is dead on the first sweep; one that stays silent
+/// for the cutoff after the restart is, one that heartbeats again is not.
+pub async fn restart_grants_ems_a_grace_period<D: Db + Clone>(db: D) {
+    let (storage, _, silent) = setup(db).await;
+    let (talking, _) = storage
+        .register_execution_manager("10.0.0.5")
+        .await
+        .unwrap();
+    // Both last heartbeats predate the outage by far more than the cutoff (1 s in tests).
+    let before_outage = wall_ms() - 60_000;
+    for em in [silent, talking] {
+        storage.db().heartbeat(em, before_outage).await.unwrap();
+    }
+    let storage = restart(storage).await;
+    let restarted = wall_ms();
+    assert!(
+        storage.sweep_liveness(restarted).await.unwrap().is_empty(),
+        "no EM is dead on the first sweep after a restart"
+    );
+    let cutoff = i64::try_from(config().dead_em_cutoff_ms).unwrap();
+    assert!(
+        storage
+            .sweep_liveness(restarted + cutoff / 2)
+            .await
+            .unwrap()
+            .is_empty(),
+        "still within the grace period"
+    );
+    // `talking` heartbeats after the restart; `silent` never does.
+    let later = restarted + cutoff + 1;
+    storage.db().heartbeat(talking, later).await.unwrap();
+    assert_eq!(storage.sweep_liveness(later).await.unwrap(), [silent]);
+    assert!(matches!(
+        storage.heartbeat(silent).await,
+        Err(Error::ExecutionManagerDead(_))
+    ));
+    storage.heartbeat(talking).await.unwrap();
+    storage.shutdown().await;
+}

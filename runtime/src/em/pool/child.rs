@@ -16,13 +16,7 @@ pub fn find_executor_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SILK_EXECUTOR_NATIVE") {
         return Some(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    let candidates = [
-        Some(dir.join(EXECUTOR_BIN)),
-        dir.parent().map(|d| d.join(EXECUTOR_BIN)),
-    ];
-    if let Some(found) = candidates.into_iter().flatten().find(|p| p.is_file()) {
+    if let Some(found) = beside_exe().into_iter().find(|p| p.is_file()) {
         return Some(found);
     }
     std::env::var_os("PATH").and_then(|paths| {
@@ -30,6 +24,68 @@ pub fn find_executor_bin() -> Option<PathBuf> {
             .map(|d| d.join(EXECUTOR_BIN))
             .find(|p| p.is_file())
     })
+}
+
+/// The candidates next to the running binary and one directory up.
+fn beside_exe() -> Vec<PathBuf> {
+    let Ok(exe) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    let Some(dir) = exe.parent() else {
+        return Vec::new();
+    };
+    [
+        Some(dir.join(EXECUTOR_BIN)),
+        dir.parent().map(|d| d.join(EXECUTOR_BIN)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Where [`find_executor_bin`] looks, in order, for error messages:
+/// `$SILK_EXECUTOR_NATIVE (unset), /opt/silk/silk-executor-native, /opt/silk-executor-native, PATH`.
+#[must_use]
+pub fn executor_search_places() -> String {
+    let env = match std::env::var_os("SILK_EXECUTOR_NATIVE") {
+        Some(p) => format!("$SILK_EXECUTOR_NATIVE ({})", Path::new(&p).display()),
+        None => "$SILK_EXECUTOR_NATIVE (unset)".to_owned(),
+    };
+    let mut places = vec![env];
+    places.extend(beside_exe().iter().map(|p| p.display().to_string()));
+    places.push("PATH".to_owned());
+    places.join(", ")
+}
+
+/// The native executor binary could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    /// The configured `executor_bin` is missing or not executable.
+    #[error("executor_bin {} is missing or not executable", .0.display())]
+    Configured(PathBuf),
+    /// No executable `silk-executor-native` where [`find_executor_bin`] looks.
+    #[error("{EXECUTOR_BIN} not found (looked in {looked})")]
+    NotFound {
+        /// The places searched, as [`executor_search_places`] lists them.
+        looked: String,
+    },
+}
+
+/// The executor binary to use: `configured` if given, else what [`find_executor_bin`] finds;
+/// either way it must be an executable file.
+///
+/// # Errors
+/// [`FindError`] naming the configured path or every place searched.
+pub fn require_executor_bin(configured: Option<&Path>) -> Result<PathBuf, FindError> {
+    match configured {
+        Some(path) if is_executable(path) => Ok(path.to_owned()),
+        Some(path) => Err(FindError::Configured(path.to_owned())),
+        None => find_executor_bin()
+            .filter(|p| is_executable(p))
+            .ok_or_else(|| FindError::NotFound {
+                looked: executor_search_places(),
+            }),
+    }
 }
 
 /// "exited with status 3", "killed by signal 6 (SIGABRT)".
@@ -117,6 +173,27 @@ mod tests {
             lines(b"0123456789abc\nok\n", 4),
             ["0123 [line cut at 4 bytes]", "ok"]
         );
+    }
+
+    #[test]
+    fn a_missing_executor_is_named() {
+        let missing = Path::new("/nonexistent/silk-executor-native");
+        let err = require_executor_bin(Some(missing)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "executor_bin /nonexistent/silk-executor-native is missing or not executable"
+        );
+        // A file that is not executable is refused too.
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join(EXECUTOR_BIN);
+        std::fs::write(&plain, b"").unwrap();
+        assert!(matches!(
+            require_executor_bin(Some(&plain)),
+            Err(FindError::Configured(p)) if p == plain
+        ));
+        let places = executor_search_places();
+        assert!(places.starts_with("$SILK_EXECUTOR_NATIVE"), "{places}");
+        assert!(places.ends_with(", PATH"), "{places}");
     }
 
     #[test]

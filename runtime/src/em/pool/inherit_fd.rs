@@ -1,5 +1,6 @@
-//! Handing a descriptor to a child at a fixed number: the EM side's only unsafe code, a
-//! `pre_exec` hook that runs between `fork` and `exec`.
+//! Hooks that run in an executor child between `fork` and `exec` (`pre_exec`), the EM side's
+//! only unsafe code: handing a descriptor to the child at a fixed number, and tying the child's
+//! life to the EM's.
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -30,5 +31,24 @@ pub(crate) fn inherit_at(cmd: &mut Command, fd: BorrowedFd<'_>, target: RawFd) {
     };
     // SAFETY: the hook only makes async-signal-safe syscalls and touches no memory shared with
     // other threads (it captures two integers).
+    unsafe { cmd.pre_exec(hook) };
+}
+
+/// Arms SIGKILL as the child's parent-death signal before it execs, and fails the spawn if the
+/// parent is already gone. The executor arms it again itself, but only after exec: this closes
+/// the window in which a child that left the EM's process group could outlive the EM.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    let parent = rustix::process::getpid();
+    let hook = move || {
+        // Only async-signal-safe syscalls (prctl, getppid) and no allocation, as above.
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        if rustix::process::getppid() != Some(parent) {
+            // The EM died before the signal was armed.
+            return Err(std::io::Error::from(rustix::io::Errno::SRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only makes async-signal-safe syscalls and touches no memory shared with
+    // other threads (it captures one integer).
     unsafe { cmd.pre_exec(hook) };
 }

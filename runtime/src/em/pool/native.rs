@@ -14,6 +14,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use silk_ipc::shm::{DEFAULT_RING_BYTES, Segment, ShmClient, WaitMode};
 use silk_ipc::{ClientTransport, Execute, Outcome, Request, Response, TaskFailure, TransportError};
 
 use super::child::{describe_exit, forward_lines, is_executable};
-use super::inherit_fd::inherit_at;
+use super::inherit_fd::{die_with_parent, inherit_at};
 use super::transport::{Connection, TransportKind};
 
 /// The descriptor number at which a native executor finds its shared-memory segment.
@@ -159,11 +160,16 @@ fn start(config: &NativeExecutorConfig) -> Result<Live, SpawnError> {
     let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
     let segment = segment_for(config, id);
     let mut cmd = Command::new(&config.executor_bin);
+    // Its own process group: a Ctrl-C in a terminal (SIGINT to the foreground group) or a
+    // group-wide signal must reach the EM only, which drains and then stops its executors. The
+    // child still dies with the EM: SIGKILL is its parent-death signal.
     cmd.arg("--package-dir")
         .arg(&config.package_dir)
         .env_clear()
         .envs(config.env.iter().map(|(k, v)| (k, v)))
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
+    die_with_parent(&mut cmd);
     if let Some(segment) = &segment {
         cmd.arg("--shm-fd")
             .arg(SHM_FD.to_string())

@@ -3,10 +3,11 @@
 //! shared queue. Async callers get the outcome through a oneshot channel, so no tokio worker
 //! ever blocks on a task.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use silk_executor_wasm::WasmHost;
 use silk_ipc::{Execute, TaskFailure};
@@ -27,6 +28,28 @@ struct Work {
 pub struct SlotPool {
     queue: Option<std_mpsc::Sender<Work>>,
     threads: Vec<JoinHandle<()>>,
+    task_time: Arc<TaskTime>,
+}
+
+/// A moving average of how long a task occupies a slot (execution only, not time queued).
+#[derive(Debug, Default)]
+struct TaskTime {
+    /// Exponentially weighted mean in nanoseconds (weight 1/8); 0 until a task ran.
+    ewma_ns: AtomicU64,
+}
+
+impl TaskTime {
+    fn record(&self, elapsed: Duration) {
+        let x = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // Slot threads may race here; a lost update only delays the average a little.
+        let old = self.ewma_ns.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            x.max(1)
+        } else {
+            old - old / 8 + x / 8
+        };
+        self.ewma_ns.store(new.max(1), Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Work {
@@ -47,8 +70,10 @@ impl SlotPool {
         let (tx, rx) = std_mpsc::channel::<Work>();
         let rx = Arc::new(Mutex::new(rx));
         let mut threads = Vec::new();
+        let task_time = Arc::new(TaskTime::default());
         for i in 0..slots.max(1) {
             let rx = rx.clone();
+            let times = task_time.clone();
             let mut slot = Slot::new(config.clone(), wasm.clone());
             threads.push(
                 std::thread::Builder::new()
@@ -58,7 +83,9 @@ impl SlotPool {
                             // The lock is held only while waiting for the next task.
                             let next = crate::storage::lock(&rx).recv();
                             let Ok(work) = next else { return };
+                            let started = Instant::now();
                             let outcome = slot.execute(&work.request, work.hard_timeout);
+                            times.record(started.elapsed());
                             // The caller may have given up (shutdown); nothing to do then.
                             let _ = work.reply.send(outcome);
                         }
@@ -68,6 +95,7 @@ impl SlotPool {
         Ok(Self {
             queue: Some(tx),
             threads,
+            task_time,
         })
     }
 
@@ -75,6 +103,15 @@ impl SlotPool {
     #[must_use]
     pub fn slots(&self) -> usize {
         self.threads.len()
+    }
+
+    /// The recent mean time a task spends in a slot; `None` before the first task.
+    #[must_use]
+    pub fn mean_task_time(&self) -> Option<Duration> {
+        match self.task_time.ewma_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// Runs `request` on the next free slot.

@@ -23,7 +23,7 @@ use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
 
 pub use backend::{MySqlDb, SqliteDb};
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};
 
 use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use super::state::JobState;
@@ -31,7 +31,7 @@ use super::state::JobState;
 /// A database error.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The URL names no supported database.
+    /// The URL names no supported database. Holds the URL with its password redacted.
     #[error("unsupported database url {0:?} (expected sqlite:PATH or mysql://…)")]
     UnsupportedUrl(String),
     /// No job with this id.
@@ -354,7 +354,7 @@ impl AnyDb {
             let url = url.replacen("mariadb://", "mysql://", 1);
             Ok(Self::MySql(MySqlDb::connect(&url).await?))
         } else {
-            Err(DbError::UnsupportedUrl(url.to_owned()))
+            Err(DbError::UnsupportedUrl(redact_url(url).into_owned()))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Resource-group secrets: hashed with argon2id (random salt, PHC string) before they reach the
 //! database, verified with the hash's constant-time comparison. Hashing costs tens of
 //! milliseconds of CPU, so it runs on the blocking pool, never on a tokio worker. A [`Secret`]
-//! never appears in `Debug` output or logs.
+//! never appears in `Debug` output or logs, nor does a database URL's password ([`redact_url`]).
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -24,6 +24,27 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A database URL fit for errors, `Debug` and logs: the password (the userinfo after its first
+/// `:`, up to the last `@`) becomes `***`, whatever the scheme, e.g.
+/// `mysq://silk:pw@db:3306/silk` → `mysq://silk:***@db:3306/silk`. A URL without a password, and
+/// a `sqlite:` URL (a path, which may hold `:` and `@`), is returned as it is.
+#[must_use]
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    if url.starts_with("sqlite:") {
+        return url.into();
+    }
+    // Userinfo starts after `scheme://` (or at the start); the last `@` ends it, so a password
+    // holding an unencoded `@` or `/` is still covered (erring towards hiding too much).
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let Some(at) = url.rfind('@').filter(|&at| at > start) else {
+        return url.into();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}***{}", &url[..=start + colon], &url[at..]).into(),
+        None => url.into(),
     }
 }
 
@@ -60,6 +81,30 @@ mod tests {
     fn debug_hides_the_secret() {
         let s = Secret::new(b"hunter2".to_vec());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        for (url, shown) in [
+            (
+                "mysq://silk:hunter2@db:3306/silk",
+                "mysq://silk:***@db:3306/silk",
+            ),
+            ("mysql://u:p@h/db", "mysql://u:***@h/db"),
+            ("mysql://u:p@w/rd@h/db", "mysql://u:***@h/db"),
+            ("mysql://u:@h/db", "mysql://u:***@h/db"),
+            ("user:hunter2@host/db", "user:***@host/db"),
+            ("mysql://silk@h/db", "mysql://silk@h/db"),
+            ("mysql://h:3306/db", "mysql://h:3306/db"),
+            ("mysq:u:hunter2@h/db", "mysq:***@h/db"),
+            (
+                "sqlite:/var/lib/silk/a:b@c.db",
+                "sqlite:/var/lib/silk/a:b@c.db",
+            ),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 
     #[tokio::test]
