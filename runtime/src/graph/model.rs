@@ -308,11 +308,17 @@ impl TaskGraph {
     /// A [`GraphError`] for malformed JSON, another schema version, unknown or missing fields, or
     /// any rule [`TaskGraph::validate`] checks.
     pub fn from_json(text: &str) -> Result<Self, GraphError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| GraphError {
+        /// Only the version, every other key skipped: checked before the graph is read.
+        #[derive(serde::Deserialize)]
+        struct Versioned {
+            schema_version: Option<serde_json::Value>,
+        }
+        let parse_error = |e: serde_json::Error| GraphError {
             location: Location::Graph,
             reason: e.to_string(),
-        })?;
-        match value.get("schema_version") {
+        };
+        let versioned: Versioned = serde_json::from_str(text).map_err(parse_error)?;
+        match versioned.schema_version {
             Some(serde_json::Value::String(v)) if v.split('.').next() == Some(SCHEMA_MAJOR) => {}
             Some(v) => {
                 return err(
@@ -322,10 +328,7 @@ impl TaskGraph {
             }
             None => return err(Location::Graph, "missing field `schema_version`"),
         }
-        let graph: Self = serde_json::from_value(value).map_err(|e| GraphError {
-            location: Location::Graph,
-            reason: e.to_string(),
-        })?;
+        let graph: Self = serde_json::from_str(text).map_err(parse_error)?;
         graph.validate()?;
         Ok(graph)
     }
