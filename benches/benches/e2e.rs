@@ -12,7 +12,7 @@
 //!
 //! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
-//! `SILK_BENCH_E2E_MODES` (`native,wasm`).
+//! `SILK_BENCH_E2E_MODES` (`native,wasm`), `SILK_BENCH_E2E_SLOTS` (the CPU count).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -126,6 +126,7 @@ async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Vec
         trust,
         executor_bin: find_executor_bin(),
         em_poll_ms: 200,
+        slots: std::env::var("SILK_BENCH_E2E_SLOTS").ok().and_then(|v| v.parse().ok()),
         ..DevOptions::new(silk_benches::paths::packages_dir())
     })
     .await

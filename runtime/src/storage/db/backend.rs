@@ -104,6 +104,33 @@ fn constraint(
     DbError::Sql(e)
 }
 
+/// Most rows in one multi-row insert (4 bound values each).
+const MAX_ROWS_PER_INSERT: usize = 256;
+/// Most output bytes in one multi-row insert (a larger single row gets a statement of its own).
+const MAX_BYTES_PER_INSERT: usize = 4 << 20;
+
+/// Splits completions into runs that fit one insert statement.
+fn completion_chunks(completions: &[Completion]) -> impl Iterator<Item = &[Completion]> {
+    let mut rest = completions;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len() && n < MAX_ROWS_PER_INSERT {
+            bytes += rest[n].outputs.len();
+            if n > 0 && bytes > MAX_BYTES_PER_INSERT {
+                break;
+            }
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 macro_rules! backend {
     ($ty:ident, $row:ty, last_id = |$r:ident| $last_id:expr, insert_ignore = $insert_ignore:literal) => {
         impl $ty {
@@ -360,17 +387,19 @@ macro_rules! backend {
 
             async fn record_completions(&self, completions: &[Completion], now_ms: i64) -> DbResult<()> {
                 let mut tx = self.pool.begin().await?;
-                for c in completions {
-                    sqlx::query(concat!(
+                // Many rows per statement: one round trip to the database per chunk, not per row.
+                for chunk in completion_chunks(completions) {
+                    let mut insert = sqlx::QueryBuilder::new(concat!(
                         $insert_ignore,
-                        " task_completions (job_id, task_index, outputs, completed_at_ms) VALUES (?, ?, ?, ?)"
-                    ))
-                    .bind(sql_id(c.job.0))
-                    .bind(sql_id(c.task))
-                    .bind(c.outputs.as_slice())
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                        " task_completions (job_id, task_index, outputs, completed_at_ms) "
+                    ));
+                    insert.push_values(chunk, |mut row, c| {
+                        row.push_bind(sql_id(c.job.0))
+                            .push_bind(sql_id(c.task))
+                            .push_bind(c.outputs.as_slice())
+                            .push_bind(now_ms);
+                    });
+                    insert.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -507,6 +536,36 @@ macro_rules! backend {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(task: u64, bytes: usize) -> Completion {
+        Completion {
+            job: JobId(1),
+            task,
+            outputs: vec![0; bytes],
+        }
+    }
+
+    #[test]
+    fn completions_are_chunked_by_rows_and_bytes() {
+        let many: Vec<_> = (0..600).map(|i| completion(i, 8)).collect();
+        let sizes: Vec<usize> = completion_chunks(&many).map(<[_]>::len).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let big = [
+            completion(0, 1 << 20),
+            completion(1, 2 << 20),
+            completion(2, 2 << 20),
+            completion(3, 9 << 20),
+            completion(4, 1),
+        ];
+        let sizes: Vec<usize> = completion_chunks(&big).map(<[_]>::len).collect();
+        assert_eq!(sizes, [2, 1, 1, 1], "rows share a statement up to the byte cap; a larger row is alone");
+        assert_eq!(completion_chunks(&[]).count(), 0);
+    }
 }
 
 backend!(
