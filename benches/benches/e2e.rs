@@ -126,7 +126,9 @@ async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Vec
         trust,
         executor_bin: find_executor_bin(),
         em_poll_ms: 200,
-        slots: std::env::var("SILK_BENCH_E2E_SLOTS").ok().and_then(|v| v.parse().ok()),
+        slots: std::env::var("SILK_BENCH_E2E_SLOTS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         ..DevOptions::new(silk_benches::paths::packages_dir())
     })
     .await

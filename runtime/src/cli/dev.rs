@@ -124,14 +124,26 @@ fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
     } else {
         format!("export SILK_ADDRESS={storage}\n  ")
     };
+    let example = if args.packages.join("complex.wasm").is_file() {
+        format!(
+            "silk package inspect {packages}/complex.wasm\n  \
+             silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json",
+            packages = args.packages.display()
+        )
+    } else {
+        format!(
+            "silk package inspect {}/NAME.wasm\n  \
+             silk job submit GRAPH.json --inputs INPUTS.json",
+            args.packages.display()
+        )
+    };
     format!(
         "silk dev: a local cluster for development (not for production)\n\
          \n  storage     {storage}\n  database    {db}\n  scheduler   {scheduler}\n  \
          executor    {slots} slots, packages from {packages}\n  native      {native}; every \
          other package runs as sandboxed wasm\n\
          \nNext steps, in another terminal:\n  \
-         {address}silk package inspect {packages}/complex.wasm\n  \
-         silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json\n  \
+         {address}{example}\n  \
          silk job list\n  \
          silk job status JOB_ID\n\
          \nStop with Ctrl-C.",

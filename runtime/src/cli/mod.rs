@@ -37,19 +37,18 @@ pub enum Command {
     /// second Ctrl-C.
     ///
     /// Example:
-    ///   silk dev \
-    ///       --packages target/packages \
-    ///       --trust fixtures
+    ///   silk dev --packages target/packages --trust fixtures
     Dev(dev::DevArgs),
     /// Submit jobs and follow them: submit, status, wait, outputs, cancel, list.
     ///
     /// Connects to storage at --address (or SILK_ADDRESS; default http://127.0.0.1:50051, where
-    /// `silk dev` listens). Jobs belong to the resource group --group (SILK_GROUP), created on
-    /// first use with the secret in SILK_GROUP_SECRET.
+    /// `silk dev` listens). Submitted jobs belong to the resource group --group (SILK_GROUP),
+    /// created on first use with the secret in SILK_GROUP_SECRET; `list` shows that group's jobs.
+    /// The other commands take any job id: storage does not check who asks, so keep it on a
+    /// private network (docs/deploy.md).
     ///
     /// Example:
-    ///   silk job submit docs/examples/diamond.json \
-    ///       --inputs docs/examples/diamond-inputs.json
+    ///   silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json
     #[command(after_long_help = job::EXIT_CODES)]
     Job(job::JobArgs),
     /// Work with single tasks.

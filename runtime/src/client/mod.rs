@@ -11,28 +11,41 @@
 //! [`Client::watch`] stream reconnects by itself and resumes: storage sends the current progress
 //! first.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! A whole round trip, runnable as it stands: a local cluster in this process (what `silk dev`
+//! runs; its packages staged by `scripts/build-packages`), a two-task graph of the wasm package
+//! `wat_echo`, submitted and waited for. Against a running cluster, connect to its address
+//! instead (`Client::connect("127.0.0.1:50051")`, as printed by `silk dev`).
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "../target".into(), std::path::PathBuf::from);
+//! # let packages = std::env::var_os("SILK_TEST_PACKAGES").map_or_else(|| target.join("packages"), Into::into);
+//! use rmpv::Value;
 //! use silk_runtime::client::{Client, GraphBuilder, JobOutcome};
+//! use silk_runtime::dev::{DevCluster, DevOptions};
 //! use silk_runtime::graph::TypeDesc;
 //!
-//! // fib(fib(n)): the second task reads the first one's output.
+//! let cluster = DevCluster::start(DevOptions { port_base: 0, ..DevOptions::new(packages) }).await?;
+//!
+//! // The second task reads the first one's output.
 //! let mut g = GraphBuilder::new();
-//! let first = g.task("fixtures", "fibonacci").input(TypeDesc::Int64).output(TypeDesc::Int64).add();
-//! g.task("fixtures", "fibonacci")
-//!     .input_from(first.output(0), TypeDesc::Int64)
-//!     .output(TypeDesc::Int64)
+//! let first = g.task("wat_echo", "echo").input(TypeDesc::Bytes).output(TypeDesc::Bytes).add();
+//! g.task("wat_echo", "echo")
+//!     .input_from(first.output(0), TypeDesc::Bytes)
+//!     .output(TypeDesc::Bytes)
 //!     .add();
 //! let graph = g.build()?;
 //!
-//! let client = Client::connect("127.0.0.1:50051")?; // as printed by `silk dev`
+//! let client = Client::connect(&cluster.storage_url())?;
 //! let group = client.open_group("examples", b"secret").await?;
-//! let job = client.submit(group, &graph, &[6.into()]).await?;
+//! let job = client.submit(group, &graph, &[Value::Binary(b"hello".to_vec())]).await?;
 //! match client.wait(job).await? {
-//!     JobOutcome::Succeeded(outputs) => println!("fib(fib(6)) = {}", outputs[0]),
-//!     JobOutcome::Failed(error) => eprintln!("job failed: {error}"),
-//!     JobOutcome::Cancelled => eprintln!("job cancelled"),
+//!     JobOutcome::Succeeded(outputs) => assert_eq!(outputs, [Value::Binary(b"hello".to_vec())]),
+//!     JobOutcome::Failed(error) => panic!("job failed: {} ({})", error, error.kind),
+//!     JobOutcome::Cancelled => panic!("job cancelled"),
 //! }
+//! cluster.stop().await?;
 //! # Ok(()) }
 //! ```
 

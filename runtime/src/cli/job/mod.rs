@@ -91,28 +91,27 @@ pub enum JobCommand {
     /// the job's error (kind and message) when it fails.
     ///
     /// Example:
-    ///   silk job submit docs/examples/diamond.json \
-    ///       --inputs docs/examples/diamond-inputs.json
+    ///   silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json
     Submit(SubmitArgs),
     /// Show a job's state and task counts
     ///
     /// Example:
-    ///   silk job status YourJobId
+    ///   silk job status 42
     Status(JobRef),
     /// Wait for a job to end, with a progress bar; print its outputs as JSON on success
     ///
     /// Example:
-    ///   silk job wait YourJobId --timeout 60
+    ///   silk job wait 42 --timeout 60
     Wait(WaitArgs),
     /// Print a succeeded job's outputs as a JSON array
     ///
     /// Example:
-    ///   silk job outputs YourJobId
+    ///   silk job outputs 42
     Outputs(JobRef),
     /// Cancel a job (its cleanup task runs, if it has one)
     ///
     /// Example:
-    ///   silk job cancel YourJobId
+    ///   silk job cancel 42
     Cancel(JobRef),
     /// List jobs, newest first
     ///
@@ -367,8 +366,9 @@ async fn submit(client: &Client, conn: &Connection, args: &SubmitArgs) -> Result
         return Ok(0);
     }
     eprintln!(
-        "submitted job {job} ({} tasks); `silk job status {job}` shows it, `silk job cancel {job}` stops it",
-        graph.tasks.len()
+        "submitted job {job} ({} task{}); `silk job status {job}` shows it, `silk job cancel {job}` stops it",
+        graph.tasks.len(),
+        if graph.tasks.len() == 1 { "" } else { "s" }
     );
     wait::follow(client, job, timeout, conn.output).await
 }

@@ -563,7 +563,11 @@ mod tests {
             completion(4, 1),
         ];
         let sizes: Vec<usize> = completion_chunks(&big).map(<[_]>::len).collect();
-        assert_eq!(sizes, [2, 1, 1, 1], "rows share a statement up to the byte cap; a larger row is alone");
+        assert_eq!(
+            sizes,
+            [2, 1, 1, 1],
+            "rows share a statement up to the byte cap; a larger row is alone"
+        );
         assert_eq!(completion_chunks(&[]).count(), 0);
     }
 }
