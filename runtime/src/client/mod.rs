@@ -110,8 +110,7 @@ impl Client {
                 "the silk client needs a tokio runtime".into(),
             ));
         }
-        let channel = endpoint
-            .tcp_nodelay(true)
+        let channel = crate::storage::grpc::tune(endpoint)
             .connect_timeout(CONNECT_TIMEOUT)
             .connect_lazy();
         Ok(Self {

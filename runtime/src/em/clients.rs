@@ -27,13 +27,11 @@ pub struct Clients {
 }
 
 fn channel(url: &str) -> Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|e| Error::Config {
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Config {
             message: format!("invalid url {url:?}: {e}"),
-        })?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        })?;
+    Ok(crate::storage::grpc::tune(endpoint).connect_lazy())
 }
 
 impl Clients {

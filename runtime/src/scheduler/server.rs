@@ -64,13 +64,11 @@ impl Default for SchedulerConfig {
 /// # Errors
 /// [`Error::Storage`] for an invalid URL.
 pub fn lazy_channel(url: &str) -> Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|e| Error::Storage {
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Storage {
             message: format!("invalid storage url {url:?}: {e}"),
-        })?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        })?;
+    Ok(crate::storage::grpc::tune(endpoint).connect_lazy())
 }
 
 fn storage_error(s: &tonic::Status) -> Error {

@@ -23,6 +23,12 @@ pub use services::StorageServices;
 use super::db::Db;
 use super::service::Storage;
 
+/// HTTP/2 flow-control windows of storage's server and clients: a multi-megabyte graph or a
+/// batch of outputs moves in a few round trips, not one per 64 KiB (h2's default window).
+pub const STREAM_WINDOW_BYTES: u32 = 4 << 20;
+/// See [`STREAM_WINDOW_BYTES`].
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
+
 /// Largest request or response message accepted (64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -41,6 +47,8 @@ pub async fn serve<D: Db + Clone>(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .add_service(
             JobOrchestrationServer::new(s.clone())
                 .max_decoding_message_size(max)
@@ -60,13 +68,23 @@ pub async fn serve<D: Db + Clone>(
         .await
 }
 
-/// A client channel to `url` (`http://host:port`) with `TCP_NODELAY`.
+/// The settings every silk gRPC client uses: `TCP_NODELAY`, the flow-control windows above and
+/// a 5 s connect timeout.
+#[must_use]
+pub fn tune(endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
+    endpoint
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .connect_timeout(std::time::Duration::from_secs(5))
+}
+
+/// A client channel to `url` (`http://host:port`), [`tune`]d.
 ///
 /// # Errors
 /// An invalid URL or a connection error.
 pub async fn connect(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    tonic::transport::Endpoint::from_shared(url.to_owned())?
-        .tcp_nodelay(true)
+    tune(tonic::transport::Endpoint::from_shared(url.to_owned())?)
         .connect()
         .await
 }
