@@ -3,7 +3,7 @@
 //! process so that no untrusted native code is ever loaded into the CLI itself.
 //!
 //! On success the binary prints one JSON object on stdout and exits 0:
-//! `{"name":"fixtures","abi_version":1,"task_list":"<the task list JSON, as a string>"}`, with
+//! `{"abi_version":1,"name":"fixtures","task_list":"<the task list JSON, as a string>"}`, with
 //! `"task_list":null` when the package does not export one. The task list is passed through as a
 //! string (its format is in `silk_tdl::abi`) so that what a package exports can never change the
 //! shape of this object. On error it prints `error: <message>` on stderr and exits with
@@ -30,36 +30,15 @@ pub fn exit_code(e: &OpenError) -> u8 {
     }
 }
 
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The JSON object `--inspect` prints for `info` (one line, no trailing newline).
 #[must_use]
 pub fn to_json(info: &PackageInfo) -> String {
-    format!(
-        "{{\"name\":{},\"abi_version\":{},\"task_list\":{}}}",
-        json_string(&info.name),
-        info.abi_version,
-        info.task_list
-            .as_deref()
-            .map_or_else(|| "null".to_owned(), json_string)
-    )
+    serde_json::json!({
+        "name": info.name,
+        "abi_version": info.abi_version,
+        "task_list": info.task_list,
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -75,9 +54,10 @@ mod tests {
             abi_version: 1,
             task_list: Some("{\"a\":\"\\\n\u{1}é\"}".into()),
         };
+        let printed: serde_json::Value = serde_json::from_str(&to_json(&info)).unwrap();
         assert_eq!(
-            to_json(&info),
-            r#"{"name":"p","abi_version":1,"task_list":"{\"a\":\"\\\n\u0001é\"}"}"#
+            printed,
+            serde_json::json!({"name": "p", "abi_version": 1, "task_list": "{\"a\":\"\\\n\u{1}é\"}"})
         );
         let none = PackageInfo {
             task_list: None,
@@ -85,7 +65,7 @@ mod tests {
         };
         assert_eq!(
             to_json(&none),
-            r#"{"name":"p","abi_version":1,"task_list":null}"#
+            r#"{"abi_version":1,"name":"p","task_list":null}"#
         );
     }
 
