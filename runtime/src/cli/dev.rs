@@ -41,15 +41,9 @@ pub struct DevArgs {
 /// or fails, 130 after a second Ctrl-C.
 #[must_use]
 pub fn run(args: &DevArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::tokio_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let code = runtime.block_on(serve(args));
     // After a hard stop, slot threads may still be inside a task: do not wait for them.

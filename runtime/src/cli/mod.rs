@@ -113,6 +113,17 @@ pub enum TaskCommand {
     Run(task_run::TaskRunArgs),
 }
 
+/// The tokio runtime of a command; when it cannot start, logs why and gives the exit code.
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            ExitCode::FAILURE
+        })
+}
+
 /// Runs a parsed command line.
 #[must_use]
 pub fn run(cli: &Cli) -> ExitCode {

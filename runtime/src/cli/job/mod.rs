@@ -239,16 +239,9 @@ impl From<ClientError> for Failure {
 /// Runs `silk job ...`; see [`EXIT_CODES`].
 #[must_use]
 pub fn run(args: &JobArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::tokio_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(dispatch(args)) {
         Ok(code) => ExitCode::from(code),
