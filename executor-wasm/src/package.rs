@@ -6,7 +6,7 @@
 use silk_ipc::TaskFailure;
 use silk_tdl::TdlError;
 use silk_tdl::abi::{self, ABI_VERSION, STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
-use wasmtime::{Engine, Instance, InstancePre, Linker};
+use wasmtime::{Engine, Instance, InstancePre, Linker, Memory, Module, ModuleExport};
 
 use crate::cache::{ModuleCache, error_text, sha256};
 use crate::config::SandboxPolicy;
@@ -29,6 +29,34 @@ pub(crate) struct Package {
     name: String,
     pre: InstancePre<GuestState>,
     exports: Exports,
+    handles: Handles,
+}
+
+/// The exports each task uses, resolved once per package so a task looks none of them up by
+/// name (their types were checked at load).
+struct Handles {
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    execute: ModuleExport,
+    init: Option<ModuleExport>,
+    initialize: Option<ModuleExport>,
+}
+
+impl Handles {
+    fn new(module: &Module) -> Result<Self, TaskFailure> {
+        let get = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| TaskFailure::package(format!("missing export `{name}`")))
+        };
+        Ok(Self {
+            memory: get(abi::WASM_SYM_MEMORY)?,
+            alloc: get(abi::WASM_SYM_ALLOC)?,
+            execute: get(abi::SYM_EXECUTE)?,
+            init: module.get_export_index(abi::SYM_INIT),
+            initialize: module.get_export_index(abi::WASM_SYM_INITIALIZE),
+        })
+    }
 }
 
 /// A module that passed the load checks, with the probe instance they ran in (initialised with
@@ -175,9 +203,16 @@ impl Package {
                 "{origin}: declares package `{name}`, expected `{expected}`"
             )));
         }
-        let package = Self { name, pre, exports };
+        let handles = Handles::new(pre.module())?;
+        let package = Self {
+            name,
+            pre,
+            exports,
+            handles,
+        };
         if exports.init {
-            package.run_init(&mut sb, &instance)?;
+            let out = package.alloc(&mut sb, &instance, 8)?;
+            package.run_init(&mut sb, &instance, out)?;
         }
         Ok(package)
     }
@@ -187,11 +222,11 @@ impl Package {
         &self.name
     }
 
-    /// A fresh instance in `sb`, initialised (`_initialize`, then the package's init hook).
+    /// A fresh instance in `sb`, initialised with `_initialize` if exported. The package's init
+    /// hook is [`Package::init`], run next by the caller once it has a buffer for the record.
     ///
     /// # Errors
-    /// The failure of instantiation or initialisation, classified; a failing init hook is a
-    /// [`TaskFailure::Package`].
+    /// The failure of instantiation or of `_initialize`, classified.
     pub(crate) fn start(&self, sb: &mut Sandbox) -> Result<Instance, TaskFailure> {
         let instance = self
             .pre
@@ -202,20 +237,71 @@ impl Package {
                 ),
                 other => other,
             })?;
-        if self.exports.initialize {
-            let f = sb.func::<(), ()>(&instance, abi::WASM_SYM_INITIALIZE)?;
+        if let Some(initialize) = &self.handles.initialize {
+            let f = sb.func_at::<(), ()>(&instance, initialize, abi::WASM_SYM_INITIALIZE)?;
             f.call(&mut sb.store, ()).map_err(|e| sb.classify(&e))?;
-        }
-        if self.exports.init {
-            self.run_init(sb, &instance)?;
         }
         Ok(instance)
     }
 
-    fn run_init(&self, sb: &mut Sandbox, instance: &Instance) -> Result<(), TaskFailure> {
-        let memory = sb.memory(instance)?;
-        let out = scratch(sb, instance, 8)?;
-        let init = sb.func::<u32, u32>(instance, abi::SYM_INIT)?;
+    /// Runs the package's init hook, if it exports one, in `instance` (fresh from
+    /// [`Package::start`]), with its result record at `out` (8 bytes from `silk_alloc`).
+    ///
+    /// # Errors
+    /// The classified failure of the hook; a failing init hook is a [`TaskFailure::Package`].
+    pub(crate) fn init(
+        &self,
+        sb: &mut Sandbox,
+        instance: &Instance,
+        out: u32,
+    ) -> Result<(), TaskFailure> {
+        if self.exports.init {
+            self.run_init(sb, instance, out)?;
+        }
+        Ok(())
+    }
+
+    /// The guest's memory export in `instance` (an instance of this package).
+    pub(crate) fn memory(
+        &self,
+        sb: &mut Sandbox,
+        instance: &Instance,
+    ) -> Result<Memory, TaskFailure> {
+        instance
+            .get_module_export(&mut sb.store, &self.handles.memory)
+            .and_then(wasmtime::Extern::into_memory)
+            .ok_or_else(|| TaskFailure::package("missing export `memory`"))
+    }
+
+    /// `len` bytes from `silk_alloc` in `instance` (an instance of this package), as [`scratch`].
+    pub(crate) fn alloc(
+        &self,
+        sb: &mut Sandbox,
+        instance: &Instance,
+        len: u32,
+    ) -> Result<u32, TaskFailure> {
+        let alloc = sb.func_at::<u32, u32>(instance, &self.handles.alloc, abi::WASM_SYM_ALLOC)?;
+        call_alloc(sb, &alloc, len)
+    }
+
+    /// `silk_package_execute` of `instance` (an instance of this package).
+    pub(crate) fn execute_func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+        &self,
+        sb: &mut Sandbox,
+        instance: &Instance,
+    ) -> Result<wasmtime::TypedFunc<P, R>, TaskFailure> {
+        sb.func_at::<P, R>(instance, &self.handles.execute, abi::SYM_EXECUTE)
+    }
+
+    fn run_init(&self, sb: &mut Sandbox, instance: &Instance, out: u32) -> Result<(), TaskFailure> {
+        let memory = self.memory(sb, instance)?;
+        let Some(init) = &self.handles.init else {
+            return Err(TaskFailure::package(format!(
+                "missing export `{}`",
+                abi::SYM_INIT
+            )));
+        };
+        let init = sb.func_at::<u32, u32>(instance, init, abi::SYM_INIT)?;
         let status = init
             .call(&mut sb.store, out)
             .map_err(|e| match sb.classify(&e) {
@@ -250,6 +336,14 @@ impl Package {
 /// returns null.
 pub(crate) fn scratch(sb: &mut Sandbox, instance: &Instance, len: u32) -> Result<u32, TaskFailure> {
     let alloc = sb.func::<u32, u32>(instance, abi::WASM_SYM_ALLOC)?;
+    call_alloc(sb, &alloc, len)
+}
+
+fn call_alloc(
+    sb: &mut Sandbox,
+    alloc: &wasmtime::TypedFunc<u32, u32>,
+    len: u32,
+) -> Result<u32, TaskFailure> {
     let ptr = alloc
         .call(&mut sb.store, len)
         .map_err(|e| sb.classify(&e))?;

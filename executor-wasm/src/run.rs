@@ -1,11 +1,11 @@
-//! Running one task: fresh instance, inputs copied in, `silk_package_execute`, the result copied
+//! Running one task: fresh instance, one buffer from `silk_alloc` (the init hook's record, then
+//! the task's), the init hook, inputs copied in, `silk_package_execute`, the result copied
 //! out (bounded by the policy), the instance dropped. Nothing survives from one task to the next.
 
 use silk_ipc::TaskFailure;
-use silk_tdl::abi;
 
 use crate::config::SandboxPolicy;
-use crate::package::{Package, scratch};
+use crate::package::Package;
 use crate::sandbox::Sandbox;
 
 type ExecuteParams = (u32, u32, u32, u32, u32, u32, u32);
@@ -23,7 +23,7 @@ pub(crate) fn run_task(
     policy: &SandboxPolicy,
 ) -> Result<Vec<u8>, TaskFailure> {
     let instance = package.start(sb)?;
-    let memory = sb.memory(&instance)?;
+    let memory = package.memory(sb, &instance)?;
 
     // One buffer: the 8-byte result record, then the name, the context and the inputs.
     let too_big = || TaskFailure::MemoryLimit {
@@ -46,7 +46,8 @@ pub(crate) fn run_task(
     else {
         return Err(too_big());
     };
-    let base = scratch(sb, &instance, total)?;
+    // The init hook's result record goes to the same 8 bytes as the task's: one guest call less.
+    let base = package.alloc(sb, &instance, total)?;
     let outside = || {
         TaskFailure::package(format!(
             "package `{}`: `silk_alloc` returned a buffer outside guest memory",
@@ -55,6 +56,7 @@ pub(crate) fn run_task(
     };
     // `base` comes from the guest: every offset is checked.
     base.checked_add(total).ok_or_else(outside)?;
+    package.init(sb, &instance, base)?;
     let (name_at, ctx_at, in_at) = (base + 8, base + 8 + name_len, base + 8 + name_len + ctx_len);
     for (at, bytes) in [
         (name_at, function.as_bytes()),
@@ -70,7 +72,7 @@ pub(crate) fn run_task(
             .map_err(|_| outside())?;
     }
 
-    let execute = sb.func::<ExecuteParams, u32>(&instance, abi::SYM_EXECUTE)?;
+    let execute = package.execute_func::<ExecuteParams, u32>(sb, &instance)?;
     let status = execute
         .call(
             &mut sb.store,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use silk_ipc::TaskFailure;
 use wasmtime::{
-    Engine, Instance, Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, WasmParams,
-    WasmResults,
+    Engine, Instance, Memory, ModuleExport, ResourceLimiter, Store, Trap, TypedFunc,
+    UpdateDeadline, WasmParams, WasmResults,
 };
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
@@ -83,9 +83,41 @@ impl ResourceLimiter for Limits {
     }
 }
 
+/// A task's WASI context and the streams it captures stdout and stderr into.
+struct Wasi {
+    ctx: WasiP1Ctx,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+}
+
+impl Wasi {
+    /// The builder's defaults already give no args, no env, no preopens and closed stdin;
+    /// sockets and name lookup are switched off explicitly.
+    fn new(max_log_bytes: usize, clock_zero: Instant) -> Self {
+        let stdout = CappedPipe::new(max_log_bytes);
+        let stderr = CappedPipe::new(max_log_bytes);
+        let ctx = WasiCtxBuilder::new()
+            .monotonic_clock(GuestClock(clock_zero))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build_p1();
+        Self {
+            ctx,
+            stdout,
+            stderr,
+        }
+    }
+}
+
 /// The data of a task's store.
 pub(crate) struct GuestState {
-    pub(crate) wasi: WasiP1Ctx,
+    /// Built on the guest's first WASI call (most tasks make none): building it is a good part
+    /// of a small task's cost. Until then the guest has written nothing.
+    wasi: Option<Wasi>,
+    max_log_bytes: usize,
     pub(crate) limits: Limits,
     /// The message the guest handed over through `silk.panic`, if it did.
     pub(crate) panic: Option<String>,
@@ -95,11 +127,20 @@ pub(crate) struct GuestState {
     pub(crate) clock_zero: Instant,
 }
 
+impl GuestState {
+    /// The task's WASI context, built on first use.
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        let (max_log_bytes, clock_zero) = (self.max_log_bytes, self.clock_zero);
+        &mut self
+            .wasi
+            .get_or_insert_with(|| Wasi::new(max_log_bytes, clock_zero))
+            .ctx
+    }
+}
+
 /// A fresh store for one task, with its captured output streams.
 pub(crate) struct Sandbox {
     pub(crate) store: Store<GuestState>,
-    stdout: CappedPipe,
-    stderr: CappedPipe,
     timeout_ms: u64,
     fuel: Option<u64>,
     max_memory: u64,
@@ -108,21 +149,10 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     /// A store limited by `policy`; the timeout runs from now.
     pub(crate) fn new(engine: &Engine, policy: &SandboxPolicy, fuel_metering: bool) -> Self {
-        let stdout = CappedPipe::new(usize_of(policy.max_log_bytes));
-        let stderr = CappedPipe::new(usize_of(policy.max_log_bytes));
-        // The builder's defaults already give no args, no env, no preopens and closed stdin;
-        // sockets and name lookup are switched off explicitly.
         let clock_zero = Instant::now();
-        let wasi = WasiCtxBuilder::new()
-            .monotonic_clock(GuestClock(clock_zero))
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build_p1();
         let state = GuestState {
-            wasi,
+            wasi: None,
+            max_log_bytes: usize_of(policy.max_log_bytes),
             limits: Limits {
                 max_memory: usize_of(policy.max_memory_bytes),
                 denied: None,
@@ -147,8 +177,6 @@ impl Sandbox {
         });
         Self {
             store,
-            stdout,
-            stderr,
             timeout_ms: policy.timeout_ms,
             fuel: policy.fuel,
             max_memory: policy.max_memory_bytes,
@@ -162,7 +190,12 @@ impl Sandbox {
 
     /// What the guest wrote to stdout and stderr.
     pub(crate) fn take_output(&self) -> (Captured, Captured) {
-        (self.stdout.take(), self.stderr.take())
+        self.store
+            .data()
+            .wasi
+            .as_ref()
+            .map(|w| (w.stdout.take(), w.stderr.take()))
+            .unwrap_or_default()
     }
 
     /// A typed export of `instance` (its type was checked at load).
@@ -173,6 +206,22 @@ impl Sandbox {
     ) -> Result<TypedFunc<P, R>, TaskFailure> {
         instance
             .get_typed_func::<P, R>(&mut self.store, name)
+            .map_err(|e| TaskFailure::package(format!("export `{name}`: {}", error_text(&e))))
+    }
+
+    /// A typed export of `instance` by its index (`name` only for messages; its type was
+    /// checked at load).
+    pub(crate) fn func_at<P: WasmParams, R: WasmResults>(
+        &mut self,
+        instance: &Instance,
+        export: &ModuleExport,
+        name: &str,
+    ) -> Result<TypedFunc<P, R>, TaskFailure> {
+        instance
+            .get_module_export(&mut self.store, export)
+            .and_then(wasmtime::Extern::into_func)
+            .ok_or_else(|| TaskFailure::package(format!("missing export `{name}`")))?
+            .typed::<P, R>(&self.store)
             .map_err(|e| TaskFailure::package(format!("export `{name}`: {}", error_text(&e))))
     }
 

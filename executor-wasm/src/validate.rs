@@ -63,8 +63,6 @@ const WASI_FUNCTIONS: &[&str] = &[
 /// What the checks found out about the optional exports.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Exports {
-    /// The module exports `_initialize` (a WASI reactor).
-    pub(crate) initialize: bool,
     /// The module exports `silk_package_init`.
     pub(crate) init: bool,
     /// The module exports `silk_package_tasks` (the task list).
@@ -166,10 +164,6 @@ pub(crate) fn check_exports(module: &Module) -> Result<Exports, String> {
     check_func(module, abi::SYM_EXECUTE, &[const { I32 }; 7], &[I32], true)?;
     let init = check_func(module, abi::SYM_INIT, &[I32], &[I32], false)?;
     let tasks = check_func(module, abi::SYM_PACKAGE_TASKS, &[I32], &[], false)?;
-    let initialize = check_func(module, abi::WASM_SYM_INITIALIZE, &[], &[], false)?;
-    Ok(Exports {
-        initialize,
-        init,
-        tasks,
-    })
+    check_func(module, abi::WASM_SYM_INITIALIZE, &[], &[], false)?;
+    Ok(Exports { init, tasks })
 }
