@@ -33,11 +33,12 @@ pub async fn fresh_sqlite(dir: &Path) -> DbResult<SqliteDb> {
 }
 
 /// Creates a new, uniquely named database (`<base>_<pid>_<n>_<nanos>`) on the server of
-/// `server_url` (whose path names the base database) and connects to it.
+/// `server_url` (whose path names the base database) and returns its URL and name. The first
+/// call of a process also drops databases left by test processes that are gone.
 ///
 /// # Errors
-/// As [`MySqlDb::connect`], or the `CREATE DATABASE` error.
-pub async fn fresh_mysql(server_url: &str) -> DbResult<MySqlDb> {
+/// The connection or `CREATE DATABASE` error.
+pub async fn create_mysql_database(server_url: &str) -> DbResult<(String, String)> {
     use sqlx::Connection;
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
@@ -58,7 +59,32 @@ pub async fn fresh_mysql(server_url: &str) -> DbResult<MySqlDb> {
         .execute(&mut conn)
         .await?;
     conn.close().await?;
-    MySqlDb::connect(&format!("{prefix}/{name}")).await
+    Ok((format!("{prefix}/{name}"), name))
+}
+
+/// Drops database `name` (made by [`create_mysql_database`]) on the server of `server_url`.
+///
+/// # Errors
+/// The connection or `DROP DATABASE` error.
+pub async fn drop_mysql_database(server_url: &str, name: &str) -> DbResult<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::MySqlConnection::connect(server_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS `{name}`"
+    )))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// A fresh MySQL database ([`create_mysql_database`]), connected.
+///
+/// # Errors
+/// As [`create_mysql_database`] and [`MySqlDb::connect`].
+pub async fn fresh_mysql(server_url: &str) -> DbResult<MySqlDb> {
+    let (url, _name) = create_mysql_database(server_url).await?;
+    MySqlDb::connect(&url).await
 }
 
 /// Drops test databases of `base` left by test processes that are gone (their pid is part of

@@ -231,7 +231,9 @@ impl Cluster {
                 None,
             ),
             Backend::MySql(server) => {
-                let (url, name) = fresh_mysql_database(server).await;
+                let (url, name) = silk_runtime::storage::testing::create_mysql_database(server)
+                    .await
+                    .unwrap();
                 (url, Some((server.clone(), name)))
             }
         };
@@ -408,7 +410,7 @@ impl Cluster {
             assert!(status.success(), "{name} exited with {status} on SIGTERM");
         }
         if let Some((server, name)) = self.mysql.take() {
-            drop_mysql_database(&server, &name).await;
+            let _ = silk_runtime::storage::testing::drop_mysql_database(&server, &name).await;
         }
         self.stopped = true;
     }
@@ -448,43 +450,6 @@ impl Drop for Cluster {
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
-}
-
-/// Creates `<base>_<pid>_e2e<n>_<nanos>` on the server of `server_url` (the name pattern of
-/// `silk_runtime::storage::testing`, whose sweep drops databases of dead test processes) and
-/// returns its URL and name.
-async fn fresh_mysql_database(server_url: &str) -> (String, String) {
-    use sqlx::Connection;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let (prefix, base) = server_url
-        .rsplit_once('/')
-        .filter(|(p, b)| p.contains("://") && !b.is_empty())
-        .unwrap_or((server_url, "silk_test"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let name = format!("{base}_{}_e2e{n}_{nanos}", std::process::id());
-    let mut conn = sqlx::MySqlConnection::connect(server_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    (format!("{prefix}/{name}"), name)
-}
-
-async fn drop_mysql_database(server_url: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::MySqlConnection::connect(server_url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS `{name}`"
-        )))
-        .execute(&mut conn)
-        .await;
-        let _ = conn.close().await;
-    }
 }
 
 /// Indexes of the tasks of `job` whose completion storage has persisted (`task_completions`),

@@ -157,45 +157,24 @@ pub struct WaitArgs {
     pub timeout: Option<f64>,
 }
 
-/// Job states as accepted by `--state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StateArg {
-    /// Registered, not started.
-    Ready,
-    /// Tasks are running.
-    Running,
-    /// The commit task is due.
-    CommitReady,
-    /// The cleanup task is due.
-    CleanupReady,
-    /// Ended successfully.
-    Succeeded,
-    /// Ended with an error.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-}
-
-impl From<StateArg> for JobState {
-    fn from(s: StateArg) -> Self {
-        match s {
-            StateArg::Ready => Self::Ready,
-            StateArg::Running => Self::Running,
-            StateArg::CommitReady => Self::CommitReady,
-            StateArg::CleanupReady => Self::CleanupReady,
-            StateArg::Succeeded => Self::Succeeded,
-            StateArg::Failed => Self::Failed,
-            StateArg::Cancelled => Self::Cancelled,
-        }
-    }
+/// `--state`: a state name as `silk job` prints it.
+fn parse_state(name: &str) -> Result<JobState, String> {
+    JobState::ALL
+        .into_iter()
+        .find(|s| render::state_name(*s) == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = JobState::ALL.into_iter().map(render::state_name).collect();
+            format!("expected one of {}", names.join(", "))
+        })
 }
 
 /// `silk job list` arguments.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only jobs in this state.
-    #[arg(long, value_enum)]
-    pub state: Option<StateArg>,
+    /// Only jobs in this state: ready, running, commit-ready, cleanup-ready, succeeded, failed
+    /// or cancelled.
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: Option<JobState>,
     /// At most this many jobs (at most 1000).
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
@@ -298,7 +277,7 @@ async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
             let jobs = client
                 .list(ListFilter {
                     limit: l.limit,
-                    state: l.state.map(JobState::from),
+                    state: l.state,
                     group,
                 })
                 .await?;
