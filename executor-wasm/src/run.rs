@@ -82,11 +82,11 @@ pub(crate) fn run_task(
 
     let (ptr, len) = sb.read_record(memory, base)?;
     if u64::from(len) > policy.max_output_bytes {
-        return Err(TaskFailure::MemoryLimit {
+        return Err(TaskFailure::OutputTooLarge {
+            what: "task result".into(),
+            size_bytes: u64::from(len),
             limit_bytes: policy.max_output_bytes,
-            message: format!(
-                "the task returned {len} bytes, more than the policy's max_output_bytes"
-            ),
+            limit: "max_output_bytes".into(),
         });
     }
     let bytes = sb.read(memory, ptr, len)?;

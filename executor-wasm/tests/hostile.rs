@@ -329,14 +329,16 @@ fn oversized_output_is_refused() {
             ..policy(10_000)
         };
         match run(host, &name, &p).outcome {
-            Err(TaskFailure::MemoryLimit {
+            Err(TaskFailure::OutputTooLarge {
+                size_bytes,
                 limit_bytes,
-                message,
+                limit,
+                ..
             }) => {
-                assert_eq!(limit_bytes, 1 << 20);
-                assert!(message.contains("max_output_bytes"), "{message}");
+                assert_eq!((size_bytes, limit_bytes), (4 << 20, 1 << 20));
+                assert_eq!(limit, "max_output_bytes");
             }
-            other => panic!("expected MemoryLimit, got {other:?}"),
+            other => panic!("expected OutputTooLarge, got {other:?}"),
         }
         // A result record pointing outside guest memory breaks the ABI.
         let body = r#"(i32.store (local.get $out) (i32.const -65536))

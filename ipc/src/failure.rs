@@ -25,11 +25,15 @@ pub enum FailureKind {
     Trap,
     /// The package is missing, invalid, of another ABI version, or its init failed.
     PackageError,
+    /// What the task returned (outputs, or the inputs it needs) is larger than a byte limit on
+    /// its way: the package's output limit, a message cap, the database's packet size. Never
+    /// retried: the same task would return the same bytes.
+    OutputTooLarge,
 }
 
 impl FailureKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::TaskError,
         Self::Panicked,
         Self::Crashed,
@@ -38,6 +42,7 @@ impl FailureKind {
         Self::MemoryLimit,
         Self::Trap,
         Self::PackageError,
+        Self::OutputTooLarge,
     ];
 
     /// The kind's name as shown to users.
@@ -52,6 +57,7 @@ impl FailureKind {
             Self::MemoryLimit => "MemoryLimit",
             Self::Trap => "Trap",
             Self::PackageError => "PackageError",
+            Self::OutputTooLarge => "OutputTooLarge",
         }
     }
 }
@@ -108,6 +114,18 @@ pub enum TaskFailure {
         /// The runtime's message.
         message: String,
     },
+    /// What the task returned is larger than a byte limit on its way.
+    #[error("{what} of {size_bytes} bytes exceeds the {limit_bytes}-byte limit ({limit})")]
+    OutputTooLarge {
+        /// What was too large, e.g. "task output".
+        what: String,
+        /// Its size.
+        size_bytes: u64,
+        /// The limit it broke.
+        limit_bytes: u64,
+        /// The limit's name, e.g. the config key that sets it.
+        limit: String,
+    },
     /// The package could not be used.
     #[error("{message}")]
     Package {
@@ -129,6 +147,7 @@ impl TaskFailure {
             Self::MemoryLimit { .. } => FailureKind::MemoryLimit,
             Self::Trap { .. } => FailureKind::Trap,
             Self::Package { .. } => FailureKind::PackageError,
+            Self::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
         }
     }
 

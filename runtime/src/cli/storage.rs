@@ -105,7 +105,7 @@ pub fn resolve(
         None => StorageFile::default(),
     };
     let mut storage = file.storage;
-    let numeric: [(&'static str, &mut u64); 4] = [
+    let numeric: [(&'static str, &mut u64); 5] = [
         (
             "SILK_STORAGE_TERMINATED_JOB_RETENTION_MS",
             &mut storage.terminated_job_retention_ms,
@@ -121,6 +121,10 @@ pub fn resolve(
         (
             "SILK_STORAGE_LOST_REPORT_GRACE_MS",
             &mut storage.lost_report_grace_ms,
+        ),
+        (
+            "SILK_STORAGE_OUTPUT_MEMORY_BUDGET_BYTES",
+            &mut storage.output_memory_budget_bytes,
         ),
     ];
     for (var, slot) in numeric {

@@ -59,7 +59,8 @@ Exit codes:
   7   OutOfFuel      a wasm task used up its fuel
   8   MemoryLimit    a wasm task hit its memory limit
   9   Trap           a wasm task trapped
-  10  PackageError   the package is missing, invalid, of another ABI version, or its init failed";
+  10  PackageError   the package is missing, invalid, of another ABI version, or its init failed
+  11  OutputTooLarge the task returned more bytes than its output limit";
 
 /// The exit code for a failed task.
 #[must_use]
@@ -73,6 +74,7 @@ pub fn exit_code(kind: FailureKind) -> u8 {
         FailureKind::MemoryLimit => 8,
         FailureKind::Trap => 9,
         FailureKind::PackageError => 10,
+        FailureKind::OutputTooLarge => 11,
     }
 }
 

@@ -192,16 +192,35 @@ impl Client {
     /// [`ClientError::NotFound`]; [`ClientError::Rpc`] (`FailedPrecondition`) if the job has
     /// not succeeded.
     pub async fn outputs_frame(&self, job: JobId) -> Result<Vec<u8>, ClientError> {
-        let reply = with_retry(self.retry, Repeat::Idempotent, || {
-            rpc!(
-                self.jobs_rpc(),
-                get_job_outputs,
-                pb::JobIdRequest { job_id: job.0 }
-            )
-        })
-        .await
-        .map_err(|s| self.status_error(&s, Some(job)))?;
-        Ok(reply.into_inner().outputs)
+        let mut frame = Vec::new();
+        loop {
+            let offset = frame.len() as u64;
+            let reply = with_retry(self.retry, Repeat::Idempotent, || {
+                rpc!(
+                    self.jobs_rpc(),
+                    get_job_outputs,
+                    pb::GetJobOutputsRequest {
+                        job_id: job.0,
+                        offset,
+                    }
+                )
+            })
+            .await
+            .map_err(|s| self.status_error(&s, Some(job)))?
+            .into_inner();
+            frame.extend_from_slice(&reply.outputs);
+            let total = reply.total_bytes;
+            if frame.len() as u64 >= total {
+                frame.truncate(usize::try_from(total).unwrap_or(usize::MAX));
+                return Ok(frame);
+            }
+            if reply.outputs.is_empty() {
+                return Err(ClientError::decode(
+                    "job outputs",
+                    format!("storage sent an empty page at byte {offset} of {total}"),
+                ));
+            }
+        }
     }
 
     /// The outputs of a succeeded job, in `graph.job_outputs()` order.

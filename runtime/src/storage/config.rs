@@ -20,6 +20,9 @@ pub struct StorageConfig {
     /// execution manager kills the task at the hard timeout and reports): it is dropped and the
     /// task queued again, so a lost report cannot hang a job.
     pub lost_report_grace_ms: u64,
+    /// Most bytes of task outputs held in memory for the tasks that read them, over every job.
+    /// Outputs past it (and outputs no unfinished task reads) are read back from the database.
+    pub output_memory_budget_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -30,6 +33,7 @@ impl Default for StorageConfig {
             sweep_interval_ms: 1_000,
             group_commit_max_batch: 1024,
             lost_report_grace_ms: 30_000,
+            output_memory_budget_bytes: 256 << 20,
         }
     }
 }

@@ -80,7 +80,18 @@ impl<D: Db + Clone> Storage<D> {
             return Err(Error::ExecutionManagerDead(em));
         }
         let instance = TaskInstanceId(self.shared.next_instance.fetch_add(1, Ordering::Relaxed));
-        let ctx = job.with(|c| c.register(task, instance))?;
+        let mut ctx = job.with(|c| c.register(task, instance))?;
+        if let Some(parts) = ctx.unresolved.take() {
+            match self.assemble(job_id, &parts).await {
+                Ok(inputs) => ctx.inputs = inputs,
+                Err(e) => {
+                    if job.with(|c| c.force_remove(task, instance)) {
+                        self.shared.lanes.push(job.group, job.id, &[task]);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let now = now_ms();
         let lost_after = ms(ctx.policy.hard_timeout_ms)

@@ -31,6 +31,7 @@ mod instances;
 pub mod job;
 pub mod lanes;
 mod liveness;
+mod outputs;
 mod persist;
 mod service;
 pub mod state;
@@ -41,7 +42,7 @@ pub use config::StorageConfig;
 pub use error::{Error, Result, Stale};
 pub use job::{ExecutionContext, Progress};
 pub use lanes::{LaneKind, ReadyTask};
-pub use service::Storage;
+pub use service::{OUTPUTS_PAGE_BYTES, Storage};
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

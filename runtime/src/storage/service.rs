@@ -17,12 +17,15 @@ use super::db::{Db, JobError, Secret};
 use super::error::{Error, Result};
 use super::ids::{ExecutionManagerId, SessionId};
 use super::instances::InstanceEntry;
-use super::job::{JobControl, Progress};
+use super::job::{JobControl, OutputBudget, Progress};
 use super::lanes::Lanes;
 use super::persist::Persister;
 use super::state::JobState;
 use super::{lock, now_ms};
 use crate::graph::TaskGraph;
+
+/// Most bytes of a job's outputs frame in one answer (one gRPC message).
+pub const OUTPUTS_PAGE_BYTES: u64 = 4 << 20;
 
 /// A cached job: its control block behind a short-held lock, a lock serialising its state
 /// transitions (database first, then cache), and its progress channel.
@@ -74,6 +77,8 @@ pub(super) struct Shared<D> {
     pub(super) instances: Mutex<HashMap<TaskInstanceId, InstanceEntry>>,
     pub(super) alive: Mutex<HashSet<ExecutionManagerId>>,
     pub(super) scheduler_seen: AtomicBool,
+    /// Bytes of task outputs every job together may hold in memory.
+    budget: OutputBudget,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -104,6 +109,7 @@ impl<D: Db + Clone> Storage<D> {
         let session = db.start_session(started_at_ms).await?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let budget = OutputBudget::new(config.output_memory_budget_bytes);
         let persister = Persister::spawn(
             db.clone(),
             config.group_commit_max_batch,
@@ -123,6 +129,7 @@ impl<D: Db + Clone> Storage<D> {
                 instances: Mutex::new(HashMap::new()),
                 alive: Mutex::new(HashSet::new()),
                 scheduler_seen: AtomicBool::new(false),
+                budget,
                 cancel,
                 tracker,
             }),
@@ -191,9 +198,10 @@ impl<D: Db + Clone> Storage<D> {
         for row in self.shared.db.non_terminal_jobs().await? {
             let (id, group, state) = (row.id, row.resource_group, row.state);
             let (json, inputs) = (row.graph_json.clone(), row.inputs.clone());
+            let budget = self.shared.budget.clone();
             let rebuilt = off_worker(move || {
                 let graph = TaskGraph::from_json(&json)?;
-                JobControl::new(id, group, graph, &inputs, state)
+                Ok(JobControl::new(id, group, graph, &inputs, state)?.with_budget(budget))
             })
             .await;
             let mut control = match rebuilt {
@@ -302,8 +310,11 @@ impl<D: Db + Clone> Storage<D> {
             )
             .await?;
         let bytes = inputs.to_vec();
-        let control =
-            off_worker(move || JobControl::new(id, group, graph, &bytes, JobState::Ready)).await?;
+        let budget = self.shared.budget.clone();
+        let control = off_worker(move || {
+            Ok(JobControl::new(id, group, graph, &bytes, JobState::Ready)?.with_budget(budget))
+        })
+        .await?;
         self.insert(Job::new(control));
         tracing::info!(job_id = id.0, resource_group = group.0, "job registered");
         Ok(id)
@@ -359,14 +370,35 @@ impl<D: Db + Clone> Storage<D> {
         }
     }
 
-    /// The outputs frame of a `Succeeded` job.
+    /// The outputs frame of a `Succeeded` job, read page by page.
     ///
     /// # Errors
-    /// [`Error::JobNotFound`]; [`Error::NotAvailable`] in any other state.
+    /// As [`Self::job_outputs_page`].
     pub async fn job_outputs(&self, id: JobId) -> Result<Vec<u8>> {
-        let row = self.shared.db.job(id).await?;
-        match (row.state, row.outputs) {
-            (JobState::Succeeded, Some(outputs)) => Ok(outputs),
+        let (total, mut frame) = self.job_outputs_page(id, 0).await?;
+        while (frame.len() as u64) < total {
+            frame.extend(self.job_outputs_page(id, frame.len() as u64).await?.1);
+        }
+        Ok(frame)
+    }
+
+    /// At most [`OUTPUTS_PAGE_BYTES`] of the outputs frame of a `Succeeded` job from byte
+    /// `offset`, with the frame's length.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`]; [`Error::NotAvailable`] in any other state;
+    /// [`Error::BadRequest`] for an offset past the end.
+    pub async fn job_outputs_page(&self, id: JobId, offset: u64) -> Result<(u64, Vec<u8>)> {
+        let page = self
+            .shared
+            .db
+            .job_outputs_page(id, offset, OUTPUTS_PAGE_BYTES)
+            .await?;
+        match (page.state, page.outputs) {
+            (JobState::Succeeded, Some((total, _))) if offset > total => Err(Error::BadRequest(
+                format!("offset {offset} is past the end of the {total}-byte outputs"),
+            )),
+            (JobState::Succeeded, Some((total, bytes))) => Ok((total, bytes)),
             (state, _) => Err(Error::NotAvailable {
                 job: id,
                 state,
@@ -455,12 +487,16 @@ impl<D: Db + Clone> Storage<D> {
                 c.has_termination(silk_tdl::TaskId::Commit),
             )
         });
+        let outputs = match outputs? {
+            Ok(frame) => frame,
+            Err(parts) => self.assemble(job.id, &parts).await?,
+        };
         let to = if commit {
             JobState::CommitReady
         } else {
             JobState::Succeeded
         };
-        match self.transition(job, to, Some(outputs?), None).await {
+        match self.transition(job, to, Some(outputs), None).await {
             Ok(_) | Err(Error::InvalidTransition { .. }) => Ok(()),
             Err(e) => Err(e),
         }

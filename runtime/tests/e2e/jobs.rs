@@ -124,12 +124,25 @@ impl Jobs {
             .state()
     }
 
-    /// The outputs frame, or the error storage gives.
+    /// The outputs frame, read page by page, or the error storage gives.
     pub async fn try_outputs(&self, job: u64) -> Result<Vec<Value>, Status> {
-        let r = self
-            .call(job, |mut c, r| async move { c.get_job_outputs(r).await })
-            .await?;
-        Ok(values::unframe(&r.outputs))
+        let mut frame = Vec::new();
+        loop {
+            let offset = frame.len() as u64;
+            let r = self
+                .call(job, |mut c, r| async move {
+                    c.get_job_outputs(pb::GetJobOutputsRequest {
+                        job_id: r.job_id,
+                        offset,
+                    })
+                    .await
+                })
+                .await?;
+            frame.extend_from_slice(&r.outputs);
+            if frame.len() as u64 >= r.total_bytes {
+                return Ok(values::unframe(&frame));
+            }
+        }
     }
 
     /// The job's error message and failure kind (only once it failed).

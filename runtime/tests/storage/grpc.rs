@@ -204,7 +204,10 @@ pub async fn grpc_job_end_to_end<D: Db + Clone>(db: D) {
     );
 
     let early = jobs
-        .get_job_outputs(pb::JobIdRequest { job_id: job })
+        .get_job_outputs(pb::GetJobOutputsRequest {
+            job_id: job,
+            offset: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(
@@ -303,7 +306,10 @@ pub async fn grpc_job_end_to_end<D: Db + Clone>(db: D) {
     );
     assert!(listed[0].ended_at_ms.is_some());
     let outputs = jobs
-        .get_job_outputs(pb::JobIdRequest { job_id: job })
+        .get_job_outputs(pb::GetJobOutputsRequest {
+            job_id: job,
+            offset: 0,
+        })
         .await
         .unwrap()
         .into_inner()

@@ -21,6 +21,7 @@ pub fn config() -> StorageConfig {
         sweep_interval_ms: 3_600_000,
         group_commit_max_batch: 256,
         lost_report_grace_ms: 1_000,
+        ..StorageConfig::default()
     }
 }
 

@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 
 use super::secret::{self, Secret};
 use super::{
-    Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, SchedulerRow,
-    row_id, sql_id,
+    Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, OutputsPage,
+    SchedulerRow, row_id, sql_id,
 };
 use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use crate::storage::state::JobState;
@@ -327,6 +327,31 @@ macro_rules! backend {
                 Self::decode_job(&row)
             }
 
+            async fn job_outputs_page(
+                &self,
+                id: JobId,
+                offset: u64,
+                len: u64,
+            ) -> DbResult<OutputsPage> {
+                // SUBSTR counts from 1 on both databases and works on blobs.
+                let row: Option<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT state, LENGTH(outputs), SUBSTR(outputs, ?, ?) FROM jobs WHERE id = ?",
+                )
+                .bind(sql_id(offset.saturating_add(1)))
+                .bind(sql_id(len))
+                .bind(sql_id(id.0))
+                .fetch_optional(&self.pool)
+                .await?;
+                let (state, total, page) = row.ok_or(DbError::JobNotFound(id))?;
+                Ok(OutputsPage {
+                    state: parse_state(&state)?,
+                    outputs: match (total, page) {
+                        (Some(total), Some(page)) => Some((row_id(total)?, page)),
+                        _ => None,
+                    },
+                })
+            }
+
             async fn non_terminal_jobs(&self) -> DbResult<Vec<JobRow>> {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "{JOB_COLUMNS} WHERE state IN ('Ready', 'Running', 'CommitReady', 'CleanupReady') ORDER BY id"
@@ -413,6 +438,17 @@ macro_rules! backend {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(|(i, o)| Ok((row_id(i)?, o))).collect()
+            }
+
+            async fn completion(&self, id: JobId, task: u64) -> DbResult<Option<Vec<u8>>> {
+                let row: Option<(Vec<u8>,)> = sqlx::query_as(
+                    "SELECT outputs FROM task_completions WHERE job_id = ? AND task_index = ?",
+                )
+                .bind(sql_id(id.0))
+                .bind(sql_id(task))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(o,)| o))
             }
 
             async fn delete_ended_jobs(&self, ended_before_ms: i64) -> DbResult<u64> {

@@ -174,6 +174,16 @@ pub struct SchedulerRow {
     pub port: u16,
 }
 
+/// A page of a job's outputs frame: the job's state and, when it has outputs, the frame's
+/// length and the page's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputsPage {
+    /// The job's state.
+    pub state: JobState,
+    /// `(total length, bytes of the page)`, if the job stored outputs.
+    pub outputs: Option<(u64, Vec<u8>)>,
+}
+
 /// The storage database contract. [`SqliteDb`] and [`MySqlDb`] implement it and pass one
 /// conformance suite.
 pub trait Db: Send + Sync + 'static {
@@ -234,6 +244,16 @@ pub trait Db: Send + Sync + 'static {
     /// Errors: [`DbError::JobNotFound`].
     fn job(&self, id: JobId) -> impl Future<Output = DbResult<JobRow>> + Send;
 
+    /// Up to `len` bytes of a job's outputs frame from byte `offset`, with its state.
+    ///
+    /// Errors: [`DbError::JobNotFound`].
+    fn job_outputs_page(
+        &self,
+        id: JobId,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = DbResult<OutputsPage>> + Send;
+
     /// Every job in `Ready`, `Running`, `CommitReady` or `CleanupReady`, by id.
     fn non_terminal_jobs(&self) -> impl Future<Output = DbResult<Vec<JobRow>>> + Send;
 
@@ -278,6 +298,13 @@ pub trait Db: Send + Sync + 'static {
 
     /// The stored completions of a job: `(task index, outputs frame)`, by index.
     fn completions(&self, id: JobId) -> impl Future<Output = DbResult<Vec<(u64, Vec<u8>)>>> + Send;
+
+    /// The stored outputs frame of one task of a job, if it completed.
+    fn completion(
+        &self,
+        id: JobId,
+        task: u64,
+    ) -> impl Future<Output = DbResult<Option<Vec<u8>>>> + Send;
 
     /// Deletes jobs that ended before `ended_before_ms` (with their completions); returns how
     /// many.
@@ -430,6 +457,12 @@ impl Db for AnyDb {
     }
     async fn completions(&self, id: JobId) -> DbResult<Vec<(u64, Vec<u8>)>> {
         dispatch!(self, db => db.completions(id))
+    }
+    async fn completion(&self, id: JobId, task: u64) -> DbResult<Option<Vec<u8>>> {
+        dispatch!(self, db => db.completion(id, task))
+    }
+    async fn job_outputs_page(&self, id: JobId, offset: u64, len: u64) -> DbResult<OutputsPage> {
+        dispatch!(self, db => db.job_outputs_page(id, offset, len))
     }
     async fn delete_ended_jobs(&self, ended_before_ms: i64) -> DbResult<u64> {
         dispatch!(self, db => db.delete_ended_jobs(ended_before_ms))

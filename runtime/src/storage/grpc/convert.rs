@@ -146,6 +146,7 @@ pub fn pb_kind(k: FailureKind) -> pb::FailureKind {
         FailureKind::MemoryLimit => pb::FailureKind::MemoryLimit,
         FailureKind::Trap => pb::FailureKind::Trap,
         FailureKind::PackageError => pb::FailureKind::PackageError,
+        FailureKind::OutputTooLarge => pb::FailureKind::OutputTooLarge,
     }
 }
 

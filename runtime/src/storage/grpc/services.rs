@@ -92,13 +92,20 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         })
     }
 
-    async fn get_job_outputs(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobOutputsResponse> {
-        let outputs = self
+    async fn get_job_outputs(
+        &self,
+        r: Request<pb::GetJobOutputsRequest>,
+    ) -> Reply<pb::JobOutputsResponse> {
+        let r = r.into_inner();
+        let (total_bytes, outputs) = self
             .storage
-            .job_outputs(JobId(r.into_inner().job_id))
+            .job_outputs_page(JobId(r.job_id), r.offset)
             .await
             .map_err(|e| status(&e))?;
-        ok(pb::JobOutputsResponse { outputs })
+        ok(pb::JobOutputsResponse {
+            outputs,
+            total_bytes,
+        })
     }
 
     async fn get_job_error(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobErrorResponse> {

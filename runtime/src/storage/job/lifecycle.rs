@@ -1,9 +1,9 @@
 //! Job-level changes of a [`JobControl`]: applying accepted state transitions, the tasks ready
 //! to queue, the job outputs, and rebuilding a job from the database after a restart.
 
-use silk_tdl::{TaskId, frame};
+use silk_tdl::TaskId;
 
-use super::{JobControl, decode_outputs};
+use super::{JobControl, Output, Part, decode_outputs};
 use crate::storage::error::{Error, Result};
 use crate::storage::state::{JobState, TaskState};
 
@@ -16,25 +16,14 @@ impl JobControl {
         self.progress.persisted = self.tasks.len() as u64;
     }
 
-    /// The job outputs frame from the outputs of the tasks without children.
+    /// The job outputs frame from the outputs of the tasks without children, or the parts to
+    /// assemble it from when some are only in the database.
     ///
     /// # Errors
     /// [`Error::BadRequest`] if an output is missing (not every task succeeded).
-    pub fn collect_outputs(&self) -> Result<Vec<u8>> {
-        let values: Option<Vec<&[u8]>> = self
-            .graph
-            .job_outputs()
-            .into_iter()
-            .map(|(t, p)| {
-                self.outputs[t]
-                    .as_ref()
-                    .and_then(|o| o.get(p))
-                    .map(Vec::as_slice)
-            })
-            .collect();
-        let values =
-            values.ok_or_else(|| Error::BadRequest("job outputs are not complete".into()))?;
-        frame::encode(values).map_err(|e| Error::BadRequest(e.to_string()))
+    pub fn collect_outputs(&self) -> Result<std::result::Result<Vec<u8>, Vec<Part>>> {
+        self.frame_or_parts(self.graph.job_outputs().into_iter())
+            .ok_or_else(|| Error::BadRequest("job outputs are not complete".into()))?
     }
 
     /// Applies a transition the database accepted. Leaving `Running` cancels every unfinished
@@ -46,6 +35,8 @@ impl JobControl {
             self.job_outputs = job_outputs;
         }
         if to != JobState::Running && to != JobState::Ready {
+            // No regular task runs again: their outputs are only read from the database now.
+            self.outputs.iter_mut().for_each(Output::evict);
             for i in 0..self.tasks.len() {
                 if !self.tasks[i].state.is_terminal() {
                     self.tasks[i].instances.clear();
@@ -80,9 +71,14 @@ impl JobControl {
         let i = usize::try_from(index).unwrap_or(usize::MAX);
         let declared = self.tcb(task).map(|_| self.graph.tasks[i].outputs.len())?;
         let values = decode_outputs(outputs, declared).map_err(Error::BadRequest)?;
-        self.outputs[i] = Some(values);
+        self.outputs[i] = if self.unread_by[i] == 0 && !self.children[i].is_empty() {
+            Output::Stored
+        } else {
+            Output::keep(values, &self.budget)
+        };
         self.set_task(task, TaskState::Succeeded);
         self.progress.persisted += 1;
+        self.read_parents(i);
         for child in self.children[i].clone() {
             let tcb = &mut self.tasks[child];
             tcb.unfinished_parents = tcb.unfinished_parents.saturating_sub(1);

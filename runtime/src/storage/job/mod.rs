@@ -6,7 +6,9 @@
 //! steps. The job state itself changes only through [`JobControl::set_state`], which the service
 //! calls after the database accepted the transition.
 
+mod held;
 mod lifecycle;
+mod msgpack;
 mod tcb;
 #[cfg(test)]
 mod tests;
@@ -18,8 +20,10 @@ use super::db::JobError;
 use super::error::{Error, Result, Stale};
 use super::state::{JobState, TaskState};
 use crate::graph::{Policy, TaskGraph};
+use held::Output;
 use tcb::Tcb;
 
+pub use held::{OutputBudget, Part};
 pub use tcb::{FailOutcome, Progress};
 
 /// What an execution manager needs to run a task instance.
@@ -33,8 +37,12 @@ pub struct ExecutionContext {
     pub function: String,
     /// Retries, instances and timeouts.
     pub policy: Policy,
-    /// The inputs frame (an empty frame for commit and cleanup tasks).
+    /// The inputs frame (an empty frame for commit and cleanup tasks). Empty while
+    /// [`Self::unresolved`] is set.
     pub inputs: Vec<u8>,
+    /// When some inputs are only in the database: every input in order, to read back and frame
+    /// (the service does this before answering).
+    pub unresolved: Option<Vec<Part>>,
     /// For the commit task: the job outputs frame.
     pub job_outputs: Option<Vec<u8>>,
 }
@@ -52,7 +60,11 @@ pub struct JobControl {
     input_offsets: Vec<usize>,
     state: JobState,
     tasks: Vec<Tcb>,
-    outputs: Vec<Option<Vec<Vec<u8>>>>,
+    outputs: Vec<Output>,
+    /// For each task, how many of its children have not yet succeeded (persisted): its outputs
+    /// leave memory when this reaches zero.
+    unread_by: Vec<u32>,
+    budget: OutputBudget,
     commit: Option<Tcb>,
     cleanup: Option<Tcb>,
     job_outputs: Option<Vec<u8>>,
@@ -96,11 +108,19 @@ impl JobControl {
             })
             .collect();
         let progress = Progress::new(state, &tasks);
+        let children = graph.children();
         Ok(Self {
             id,
             group,
-            children: graph.children(),
-            outputs: vec![None; graph.tasks.len()],
+            unread_by: children
+                .iter()
+                .map(|c| u32::try_from(c.len()).unwrap_or(u32::MAX))
+                .collect(),
+            children,
+            outputs: std::iter::repeat_with(Output::default)
+                .take(graph.tasks.len())
+                .collect(),
+            budget: OutputBudget::default(),
             commit: graph.commit.as_ref().map(|c| Tcb::termination(c.policy)),
             cleanup: graph.cleanup.as_ref().map(|c| Tcb::termination(c.policy)),
             graph,
@@ -112,6 +132,13 @@ impl JobControl {
             progress,
             ended_at_ms: None,
         })
+    }
+
+    /// Keeps task outputs in memory only within `budget` (shared by the service's jobs).
+    #[must_use]
+    pub fn with_budget(mut self, budget: OutputBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The job.
@@ -227,16 +254,15 @@ impl JobControl {
         tcb.instances.push(instance);
         let policy = tcb.policy;
         self.set_task(task, TaskState::Running);
-        let (package, function, inputs, job_outputs) = match task {
+        let (package, function, (inputs, unresolved), job_outputs) = match task {
             TaskId::Index(i) => {
                 let i = usize::try_from(i).unwrap_or(usize::MAX);
                 let spec = &self.graph.tasks[i];
-                (
-                    spec.package.clone(),
-                    spec.function.clone(),
-                    self.inputs_of(i)?,
-                    None,
-                )
+                let inputs = match self.inputs_of(i)? {
+                    Ok(frame) => (frame, None),
+                    Err(parts) => (Vec::new(), Some(parts)),
+                };
+                (spec.package.clone(), spec.function.clone(), inputs, None)
             }
             TaskId::Commit | TaskId::Cleanup => {
                 let spec = if task == TaskId::Commit {
@@ -250,7 +276,7 @@ impl JobControl {
                 (
                     spec.package.clone(),
                     spec.function.clone(),
-                    empty_frame(),
+                    (empty_frame(), None),
                     outputs,
                 )
             }
@@ -261,35 +287,56 @@ impl JobControl {
             function,
             policy,
             inputs,
+            unresolved,
             job_outputs,
         })
     }
 
-    fn inputs_of(&self, index: usize) -> Result<Vec<u8>> {
+    /// Task `index`'s inputs frame, or — when some of them are only in the database — the
+    /// parts to assemble it from.
+    fn inputs_of(&self, index: usize) -> Result<std::result::Result<Vec<u8>, Vec<Part>>> {
         let spec = &self.graph.tasks[index];
-        let values: Vec<&[u8]> = match &spec.sources {
-            None => {
-                let start = self.input_offsets[index];
-                self.job_inputs[start..start + spec.inputs.len()]
-                    .iter()
-                    .map(Vec::as_slice)
-                    .collect()
-            }
-            Some(sources) => sources
+        let Some(sources) = &spec.sources else {
+            let start = self.input_offsets[index];
+            let values = self.job_inputs[start..start + spec.inputs.len()]
                 .iter()
-                .map(|s| {
-                    self.outputs[s.task]
-                        .as_ref()
-                        .and_then(|o| o.get(s.output))
-                        .map(Vec::as_slice)
-                        .ok_or(Error::Stale(Stale::TaskNotReady {
-                            job: self.id,
-                            task: TaskId::Index(index as u64),
-                        }))
-                })
-                .collect::<Result<_>>()?,
+                .map(Vec::as_slice);
+            return Ok(Ok(encode_frame(values)?));
         };
-        frame::encode(values).map_err(|e| Error::BadRequest(e.to_string()))
+        let not_ready = || {
+            Error::Stale(Stale::TaskNotReady {
+                job: self.id,
+                task: TaskId::Index(index as u64),
+            })
+        };
+        if sources.iter().any(|s| !self.outputs[s.task].is_present()) {
+            return Err(not_ready());
+        }
+        self.frame_or_parts(sources.iter().map(|s| (s.task, s.output)))
+            .ok_or_else(not_ready)?
+    }
+
+    /// The frame of the outputs at `(task, position)`, or the parts to assemble it from when
+    /// some are only in the database. `None` if a position does not exist.
+    fn frame_or_parts(
+        &self,
+        at: impl Iterator<Item = (usize, usize)> + Clone,
+    ) -> Option<Result<std::result::Result<Vec<u8>, Vec<Part>>>> {
+        let held: Option<Vec<&[u8]>> = at.clone().map(|(t, p)| self.outputs[t].held(p)).collect();
+        if let Some(values) = held {
+            return Some(encode_frame(values.into_iter()).map(Ok));
+        }
+        let parts = at
+            .map(|(t, p)| match &self.outputs[t] {
+                Output::Held { .. } => self.outputs[t].held(p).map(|v| Part::Value(v.to_vec())),
+                Output::Stored => Some(Part::Stored {
+                    task: t as u64,
+                    output: p,
+                }),
+                Output::Missing => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Ok(Err(parts)))
     }
 
     /// Checks a success report of a regular task without changing anything, and returns the
@@ -333,7 +380,12 @@ impl JobControl {
         self.tcb_mut(task)?.instances.clear();
         self.set_task(task, TaskState::Succeeded);
         if let TaskId::Index(i) = task {
-            self.outputs[usize::try_from(i).unwrap_or(usize::MAX)] = Some(values);
+            let i = usize::try_from(i).unwrap_or(usize::MAX);
+            self.outputs[i] = if self.unread_by[i] == 0 && !self.children[i].is_empty() {
+                Output::Stored
+            } else {
+                Output::keep(values, &self.budget)
+            };
         }
         Ok(())
     }
@@ -349,7 +401,7 @@ impl JobControl {
         if !succeeded || self.state != JobState::Running {
             return false;
         }
-        self.outputs[i] = None;
+        self.outputs[i] = Output::Missing;
         self.set_task(task, TaskState::Ready);
         true
     }
@@ -358,6 +410,7 @@ impl JobControl {
     /// the job left `Running` (cancelled or failed meanwhile).
     pub fn release_children(&mut self, index: usize) -> Vec<TaskId> {
         self.progress.persisted += 1;
+        self.read_parents(index);
         if self.state != JobState::Running {
             return Vec::new();
         }
@@ -371,6 +424,23 @@ impl JobControl {
             }
         }
         ready
+    }
+
+    /// Task `index` succeeded for good: each of its parents has one child fewer to read its
+    /// outputs, and a parent none of whose children still reads them leaves memory.
+    fn read_parents(&mut self, index: usize) {
+        let Some(sources) = &self.graph.tasks[index].sources else {
+            return;
+        };
+        let mut parents: Vec<usize> = sources.iter().map(|s| s.task).collect();
+        parents.sort_unstable();
+        parents.dedup();
+        for p in parents {
+            self.unread_by[p] = self.unread_by[p].saturating_sub(1);
+            if self.unread_by[p] == 0 {
+                self.outputs[p].evict();
+            }
+        }
     }
 
     /// Records a failed instance. Spends a retry; when none is left the task fails and the
@@ -456,6 +526,11 @@ impl JobControl {
     }
 }
 
+/// Frames values, mapping the (impossible past the gRPC cap) overflow to a request error.
+fn encode_frame<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>> {
+    frame::encode(values).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
 /// The empty frame (count 0): what commit and cleanup tasks get as inputs.
 fn empty_frame() -> Vec<u8> {
     vec![0, 0, 0, 0]
@@ -471,10 +546,8 @@ fn decode_outputs(outputs: &[u8], declared: usize) -> std::result::Result<Vec<Ve
         ));
     }
     for (position, value) in values.iter().enumerate() {
-        let mut rest = *value;
-        if rmpv::decode::read_value(&mut rest).is_err() || !rest.is_empty() {
-            return Err(format!("output {position} is not one MessagePack value"));
-        }
+        msgpack::check_one_value(value)
+            .map_err(|e| format!("output {position} is not one MessagePack value: {e}"))?;
     }
     Ok(values.into_iter().map(<[u8]>::to_vec).collect())
 }

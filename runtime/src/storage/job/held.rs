@@ -1,0 +1,164 @@
+//! Task outputs kept in memory for the tasks that still read them, under one byte budget shared
+//! by every job of a storage service. A completion is in the database before any child reads it,
+//! so memory is only a cache: an output that does not fit the budget, or that no unfinished
+//! child reads any more, is dropped from memory and read back from the database if it is needed
+//! again (a retried child, the job outputs, the commit task).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes an output costs in memory beyond its values: the vectors holding them.
+const OVERHEAD_PER_VALUE: u64 = 24;
+
+/// A byte budget shared by every job of one storage service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct OutputBudget {
+    inner: Arc<Counter>,
+}
+
+#[derive(Debug)]
+struct Counter {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl OutputBudget {
+    /// A budget of `limit_bytes`.
+    #[must_use]
+    pub fn new(limit_bytes: u64) -> Self {
+        Self {
+            inner: Arc::new(Counter {
+                limit: limit_bytes,
+                used: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Bytes held now.
+    #[must_use]
+    pub fn used(&self) -> u64 {
+        self.inner.used.load(Ordering::Relaxed)
+    }
+
+    /// Reserves `bytes` if they fit; the reservation ends when the [`Charge`] drops.
+    fn try_charge(&self, bytes: u64) -> Option<Charge> {
+        let counter = &self.inner;
+        counter
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&n| n <= counter.limit)
+            })
+            .ok()?;
+        Some(Charge {
+            counter: counter.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Default for OutputBudget {
+    /// No limit: for tests and tools that build a job on its own.
+    fn default() -> Self {
+        Self::new(u64::MAX)
+    }
+}
+
+/// Bytes reserved in an [`OutputBudget`] until dropped.
+#[derive(Debug)]
+pub(super) struct Charge {
+    counter: Arc<Counter>,
+    bytes: u64,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.counter.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Where one task's outputs are.
+#[derive(Debug, Default)]
+pub(super) enum Output {
+    /// Not produced yet.
+    #[default]
+    Missing,
+    /// In memory (and, once persisted, in the database).
+    Held {
+        values: Vec<Vec<u8>>,
+        _charge: Charge,
+    },
+    /// Only in the database.
+    Stored,
+}
+
+impl Output {
+    /// Keeps `values` in memory if the budget has room, else records them as stored.
+    pub(super) fn keep(values: Vec<Vec<u8>>, budget: &OutputBudget) -> Self {
+        let cost = values.iter().fold(OVERHEAD_PER_VALUE, |n, v| {
+            n.saturating_add(v.len() as u64 + OVERHEAD_PER_VALUE)
+        });
+        match budget.try_charge(cost) {
+            Some(charge) => Self::Held {
+                values,
+                _charge: charge,
+            },
+            None => Self::Stored,
+        }
+    }
+
+    /// Drops held values from memory (they are in the database).
+    pub(super) fn evict(&mut self) {
+        if matches!(self, Self::Held { .. }) {
+            *self = Self::Stored;
+        }
+    }
+
+    /// Whether the task's outputs exist (held or stored).
+    pub(super) fn is_present(&self) -> bool {
+        !matches!(self, Self::Missing)
+    }
+
+    /// Output `position`, if held in memory.
+    pub(super) fn held(&self, position: usize) -> Option<&[u8]> {
+        match self {
+            Self::Held { values, .. } => values.get(position).map(Vec::as_slice),
+            _ => None,
+        }
+    }
+}
+
+/// One value of an inputs (or job outputs) frame being assembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// The value's bytes.
+    Value(Vec<u8>),
+    /// Output `output` of regular task `task`, to read from the database.
+    Stored {
+        /// The task.
+        task: u64,
+        /// The output position.
+        output: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_are_returned_on_drop() {
+        let budget = OutputBudget::new(1000);
+        let a = Output::keep(vec![vec![0; 400]], &budget);
+        assert!(matches!(a, Output::Held { .. }));
+        assert_eq!(budget.used(), 400 + 2 * OVERHEAD_PER_VALUE);
+        let b = Output::keep(vec![vec![0; 600]], &budget);
+        assert!(matches!(b, Output::Stored), "over budget");
+        let mut a = a;
+        a.evict();
+        assert_eq!(budget.used(), 0);
+        let c = Output::keep(vec![vec![0; 600]], &budget);
+        assert_eq!(c.held(0).map(<[u8]>::len), Some(600));
+        drop(c);
+        assert_eq!(budget.used(), 0);
+    }
+}
