@@ -4,6 +4,8 @@
 
 #[path = "storage/binary.rs"]
 mod binary;
+#[path = "storage/budget.rs"]
+mod budget;
 #[path = "storage/grpc.rs"]
 mod grpc;
 #[path = "storage/harness.rs"]
@@ -70,4 +72,7 @@ on_both_databases!(
     listing::list_limit_rules,
     listing::open_group_by_name,
     listing::terminal_job_state_after_restart,
+    budget::outputs_over_budget_are_read_back,
+    budget::outputs_leave_memory_once_read,
+    budget::large_job_outputs_are_paged,
 );

@@ -160,6 +160,13 @@ impl<D: Db + Clone> Storage<D> {
         &self.shared.db
     }
 
+    /// Bytes of task outputs held in memory now, over every job (at most
+    /// [`StorageConfig::output_memory_budget_bytes`]).
+    #[must_use]
+    pub fn held_output_bytes(&self) -> u64 {
+        self.shared.budget.used()
+    }
+
     /// The inbound lanes.
     #[must_use]
     pub fn lanes(&self) -> &Lanes {

@@ -27,7 +27,15 @@ pub fn config() -> StorageConfig {
 
 /// A storage with one resource group and one execution manager.
 pub async fn setup<D: Db + Clone>(db: D) -> (Storage<D>, ResourceGroupId, ExecutionManagerId) {
-    let storage = Storage::open(db, config()).await.unwrap();
+    setup_with(db, config()).await
+}
+
+/// [`setup`] with another config.
+pub async fn setup_with<D: Db + Clone>(
+    db: D,
+    config: StorageConfig,
+) -> (Storage<D>, ResourceGroupId, ExecutionManagerId) {
+    let storage = Storage::open(db, config).await.unwrap();
     let name = format!("group-{}", storage.session().0);
     let group = storage
         .add_resource_group(&name, &Secret::new(b"pw".to_vec()))
