@@ -77,8 +77,15 @@ async fn diamond<D: Db + Clone>(db: D, budget: u64, size: usize) {
     run(at, job, 0, &[x], Some(&[a0.clone(), a1.clone()])).await;
     let held_after_a = storage.held_output_bytes();
     run(at, job, 1, std::slice::from_ref(&a0), None).await;
-    run(at, job, 1, std::slice::from_ref(&a0), Some(&[b.clone()])).await;
-    run(at, job, 2, &[a1], Some(&[c.clone()])).await;
+    run(
+        at,
+        job,
+        1,
+        std::slice::from_ref(&a0),
+        Some(std::slice::from_ref(&b)),
+    )
+    .await;
+    run(at, job, 2, &[a1], Some(std::slice::from_ref(&c))).await;
     // Both children of A succeeded: A's outputs left memory.
     assert!(
         storage.held_output_bytes() < held_after_a + size as u64,
