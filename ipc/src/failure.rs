@@ -62,6 +62,15 @@ impl FailureKind {
     }
 }
 
+impl FailureKind {
+    /// Whether running the task again may give another result. An output too large for a
+    /// limit is the same output next time: such a failure spends no retries, it ends the task.
+    #[must_use]
+    pub fn worth_retrying(self) -> bool {
+        self != Self::OutputTooLarge
+    }
+}
+
 impl std::fmt::Display for FailureKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -38,5 +38,6 @@ pub mod dev;
 pub mod em;
 pub mod graph;
 pub mod logging;
+pub mod memory;
 pub mod scheduler;
 pub mod storage;

@@ -13,10 +13,14 @@ use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use super::db::{Completion, Db};
 use super::error::{Error, Result, Stale};
 use super::ids::{ExecutionManagerId, SessionId};
-use super::job::{ExecutionContext, FailOutcome};
+use super::job::{ExecutionContext, FailOutcome, decode_outputs};
 use super::service::{Job, Storage};
 use super::state::JobState;
 use super::{lock, now_ms};
+
+/// Outputs up to this size are checked on the calling task (microseconds); larger ones on the
+/// blocking pool.
+const CHECK_INLINE_BYTES: usize = 64 << 10;
 
 /// A live instance, tracked for dead-EM recovery and soft timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -123,11 +127,27 @@ impl<D: Db + Clone> Storage<D> {
         job_id: JobId,
         task: TaskId,
         instance: TaskInstanceId,
-        outputs: Vec<u8>,
+        mut outputs: Vec<u8>,
     ) -> Result<()> {
         self.check_session(session)?;
         let job = self.running_job(job_id, task).await?;
-        let values = match job.with(|c| c.check_success(task, instance, &outputs))? {
+        let checked = match job.with(|c| c.declared_outputs(task, instance))? {
+            None => Ok(Vec::new()),
+            Some(declared) if outputs.len() <= CHECK_INLINE_BYTES => {
+                decode_outputs(&outputs, declared)
+            }
+            // Checking walks every byte: not on an async worker for large outputs.
+            Some(declared) => {
+                let (checked, back) = tokio::task::spawn_blocking(move || {
+                    (decode_outputs(&outputs, declared), outputs)
+                })
+                .await
+                .map_err(|e| Error::BadRequest(format!("checking outputs panicked: {e}")))?;
+                outputs = back;
+                checked
+            }
+        };
+        let values = match checked {
             Ok(values) => values,
             Err(reason) => {
                 let message = format!("invalid outputs: {reason}");

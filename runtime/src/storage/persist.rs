@@ -71,14 +71,16 @@ async fn run<D: Db>(
                 Err(_) => break,
             }
         }
-        let completions: Vec<Completion> = batch.iter().map(|(c, _)| c.clone()).collect();
+        // Outputs move into the write, never copied: they can be many MiB.
+        let (completions, replies): (Vec<Completion>, Vec<Reply>) = batch.drain(..).unzip();
         let result = write(&db, &completions).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, count = completions.len(), "group commit failed");
         } else {
             tracing::trace!(count = completions.len(), "group commit");
         }
-        for (_, reply) in batch.drain(..) {
+        drop(completions);
+        for reply in replies {
             let _ = reply.send(result.clone());
         }
     }

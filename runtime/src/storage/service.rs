@@ -24,8 +24,9 @@ use super::state::JobState;
 use super::{lock, now_ms};
 use crate::graph::TaskGraph;
 
-/// Most bytes of a job's outputs frame in one answer (one gRPC message).
-pub const OUTPUTS_PAGE_BYTES: u64 = 4 << 20;
+/// Most bytes of a job's outputs frame in one answer: with the message around it, under the
+/// 4 MiB that gRPC clients accept by default.
+pub const OUTPUTS_PAGE_BYTES: u64 = (4 << 20) - (64 << 10);
 
 /// A cached job: its control block behind a short-held lock, a lock serialising its state
 /// transitions (database first, then cache), and its progress channel.

@@ -126,6 +126,11 @@ impl Jobs {
 
     /// The outputs frame, read page by page, or the error storage gives.
     pub async fn try_outputs(&self, job: u64) -> Result<Vec<Value>, Status> {
+        Ok(values::unframe(&self.outputs_frame(job).await?))
+    }
+
+    /// The outputs frame as stored (not decoded), read page by page.
+    pub async fn outputs_frame(&self, job: u64) -> Result<Vec<u8>, Status> {
         let mut frame = Vec::new();
         loop {
             let offset = frame.len() as u64;
@@ -140,7 +145,7 @@ impl Jobs {
                 .await?;
             frame.extend_from_slice(&r.outputs);
             if frame.len() as u64 >= r.total_bytes {
-                return Ok(values::unframe(&frame));
+                return Ok(frame);
             }
         }
     }

@@ -223,6 +223,17 @@ impl Cluster {
     /// As [`Cluster::start`]; with `ems_first` the EMs start first, then the scheduler, then
     /// storage (the services must wait for each other).
     pub async fn start_in_order(backend: &Backend, ems: &[EmSpec], ems_first: bool) -> Self {
+        Self::start_configured(backend, ems, ems_first, "").await
+    }
+
+    /// As [`Cluster::start_in_order`], with `storage_toml` added to the `[storage]` table of
+    /// storage's config (e.g. `output_memory_budget_bytes = 1048576`).
+    pub async fn start_configured(
+        backend: &Backend,
+        ems: &[EmSpec],
+        ems_first: bool,
+        storage_toml: &str,
+    ) -> Self {
         let packages = support::packages_dir();
         let dir = tempfile::tempdir().unwrap();
         let (db_url, mysql) = match backend {
@@ -245,7 +256,8 @@ impl Cluster {
             "storage.toml",
             &format!(
                 "listen = \"127.0.0.1:{storage_port}\"\ndb = \"{db_url}\"\n\
-                 [storage]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+                 [storage]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n\
+                 {storage_toml}\n"
             ),
         );
         write(
@@ -359,6 +371,29 @@ impl Cluster {
     pub fn start_storage(&mut self) {
         assert!(self.storage.is_none(), "storage is running");
         self.storage = Some(self.spawn("storage", None));
+    }
+
+    /// Peak resident memory so far (`VmHWM`) of the running `storage`, `scheduler` or `em<i>`.
+    pub fn peak_rss_bytes(&self, service: &str) -> u64 {
+        let proc = match service {
+            "storage" => self.storage.as_ref(),
+            "scheduler" => self.scheduler.as_ref(),
+            em => em
+                .strip_prefix("em")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| self.ems.get(i)?.as_ref()),
+        };
+        let pid = proc
+            .unwrap_or_else(|| panic!("{service} is not running"))
+            .child
+            .id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"));
+        kib * 1024
     }
 
     /// `kill -9` storage.

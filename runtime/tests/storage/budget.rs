@@ -112,7 +112,7 @@ pub async fn outputs_leave_memory_once_read<D: Db + Clone>(db: D) {
     diamond(db, 64 << 20, 100 << 10).await;
 }
 
-/// A job outputs frame larger than one page (4 MiB) is read whole.
+/// A job outputs frame larger than one page (almost 4 MiB) is read whole.
 pub async fn large_job_outputs_are_paged<D: Db + Clone>(db: D) {
     let (storage, group, em) = setup_with(db, config()).await;
     let graph = r#"{"schema_version": "1.0", "tasks": [

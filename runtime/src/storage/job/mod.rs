@@ -351,15 +351,33 @@ impl JobControl {
         instance: TaskInstanceId,
         outputs: &[u8],
     ) -> Result<std::result::Result<Vec<Vec<u8>>, String>> {
+        Ok(match self.declared_outputs(task, instance)? {
+            Some(declared) => decode_outputs(outputs, declared),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    /// Checks that a success report of `instance` is current and returns how many outputs the
+    /// task declares (`None` for commit and cleanup, whose outputs are ignored): the first half
+    /// of [`Self::check_success`], for a caller that checks the outputs outside the job's lock.
+    ///
+    /// # Errors
+    /// As [`Self::check_success`].
+    pub fn declared_outputs(
+        &self,
+        task: TaskId,
+        instance: TaskInstanceId,
+    ) -> Result<Option<usize>> {
         self.check_phase(task)?;
         self.tcb(task)?.check_instance(self.id, task, instance)?;
         let TaskId::Index(i) = task else {
-            return Ok(Ok(Vec::new()));
+            return Ok(None);
         };
-        let declared = self.graph.tasks[usize::try_from(i).unwrap_or(usize::MAX)]
-            .outputs
-            .len();
-        Ok(decode_outputs(outputs, declared))
+        Ok(Some(
+            self.graph.tasks[usize::try_from(i).unwrap_or(usize::MAX)]
+                .outputs
+                .len(),
+        ))
     }
 
     /// Marks a task succeeded by `instance` with `values` (checked by [`Self::check_success`]).
@@ -443,8 +461,9 @@ impl JobControl {
         }
     }
 
-    /// Records a failed instance. Spends a retry; when none is left the task fails and the
-    /// returned [`JobError`] is what the job fails with.
+    /// Records a failed instance. Spends a retry; when none is left, or the failure is not
+    /// [worth retrying](FailureKind::worth_retrying), the task fails and the returned
+    /// [`JobError`] is what the job fails with.
     ///
     /// # Errors
     /// [`Error::NoSuchTask`] or [`Stale`], as for a success.
@@ -461,7 +480,7 @@ impl JobControl {
         tcb.check_instance(id, task, instance)?;
         tcb.instances.retain(|i| *i != instance);
         tcb.failures += 1;
-        if tcb.failures <= tcb.policy.max_retries {
+        if tcb.failures <= tcb.policy.max_retries && kind.worth_retrying() {
             let idle = tcb.instances.is_empty();
             if idle {
                 self.set_task(task, TaskState::Ready);
@@ -536,8 +555,12 @@ fn empty_frame() -> Vec<u8> {
     vec![0, 0, 0, 0]
 }
 
-/// Decodes an outputs frame of `declared` values, each one complete MessagePack value.
-fn decode_outputs(outputs: &[u8], declared: usize) -> std::result::Result<Vec<Vec<u8>>, String> {
+/// Decodes an outputs frame of `declared` values, each one complete MessagePack value; `Err`
+/// says why not. Walks every byte once in constant memory.
+pub fn decode_outputs(
+    outputs: &[u8],
+    declared: usize,
+) -> std::result::Result<Vec<Vec<u8>>, String> {
     let values = frame::decode(outputs).map_err(|e| format!("malformed outputs frame: {e}"))?;
     if values.len() != declared {
         return Err(format!(

@@ -218,6 +218,25 @@ fn retries_then_failure_with_readable_error() {
 }
 
 #[test]
+fn an_output_too_large_spends_no_retries() {
+    let mut c = job(flat(r#"{"max_retries": 3}"#), &[bin(&[0])]);
+    let t = TaskId::Index(0);
+    c.register(t, TaskInstanceId(1)).unwrap();
+    let outcome = c
+        .fail(t, TaskInstanceId(1), FailureKind::OutputTooLarge, "too big")
+        .unwrap();
+    let FailOutcome::Exhausted(err) = outcome else {
+        panic!("the same task returns the same bytes: no retry");
+    };
+    assert_eq!(err.kind, FailureKind::OutputTooLarge);
+    assert!(
+        err.message.contains("after 1 attempt(s)"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
 fn invalid_outputs_are_reported_not_fatal() {
     let mut c = job(flat("{}"), &[bin(&[0])]);
     let t = TaskId::Index(0);
