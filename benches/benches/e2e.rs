@@ -7,8 +7,9 @@
 //! later layer is `trivial::sum25`, reading 25 outputs of the layer before it, so a task of
 //! layer k outputs 25^k and the job's outputs are checked exactly. Time runs from submit to the
 //! watch stream reporting the job succeeded (outputs fetched after). Reported: tasks/s per run
-//! (median, min, max over `RUNS` runs after one warm-up job), written to stdout and to
-//! `target/silk-bench/e2e.md`.
+//! (median, min, max over `RUNS` runs after one warm-up job) and the process's peak resident
+//! memory during the mode (storage, scheduler and EM together; native executors are children,
+//! not counted), written to stdout and to `target/silk-bench/e2e.md`.
 //!
 //! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
@@ -111,6 +112,23 @@ async fn run_job(
     }
 }
 
+/// Resets this process's peak resident memory (`VmHWM`) to its current size.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak resident memory since the last reset, in MiB.
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
 fn rate(r: &Run) -> f64 {
     r.tasks as f64 / r.elapsed.as_secs_f64()
 }
@@ -172,19 +190,21 @@ fn main() {
         .expect("tokio runtime");
     let mut table = format!(
         "# End-to-end throughput ({layers} layers × {width} trivial tasks, fan-in {FAN_IN})\n\n\
-         | mode | runs | median tasks/s | min | max |\n|---|---|---|---|---|\n"
+         | mode | runs | median tasks/s | min | max | peak RSS (MiB) |\n|---|---|---|---|---|---|\n"
     );
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        reset_peak_rss();
         let mut rates = runtime.block_on(bench_mode(mode, layers, width, runs));
+        let peak = peak_rss_mib();
         rates.sort_by(f64::total_cmp);
         let median = rates[rates.len() / 2];
         println!(
-            "e2e/{mode}: median {median:.0} tasks/s over {} runs",
+            "e2e/{mode}: median {median:.0} tasks/s over {} runs, peak RSS {peak} MiB",
             rates.len()
         );
         let _ = writeln!(
             table,
-            "| {mode} | {} | {median:.0} | {:.0} | {:.0} |",
+            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {peak} |",
             rates.len(),
             rates[0],
             rates[rates.len() - 1]
