@@ -109,7 +109,8 @@ impl Proc {
         let stderr = File::create(log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_silk"));
         cmd.args(args)
-            .env("RUST_LOG", "info")
+            // The EMs' per-task `task started` lines let a test count executions.
+            .env("RUST_LOG", "info,silk_runtime::em::pull=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -394,6 +395,36 @@ impl Cluster {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"));
         kib * 1024
+    }
+
+    /// The log files of every process ever started for `service` (`storage`, `scheduler`,
+    /// `em`), in start order.
+    pub fn logs_of(&self, service: &str) -> Vec<PathBuf> {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.extension().is_some_and(|x| x == "log")
+                            && p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| {
+                                s.split_once('-').is_some_and(|(_, name)| {
+                                    name.trim_end_matches(|c: char| c.is_ascii_digit()) == service
+                                })
+                            })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs
+    }
+
+    /// Starts EM `i` again (after [`Cluster::kill_em`]) with its config and directory.
+    pub fn start_em(&mut self, i: usize) {
+        assert!(self.ems[i].is_none(), "EM {i} is running");
+        let name = format!("em{i}");
+        self.ems[i] = Some(self.spawn(&name, Some(&name)));
     }
 
     /// `kill -9` storage.
