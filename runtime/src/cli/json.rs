@@ -55,65 +55,230 @@ pub fn inputs_to_frame(text: &str) -> Result<Vec<u8>, JsonError> {
     Ok(frame.finish())
 }
 
-/// Turns an output frame into a JSON array.
+/// Turns an output frame into the text of a JSON array, one element per value. Streams: no
+/// value tree is built on either side, so memory follows the size of the output, whatever its
+/// shape (a MessagePack array of millions of nils, values nested a million deep).
 ///
 /// # Errors
 /// [`JsonError::Frame`] or [`JsonError::Output`].
-pub fn frame_to_json(frame: &[u8]) -> Result<Json, JsonError> {
+pub fn frame_to_json(frame: &[u8]) -> Result<String, JsonError> {
     let values = silk_tdl::frame::decode(frame)?;
-    let mut out = Vec::with_capacity(values.len());
+    let mut out = String::with_capacity(frame.len() + 2);
+    out.push('[');
     for (position, bytes) in values.into_iter().enumerate() {
-        let mut reader = bytes;
-        let value = rmpv::decode::read_value(&mut reader).map_err(|e| JsonError::Output {
-            position,
-            message: format!("not MessagePack: {e}"),
-        })?;
-        if !reader.is_empty() {
-            return Err(JsonError::Output {
-                position,
-                message: format!("{} trailing bytes", reader.len()),
-            });
+        if position > 0 {
+            out.push(',');
         }
-        out.push(to_json(value).map_err(|message| JsonError::Output { position, message })?);
+        transcode(bytes, &mut out).map_err(|message| JsonError::Output { position, message })?;
     }
-    Ok(Json::Array(out))
+    out.push(']');
+    Ok(out)
 }
 
-fn to_json(v: rmpv::Value) -> Result<Json, String> {
-    use rmpv::Value as M;
-    Ok(match v {
-        M::Nil => Json::Null,
-        M::Boolean(b) => Json::Bool(b),
-        M::Integer(i) => {
-            if let Some(u) = i.as_u64() {
-                Json::from(u)
-            } else if let Some(s) = i.as_i64() {
-                Json::from(s)
-            } else {
-                return Err("integer out of range".into());
+/// An open array or map while transcoding: items still to write, and how many were written.
+struct Open {
+    map: bool,
+    left: u64,
+    written: u64,
+}
+
+/// Writes the JSON form of the one MessagePack value in `bytes` to `out`.
+fn transcode(bytes: &[u8], out: &mut String) -> Result<(), String> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut open: Vec<Open> = Vec::new();
+    loop {
+        // Where the next item goes: after a separator, and as a key or a value.
+        let is_key = match open.last_mut() {
+            Some(o) => {
+                let key = o.map && o.written % 2 == 0;
+                if o.written > 0 {
+                    out.push(if o.map && !key { ':' } else { ',' });
+                }
+                o.written += 1;
+                o.left -= 1;
+                key
+            }
+            None => false,
+        };
+        let item = r.item()?;
+        if is_key {
+            key(item, out)?;
+        } else {
+            match item {
+                Item::Array(0) => out.push_str("[]"),
+                Item::Map(0) => out.push_str("{}"),
+                Item::Array(n) => {
+                    out.push('[');
+                    open.push(Open {
+                        map: false,
+                        left: n,
+                        written: 0,
+                    });
+                }
+                Item::Map(n) => {
+                    out.push('{');
+                    open.push(Open {
+                        map: true,
+                        left: 2 * n,
+                        written: 0,
+                    });
+                }
+                scalar => scalar_json(scalar, out)?,
             }
         }
-        M::F32(f) => float(f64::from(f)),
-        M::F64(f) => float(f),
-        M::String(s) => match s.into_str() {
-            Some(s) => Json::String(s),
-            None => return Err("string is not UTF-8".into()),
-        },
-        M::Binary(b) => Json::Array(b.into_iter().map(Json::from).collect()),
-        M::Array(items) => Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
-        M::Map(entries) => {
-            let mut map = serde_json::Map::new();
-            for (k, v) in entries {
-                let key = match k {
-                    M::String(s) => s.into_str().ok_or("map key is not UTF-8")?,
-                    other => to_json(other)?.to_string(),
-                };
-                map.insert(key, to_json(v)?);
-            }
-            Json::Object(map)
+        // Close what is complete.
+        while open.last().is_some_and(|o| o.left == 0) {
+            let o = open.pop().unwrap_or(Open {
+                map: false,
+                left: 0,
+                written: 0,
+            });
+            out.push(if o.map { '}' } else { ']' });
         }
-        M::Ext(tag, _) => return Err(format!("MessagePack extension type {tag} has no JSON form")),
-    })
+        if open.is_empty() {
+            break;
+        }
+    }
+    match bytes.len() - r.at {
+        0 => Ok(()),
+        n => Err(format!("{n} trailing bytes")),
+    }
+}
+
+/// A JSON object key: strings as they are, other scalars as their JSON text.
+fn key(item: Item<'_>, out: &mut String) -> Result<(), String> {
+    let text = match item {
+        Item::Str(s) => std::str::from_utf8(s)
+            .map_err(|_| "map key is not UTF-8".to_owned())?
+            .to_owned(),
+        Item::Array(_) | Item::Map(_) => return Err("map key is an array or a map".into()),
+        scalar => {
+            let mut text = String::new();
+            scalar_json(scalar, &mut text)?;
+            text
+        }
+    };
+    push_string(&text, out);
+    Ok(())
+}
+
+fn scalar_json(item: Item<'_>, out: &mut String) -> Result<(), String> {
+    use std::fmt::Write as _;
+    match item {
+        Item::Nil => out.push_str("null"),
+        Item::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Item::Uint(n) => drop(write!(out, "{n}")),
+        Item::Int(n) => drop(write!(out, "{n}")),
+        Item::Float(f) => out.push_str(&float(f).to_string()),
+        Item::Str(s) => {
+            let s = std::str::from_utf8(s).map_err(|_| "string is not UTF-8".to_owned())?;
+            push_string(s, out);
+        }
+        Item::Bin(b) => {
+            out.push('[');
+            for (i, byte) in b.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{byte}");
+            }
+            out.push(']');
+        }
+        Item::Ext(tag) => return Err(format!("MessagePack extension type {tag} has no JSON form")),
+        Item::Array(_) | Item::Map(_) => unreachable!("containers are opened by the caller"),
+    }
+    Ok(())
+}
+
+/// `s` as a JSON string literal.
+fn push_string(s: &str, out: &mut String) {
+    // serde_json escapes exactly as JSON requires; a `&str` always serializes.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+/// One MessagePack item: a scalar, or the header of an array or a map.
+enum Item<'a> {
+    Nil,
+    Bool(bool),
+    Uint(u64),
+    Int(i64),
+    Float(f64),
+    Str(&'a [u8]),
+    Bin(&'a [u8]),
+    Ext(i8),
+    Array(u64),
+    Map(u64),
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("not MessagePack: truncated at byte {}", self.at))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64, String> {
+        Ok(self.take(n)?.iter().fold(0, |v, &b| v << 8 | u64::from(b)))
+    }
+
+    fn sized(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let len = self.be(n)?;
+        self.take(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn item(&mut self) -> Result<Item<'a>, String> {
+        let marker = self.take(1)?[0];
+        #[expect(
+            clippy::cast_possible_wrap,
+            reason = "MessagePack ints are two's complement"
+        )]
+        Ok(match marker {
+            0x00..=0x7f => Item::Uint(u64::from(marker)),
+            0x80..=0x8f => Item::Map(u64::from(marker & 0x0f)),
+            0x90..=0x9f => Item::Array(u64::from(marker & 0x0f)),
+            0xa0..=0xbf => Item::Str(self.take(usize::from(marker & 0x1f))?),
+            0xc0 => Item::Nil,
+            0xc2 => Item::Bool(false),
+            0xc3 => Item::Bool(true),
+            0xc4 => Item::Bin(self.sized(1)?),
+            0xc5 => Item::Bin(self.sized(2)?),
+            0xc6 => Item::Bin(self.sized(4)?),
+            0xc7..=0xc9 => {
+                let len = self.be(1 << (marker - 0xc7))?;
+                let tag = self.take(1)?[0] as i8;
+                self.take(usize::try_from(len).unwrap_or(usize::MAX))?;
+                Item::Ext(tag)
+            }
+            0xca => Item::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
+            0xcb => Item::Float(f64::from_bits(self.be(8)?)),
+            0xcc..=0xcf => Item::Uint(self.be(1 << (marker - 0xcc))?),
+            0xd0 => Item::Int(i64::from(self.be(1)? as u8 as i8)),
+            0xd1 => Item::Int(i64::from(self.be(2)? as u16 as i16)),
+            0xd2 => Item::Int(i64::from(self.be(4)? as u32 as i32)),
+            0xd3 => Item::Int(self.be(8)? as i64),
+            0xd4..=0xd8 => {
+                let tag = self.take(1)?[0] as i8;
+                self.take(1 << (marker - 0xd4))?;
+                Item::Ext(tag)
+            }
+            0xd9 => Item::Str(self.sized(1)?),
+            0xda => Item::Str(self.sized(2)?),
+            0xdb => Item::Str(self.sized(4)?),
+            0xdc => Item::Array(self.be(2)?),
+            0xdd => Item::Array(self.be(4)?),
+            0xde => Item::Map(self.be(2)?),
+            0xdf => Item::Map(self.be(4)?),
+            0xe0..=0xff => Item::Int(i64::from(marker as i8)),
+            0xc1 => return Err("not MessagePack: reserved marker 0xc1".into()),
+        })
+    }
 }
 
 /// Finite floats as numbers; NaN and infinities (which JSON lacks) as strings.
@@ -128,7 +293,7 @@ mod tests {
     #[test]
     fn inputs_round_trip_through_frames() {
         let frame = inputs_to_frame(r#"[10, "x", [1.5, 2], {"a": true}, null]"#).unwrap();
-        let json = frame_to_json(&frame).unwrap();
+        let json: Json = serde_json::from_str(&frame_to_json(&frame).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!([10, "x", [1.5, 2], {"a": true}, null])
@@ -156,13 +321,67 @@ mod tests {
             rmp_serde::to_vec(&f64::NAN).unwrap(),
             rmp_serde::to_vec(&std::collections::BTreeMap::from([(1u8, 2u8)])).unwrap(),
         ];
-        let json = frame_to_json(&silk_tdl::frame::encode(&vals).unwrap()).unwrap();
-        assert_eq!(json, serde_json::json!([-3, [1, 2], "NaN", {"1": 2}]));
+        let text = frame_to_json(&silk_tdl::frame::encode(&vals).unwrap()).unwrap();
+        assert_eq!(text, r#"[-3,[1,2],"NaN",{"1":2}]"#);
         let bad = silk_tdl::frame::encode([[0x92u8, 0x01]]).unwrap(); // array of 2 holding 1
         assert!(matches!(
             frame_to_json(&bad),
             Err(JsonError::Output { position: 0, .. })
         ));
+    }
+
+    #[test]
+    fn every_marker_and_nesting() {
+        use rmpv::Value as V;
+        let value = V::Array(vec![
+            V::from(u64::MAX),
+            V::from(i64::MIN),
+            V::from(-1),
+            V::from(200),
+            V::from(-200),
+            V::from(70_000),
+            V::from(-70_000),
+            V::F32(0.5),
+            V::Boolean(false),
+            V::from("a\"b\n"),
+            V::from("s".repeat(300)),
+            V::Map(vec![
+                (V::from(true), V::Nil),
+                (V::from(-2), V::Array(vec![])),
+                (V::from("k"), V::Map(vec![])),
+            ]),
+            V::Array(vec![V::Array(vec![V::from(1)]), V::Nil]),
+        ]);
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &value).unwrap();
+        let text = frame_to_json(&silk_tdl::frame::encode([&bytes]).unwrap()).unwrap();
+        let expected = format!(
+            r#"[[{},{},-1,200,-200,70000,-70000,0.5,false,"a\"b\n","{}",{{"true":null,"-2":[],"k":{{}}}},[[1],null]]]"#,
+            u64::MAX,
+            i64::MIN,
+            "s".repeat(300)
+        );
+        assert_eq!(text, expected);
+        for bad in [
+            vec![0x81, 0x91, 0x01, 0x02],
+            vec![0xd4, 0x01, 0x00],
+            vec![0xc1],
+        ] {
+            assert!(frame_to_json(&silk_tdl::frame::encode([&bad]).unwrap()).is_err());
+        }
+    }
+
+    #[test]
+    fn depth_and_width_build_no_tree() {
+        let mut deep = vec![0x91; 1_000_000];
+        deep.push(0xc0);
+        let text = frame_to_json(&silk_tdl::frame::encode([&deep]).unwrap()).unwrap();
+        assert_eq!(text.len(), 2 + 2_000_000 + 4);
+        let mut wide = vec![0xdd];
+        wide.extend_from_slice(&1_000_000_u32.to_be_bytes());
+        wide.resize(wide.len() + 1_000_000, 0xc0);
+        let text = frame_to_json(&silk_tdl::frame::encode([&wide]).unwrap()).unwrap();
+        assert_eq!(text.len(), 2 + 2 + 5 * 1_000_000 - 1);
     }
 
     fn serde_bytes_like() -> rmpv::Value {

@@ -63,11 +63,12 @@ pub(super) fn outputs(job: JobId, frame: &[u8], output: Output) -> Result<(), Fa
         message: format!("job {job}: {e}"),
     })?;
     match output {
-        Output::Json => print_json(&json!({
-            "job_id": job.0,
-            "state": "succeeded",
-            "outputs": values,
-        })),
+        // The outputs are JSON text already (transcoded without a value tree); the keys stay in
+        // the order of every other `-o json` document (sorted).
+        Output::Json => println!(
+            r#"{{"job_id":{},"outputs":{values},"state":"succeeded"}}"#,
+            job.0
+        ),
         Output::Text => println!("{values}"),
     }
     Ok(())
