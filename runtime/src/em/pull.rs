@@ -248,8 +248,13 @@ impl Loop {
         true
     }
 
-    /// Runs an accepted task on the pool; its outcome goes to the reporter.
+    /// Runs an accepted task on the pool; its outcome goes to the reporter. The hard timeout
+    /// runs from now — storage registered the instance just before — not from when a slot
+    /// picks the task up: storage's lost-report expiry measures the same span, so a task that
+    /// waited in this EM's queue is never still running when storage gives it to another EM.
     fn start(&self, a: Assignment, session: SessionId, ctx: pb::ExecutionContext) {
+        let prepared = work::request(&a, &ctx)
+            .map(|(execute, hard)| (execute, hard, std::time::Instant::now() + hard));
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
         // count, but wait for a slot rather than fail if that ever happens.
         let permit = self.free.clone().try_acquire_owned().ok();
@@ -269,10 +274,10 @@ impl Loop {
                 },
             };
             let instance = ctx.task_instance_id;
-            let result = match work::request(&a, &ctx) {
-                Ok((execute, hard)) => {
+            let result = match prepared {
+                Ok((execute, hard, deadline)) => {
                     tracing::debug!(em_id = %em, job_id = %a.job, task = %a.task, package = execute.package, function = execute.function, "task started");
-                    pool.execute(execute, hard).await
+                    pool.execute_by(execute, hard, deadline).await
                 }
                 Err(f) => Err(f),
             };
