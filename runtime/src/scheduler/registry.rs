@@ -37,7 +37,7 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
-            dead_em_cutoff_ms: 30_000,
+            dead_em_cutoff_ms: 5_000,
             sweep_interval_ms: 1_000,
             assignment_lease_ms: 10_000,
         }

@@ -33,7 +33,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             terminated_job_retention_ms: 300_000,
-            dead_em_cutoff_ms: 60_000,
+            dead_em_cutoff_ms: 5_000,
             sweep_interval_ms: 1_000,
             group_commit_max_batch: 1024,
             lost_report_grace_ms: 30_000,
