@@ -64,6 +64,7 @@ on_both_databases!(
     leases::retried_registration_gets_the_same_instance,
     leases::poison_task_fails_its_job,
     leases::wall_clock_step_kills_no_em,
+    leases::registration_retry_over_grpc,
     recovery::recover_ready,
     recovery::recover_running_without_rerun,
     recovery::recover_commit_ready,

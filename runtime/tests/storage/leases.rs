@@ -204,3 +204,94 @@ fn silk_runtime_now() -> i64 {
     )
     .unwrap()
 }
+
+/// Over gRPC: the EM's batched registration names its assignments; the same request sent
+/// again (its answer was lost) gets the same instances, another assignment of a running task
+/// is refused as stale, and more assignment ids than tasks is a bad request.
+pub async fn registration_retry_over_grpc<D: Db + Clone>(db: D) {
+    use silk_proto::storage as pb;
+    use silk_proto::storage::execution_manager_liveness_client::ExecutionManagerLivenessClient;
+    use silk_proto::storage::task_instances_client::TaskInstancesClient;
+    use silk_runtime::storage::grpc;
+    use tokio_util::sync::CancellationToken;
+
+    let (storage, group, _) = setup(db).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(grpc::serve(
+        storage.clone(),
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
+    let channel = grpc::connect(&format!("http://{addr}")).await.unwrap();
+    let registration = ExecutionManagerLivenessClient::new(channel.clone())
+        .register_execution_manager(pb::RegisterExecutionManagerRequest {
+            address: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let policy = r#"{"soft_timeout_ms": 30000, "hard_timeout_ms": 60000}"#;
+    let job = submit(
+        &storage,
+        group,
+        &flat_graph(2, false, policy),
+        &flat_inputs(2, 4),
+    )
+    .await;
+    let task = |index: u64| pb::TaskRef {
+        job_id: job.0,
+        task_id: Some(pb::TaskId {
+            kind: Some(pb::task_id::Kind::Index(index)),
+        }),
+    };
+    let request = |tasks: Vec<pb::TaskRef>, ids: Vec<u64>| pb::RegisterTaskInstancesRequest {
+        session_id: registration.session_id,
+        execution_manager_id: registration.id,
+        tasks,
+        scheduler_id: 3,
+        assignment_ids: ids,
+    };
+    let mut client = TaskInstancesClient::new(channel);
+    let instances = |r: pb::RegisterTaskInstancesResponse| -> Vec<Result<u64, i32>> {
+        r.results
+            .into_iter()
+            .map(|r| match r.result {
+                Some(pb::register_result::Result::Context(c)) => Ok(c.task_instance_id),
+                Some(pb::register_result::Result::Error(e)) => Err(e.code),
+                None => Err(-1),
+            })
+            .collect()
+    };
+    let first = client
+        .register_task_instances(request(vec![task(0), task(1)], vec![10, 11]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = instances(first);
+    assert!(first.iter().all(Result::is_ok), "{first:?}");
+    let retried = client
+        .register_task_instances(request(vec![task(0), task(1)], vec![10, 11]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(instances(retried), first, "the same instances");
+    let other = client
+        .register_task_instances(request(vec![task(0)], vec![12]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        instances(other),
+        [Err(tonic::Code::FailedPrecondition as i32)]
+    );
+    let bad = client
+        .register_task_instances(request(vec![task(0)], vec![10, 11]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    storage.shutdown().await;
+}
