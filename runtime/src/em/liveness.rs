@@ -17,9 +17,6 @@ use super::clients::{CALL_TIMEOUT, Clients, request};
 use super::session::SessionTracker;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
 
-/// Shortest deadline of one heartbeat call.
-const MIN_CALL_TIMEOUT: Duration = Duration::from_millis(500);
-
 /// Asks the liveness actor for an immediate heartbeat.
 #[derive(Debug, Clone)]
 pub struct Refresh(mpsc::Sender<()>);
@@ -80,11 +77,11 @@ impl Liveness {
         }
     }
 
-    /// One heartbeat to each service; false once the EM is dead. Each call gives up after
-    /// about one interval, so a call stuck in transit never holds back the next heartbeat.
+    /// One heartbeat to each service; false once the EM is dead. A slow call is not cut
+    /// short: under load it is still the heartbeat most likely to arrive.
     async fn beat(&mut self) -> bool {
         let em = self.em;
-        let timeout = self.interval.clamp(MIN_CALL_TIMEOUT, CALL_TIMEOUT);
+        let timeout = CALL_TIMEOUT;
         let mut storage_client = self.clients.liveness.clone();
         let storage = storage_client.heartbeat(request(
             pb::ExecutionManagerIdRequest {
