@@ -179,6 +179,7 @@ async fn over_grpc(
                     session_id: s,
                     execution_manager_id: em,
                     tasks: ids.iter().map(|&i| task_ref(job, i)).collect(),
+                    ..Default::default()
                 };
                 let results = client
                     .register_task_instances(request)

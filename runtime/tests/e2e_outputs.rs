@@ -166,11 +166,12 @@ async fn an_output_over_the_limit_fails_its_task_once() {
 /// One 4 MiB output read by 4 tasks, with storage's output memory budget at 1 MiB: every
 /// reader's inputs come back from the database, exactly.
 async fn fan_out() {
-    let cluster = Cluster::start_configured(
+    let cluster = Cluster::start_with(
         &Backend::Sqlite,
         &[EmSpec::wasm_only(2)],
         false,
         "output_memory_budget_bytes = 1048576",
+        false,
     )
     .await;
     let jobs = cluster.jobs().await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use silk_proto::scheduler as pb;
 use silk_proto::scheduler::scheduler_client::SchedulerClient;
-use silk_runtime::scheduler::{CoreConfig, SchedulerConfig, run_scheduler};
+use silk_runtime::scheduler::{CoreConfig, RegistryConfig, SchedulerConfig, run_scheduler};
 use silk_runtime::storage::db::{Secret, SqliteDb};
 use silk_runtime::storage::{Storage, StorageConfig, grpc};
 use tokio_util::sync::CancellationToken;
@@ -216,6 +216,99 @@ async fn start_storage(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_dispatches_over_grpc_and_reschedules_on_shutdown() {
     tokio::time::timeout(Duration::from_secs(60), scenario())
+        .await
+        .expect("watchdog");
+}
+
+/// A `NextTasks` answer is lost after the scheduler recorded its assignment: the EM lives on
+/// (it heartbeats and polls) but never acknowledges it, so the assignment's lease expires and
+/// the task is dispatched again under a new id. An acknowledged assignment is not.
+async fn lost_next_tasks_answer() {
+    let storage_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let storage_stop = CancellationToken::new();
+    let (storage, storage_server) =
+        start_storage(&dir.path().join("storage.db"), storage_port, &storage_stop).await;
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scheduler_addr = listener.local_addr().unwrap();
+    let config = SchedulerConfig {
+        storage_url: format!("http://127.0.0.1:{storage_port}"),
+        core: CoreConfig {
+            storage_poll_wait_ms: 100,
+            ..CoreConfig::default()
+        },
+        registry: RegistryConfig {
+            assignment_lease_ms: 500,
+            sweep_interval_ms: 50,
+            ..RegistryConfig::default()
+        },
+        ..SchedulerConfig::default()
+    };
+    let scheduler = tokio::spawn(run_scheduler(config, listener, stop.child_token()));
+    let group = storage
+        .add_resource_group("g", &Secret::new(b"pw".to_vec()))
+        .await
+        .unwrap();
+    let job = storage
+        .register_job(group, &graph(2), &inputs(2))
+        .await
+        .unwrap();
+    storage.start_job(job).await.unwrap();
+    let channel = grpc::connect(&format!("http://{scheduler_addr}"))
+        .await
+        .unwrap();
+    let mut client = SchedulerClient::new(channel);
+    let (sched_id, first) = collect(&mut client, 7, 2).await;
+    // The answer carrying first[1] is "lost": only first[0] is acknowledged (ack-only call).
+    let ack_only = client
+        .next_tasks(pb::NextTasksRequest {
+            execution_manager_id: 7,
+            max_items: 0,
+            wait_ms: 0,
+            acks: Some(pb::Acks {
+                scheduler_id: sched_id,
+                assignment_ids: vec![first[0].assignment_id],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ack_only.assignments.is_empty());
+    // The EM lives on; within a few leases the lost task comes back under a new id.
+    let mut again = Vec::new();
+    for _ in 0..50 {
+        client
+            .heartbeat(pb::HeartbeatRequest {
+                execution_manager_id: 7,
+            })
+            .await
+            .unwrap();
+        again.extend(next(&mut client, 7, None).await.unwrap().assignments);
+        if !again.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        again.len(),
+        1,
+        "the lost assignment is dispatched again: {again:?}"
+    );
+    assert_eq!(again[0].task_index, first[1].task_index);
+    assert_ne!(again[0].assignment_id, first[1].assignment_id);
+    stop.cancel();
+    scheduler.await.unwrap().unwrap();
+    storage_stop.cancel();
+    storage_server.await.unwrap().unwrap();
+    storage.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_next_tasks_answer_is_dispatched_again_after_its_lease() {
+    tokio::time::timeout(Duration::from_secs(60), lost_next_tasks_answer())
         .await
         .expect("watchdog");
 }

@@ -10,6 +10,8 @@ mod budget;
 mod grpc;
 #[path = "storage/harness.rs"]
 mod harness;
+#[path = "storage/leases.rs"]
+mod leases;
 #[path = "storage/listing.rs"]
 mod listing;
 #[path = "storage/load.rs"]
@@ -61,6 +63,10 @@ on_both_databases!(
     scenarios::retention,
     scenarios::replacing_scheduler_gets_ready_tasks_again,
     scenarios::lost_report_does_not_hang_the_job,
+    leases::retried_registration_gets_the_same_instance,
+    leases::poison_task_fails_its_job,
+    leases::wall_clock_step_kills_no_em,
+    leases::registration_retry_over_grpc,
     recovery::recover_ready,
     recovery::recover_running_without_rerun,
     recovery::recover_commit_ready,

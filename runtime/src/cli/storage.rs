@@ -142,6 +142,13 @@ pub fn resolve(
             .parse()
             .map_err(|_| ConfigError::Env { var, value })?;
     }
+    if let Some(value) = env("SILK_STORAGE_FREE_INSTANCE_LOSSES") {
+        let var = "SILK_STORAGE_FREE_INSTANCE_LOSSES";
+        storage.free_instance_losses = value
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Env { var, value })?;
+    }
     Ok(Resolved {
         listen: args
             .listen

@@ -20,10 +20,13 @@ pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Clients {
     /// Storage: task instances.
     pub instances: TaskInstancesClient<Channel>,
-    /// Storage: EM liveness.
+    /// Storage: EM liveness, on a connection of its own (heartbeats never wait behind
+    /// registrations or reports).
     pub liveness: ExecutionManagerLivenessClient<Channel>,
     /// The scheduler.
     pub scheduler: SchedulerClient<Channel>,
+    /// The scheduler, on a connection of its own for heartbeats.
+    pub scheduler_liveness: SchedulerClient<Channel>,
 }
 
 fn channel(url: &str) -> Result<Channel> {
@@ -45,8 +48,9 @@ impl Clients {
             instances: TaskInstancesClient::new(storage.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            liveness: ExecutionManagerLivenessClient::new(storage),
+            liveness: ExecutionManagerLivenessClient::new(channel(storage_url)?),
             scheduler: SchedulerClient::new(channel(scheduler_url)?),
+            scheduler_liveness: SchedulerClient::new(channel(scheduler_url)?),
         })
     }
 }

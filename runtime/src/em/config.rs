@@ -56,7 +56,7 @@ impl Default for EmConfig {
             wasm_host: HostConfig::default(),
             max_prefetched_tasks: 256,
             poll_wait_ms: 1000,
-            heartbeat_interval_ms: 1000,
+            heartbeat_interval_ms: 500,
             drain_grace_ms: 30_000,
         }
     }

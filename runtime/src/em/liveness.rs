@@ -1,5 +1,6 @@
 //! The liveness actor: heartbeats storage and the scheduler every interval (and at once on a
-//! refresh request, e.g. when an assignment or a rejection shows a newer storage session),
+//! refresh request, e.g. when an assignment or a rejection shows a newer storage session) over
+//! connections of their own, so heartbeats never queue behind registrations and reports,
 //! advancing the session tracker from storage's answers. Storage answering that this EM is dead
 //! or unknown stops the EM (`dead` is cancelled); transport errors are logged and retried on the
 //! next tick.
@@ -76,22 +77,24 @@ impl Liveness {
         }
     }
 
-    /// One heartbeat to each service; false once the EM is dead.
+    /// One heartbeat to each service; false once the EM is dead. A slow call is not cut
+    /// short: under load it is still the heartbeat most likely to arrive.
     async fn beat(&mut self) -> bool {
         let em = self.em;
+        let timeout = CALL_TIMEOUT;
         let mut storage_client = self.clients.liveness.clone();
         let storage = storage_client.heartbeat(request(
             pb::ExecutionManagerIdRequest {
                 execution_manager_id: em.0,
             },
-            CALL_TIMEOUT,
+            timeout,
         ));
-        let mut scheduler_client = self.clients.scheduler.clone();
+        let mut scheduler_client = self.clients.scheduler_liveness.clone();
         let scheduler = scheduler_client.heartbeat(request(
             spb::HeartbeatRequest {
                 execution_manager_id: em.0,
             },
-            CALL_TIMEOUT,
+            timeout,
         ));
         let (storage, scheduler) = tokio::join!(storage, scheduler);
         if let Err(s) = scheduler {

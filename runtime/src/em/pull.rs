@@ -26,6 +26,9 @@ use crate::scheduler::grpc::assignment as from_pb;
 use crate::storage::grpc::convert::pb_task_id;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
 
+/// How soon acknowledgements that could not be sent are tried again while every slot is busy.
+const ACK_RETRY: Duration = Duration::from_secs(1);
+
 /// The pull loop's state.
 pub(super) struct Loop {
     pub(super) clients: Clients,
@@ -57,9 +60,13 @@ impl Loop {
             let free = window::target(slots, self.max_queued, self.pool.mean_task_time())
                 .saturating_sub(held);
             if free == 0 {
+                // Acknowledge now, not at the next pull: the scheduler's lease on each
+                // assignment runs until it hears of it.
+                let unsent = !self.acks.is_empty() && !self.flush_acks(stop).await;
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = self.finished.notified() => {}
+                    () = tokio::time::sleep(ACK_RETRY), if unsent => {}
                 }
                 continue;
             }
@@ -108,6 +115,37 @@ impl Loop {
                 .collect();
             if !batch.is_empty() {
                 self.accept(batch, stop).await;
+            }
+        }
+    }
+
+    /// Sends the pending acknowledgements alone (`max_items` 0); false if the call failed
+    /// (they stay pending).
+    async fn flush_acks(&mut self, stop: &CancellationToken) -> bool {
+        let acks = std::mem::take(&mut self.acks);
+        let mut client = self.clients.scheduler.clone();
+        let call = client.next_tasks(request(
+            spb::NextTasksRequest {
+                execution_manager_id: self.em.0,
+                max_items: 0,
+                wait_ms: 0,
+                acks: Some(spb::Acks {
+                    scheduler_id: self.scheduler_id,
+                    assignment_ids: acks.clone(),
+                }),
+            },
+            CALL_TIMEOUT,
+        ));
+        let result = tokio::select! {
+            () = stop.cancelled() => Err(tonic::Status::cancelled("stopping")),
+            r = call => r,
+        };
+        match result {
+            Ok(_) => true,
+            Err(s) => {
+                tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), "acknowledgement failed; retrying");
+                self.acks = acks;
+                false
             }
         }
     }
@@ -164,6 +202,10 @@ impl Loop {
                             task_id: Some(pb_task_id(a.task)),
                         })
                         .collect(),
+                    // The same ids on every retry: a retry after a lost answer gets the
+                    // instances already registered.
+                    scheduler_id: self.scheduler_id,
+                    assignment_ids: group.iter().map(|a| a.id.0).collect(),
                 },
                 CALL_TIMEOUT,
             ));
@@ -206,8 +248,13 @@ impl Loop {
         true
     }
 
-    /// Runs an accepted task on the pool; its outcome goes to the reporter.
+    /// Runs an accepted task on the pool; its outcome goes to the reporter. The hard timeout
+    /// runs from now — storage registered the instance just before — not from when a slot
+    /// picks the task up: storage's lost-report expiry measures the same span, so a task that
+    /// waited in this EM's queue is never still running when storage gives it to another EM.
     fn start(&self, a: Assignment, session: SessionId, ctx: pb::ExecutionContext) {
+        let prepared = work::request(&a, &ctx)
+            .map(|(execute, hard)| (execute, hard, std::time::Instant::now() + hard));
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
         // count, but wait for a slot rather than fail if that ever happens.
         let permit = self.free.clone().try_acquire_owned().ok();
@@ -227,10 +274,10 @@ impl Loop {
                 },
             };
             let instance = ctx.task_instance_id;
-            let result = match work::request(&a, &ctx) {
-                Ok((execute, hard)) => {
+            let result = match prepared {
+                Ok((execute, hard, deadline)) => {
                     tracing::debug!(em_id = %em, job_id = %a.job, task = %a.task, package = execute.package, function = execute.function, "task started");
-                    pool.execute(execute, hard).await
+                    pool.execute_by(execute, hard, deadline).await
                 }
                 Err(f) => Err(f),
             };

@@ -121,13 +121,20 @@ impl Scheduler for SchedulerService {
         self.registry
             .heartbeat(em, Instant::now())
             .map_err(|e| status(&e))?;
+        if r.max_items == 0 {
+            // Acknowledgements only (an EM whose slots are all busy).
+            return Ok(Response::new(pb::NextTasksResponse {
+                scheduler_id: self.id.0,
+                assignments: Vec::new(),
+            }));
+        }
         let max = usize::try_from(r.max_items)
             .unwrap_or(MAX_ITEMS)
-            .clamp(1, MAX_ITEMS);
+            .min(MAX_ITEMS);
         let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
         let got = self.dispatch.pop(max, wait).await;
-        // Recorded before the reply is sent: if the reply is lost, the EM times out and the
-        // assignments are rescheduled.
+        // Recorded before the reply is sent: if the reply is lost, the assignments' leases
+        // expire and they are dispatched again.
         self.registry
             .assign(em, &got, Instant::now())
             .map_err(|e| status(&e))?;

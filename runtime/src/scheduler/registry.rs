@@ -3,6 +3,11 @@
 //! An EM that stops heartbeating for the cutoff, or shuts down with unacknowledged assignments,
 //! has them sent back to the core (the reschedule channel), which re-dispatches them under new
 //! assignment ids. An EM that shut down is remembered as dead and gets no more work.
+//!
+//! Every assignment is a lease: one still unacknowledged `assignment_lease_ms` after it was
+//! handed out is sent back too, even while its EM lives — the `NextTasks` answer carrying it
+//! may have been lost after it was recorded here. (A lease that expires while the EM is still
+//! registering the task costs nothing: storage refuses the second instance.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,15 +28,18 @@ use crate::storage::lock;
 pub struct RegistryConfig {
     /// An EM not heard from (heartbeat, poll or acknowledgement) for this long is dead.
     pub dead_em_cutoff_ms: u64,
-    /// How often to look for dead EMs.
+    /// How often to look for dead EMs and expired leases.
     pub sweep_interval_ms: u64,
+    /// An assignment not acknowledged this long after it was handed out is dispatched again.
+    pub assignment_lease_ms: u64,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
-            dead_em_cutoff_ms: 30_000,
+            dead_em_cutoff_ms: 5_000,
             sweep_interval_ms: 1_000,
+            assignment_lease_ms: 10_000,
         }
     }
 }
@@ -39,7 +47,8 @@ impl Default for RegistryConfig {
 #[derive(Debug)]
 struct EmState {
     last_seen: Instant,
-    outstanding: HashMap<AssignmentId, Assignment>,
+    /// Unacknowledged assignments and when they were handed out.
+    outstanding: HashMap<AssignmentId, (Assignment, Instant)>,
 }
 
 #[derive(Debug, Default)]
@@ -111,7 +120,9 @@ impl EmRegistry {
         let mut state = lock(&self.inner.state);
         match Self::touch(&mut state, em, now) {
             Ok(entry) => {
-                entry.outstanding.extend(batch.iter().map(|a| (a.id, *a)));
+                entry
+                    .outstanding
+                    .extend(batch.iter().map(|a| (a.id, (*a, now))));
                 Ok(())
             }
             Err(e) => {
@@ -150,7 +161,9 @@ impl EmRegistry {
         state.shut_down.insert(em);
         let lost = state.ems.remove(&em);
         drop(state);
-        let n = lost.map_or(0, |s| self.send_back(s.outstanding.into_values()));
+        let n = lost.map_or(0, |s| {
+            self.send_back(s.outstanding.into_values().map(|(a, _)| a))
+        });
         tracing::info!(em_id = %em, rescheduled = n, "execution manager shut down");
         n
     }
@@ -166,11 +179,26 @@ impl EmRegistry {
             .filter(|(_, s)| now.saturating_duration_since(s.last_seen) >= cutoff)
             .map(|(&em, _)| em)
             .collect();
-        let lost: Vec<_> = dead
+        let mut lost: Vec<_> = dead
             .iter()
             .filter_map(|em| state.ems.remove(em))
-            .flat_map(|s| s.outstanding.into_values())
+            .flat_map(|s| s.outstanding.into_values().map(|(a, _)| a))
             .collect();
+        let lease = Duration::from_millis(self.inner.config.assignment_lease_ms);
+        for (em, s) in &mut state.ems {
+            let expired: Vec<AssignmentId> = s
+                .outstanding
+                .iter()
+                .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= lease)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                if let Some((a, _)) = s.outstanding.remove(&id) {
+                    tracing::warn!(em_id = %em, job_id = %a.job, task = %a.task, assignment = %a.id, "assignment lease expired unacknowledged; dispatching again");
+                    lost.push(a);
+                }
+            }
+        }
         drop(state);
         for em in &dead {
             tracing::warn!(em_id = %em, "execution manager timed out");
@@ -222,6 +250,7 @@ mod tests {
         let config = RegistryConfig {
             dead_em_cutoff_ms: 1000,
             sweep_interval_ms: 50,
+            assignment_lease_ms: 60_000,
         };
         (EmRegistry::new(config, tx), rx)
     }
@@ -341,12 +370,39 @@ mod tests {
         assert_eq!(r.outstanding(EM), 2);
     }
 
+    #[test]
+    fn unacknowledged_assignment_of_a_live_em_is_dispatched_again_after_its_lease() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let config = RegistryConfig {
+            dead_em_cutoff_ms: 1000,
+            sweep_interval_ms: 50,
+            assignment_lease_ms: 600,
+        };
+        let r = EmRegistry::new(config, tx);
+        let t0 = Instant::now();
+        // The NextTasks answer carrying these was lost: the EM never acknowledges a(1).
+        r.assign(EM, &[a(1), a(2)], t0).unwrap();
+        r.complete(EM, &[AssignmentId(2)], t0 + Duration::from_millis(10));
+        for step in 1..=5u64 {
+            let t = t0 + Duration::from_millis(100 * step);
+            r.heartbeat(EM, t).unwrap();
+            assert!(r.sweep(t).is_empty());
+        }
+        assert!(drain(&mut rx).is_empty(), "the lease has not expired yet");
+        let t = t0 + Duration::from_millis(600);
+        r.heartbeat(EM, t).unwrap();
+        assert!(r.sweep(t).is_empty(), "the EM lives");
+        assert_eq!(drain(&mut rx), vec![a(1)]);
+        assert_eq!(r.outstanding(EM), 0);
+    }
+
     #[tokio::test]
     async fn sweeper_task_removes_dead_ems() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let config = RegistryConfig {
             dead_em_cutoff_ms: 100,
             sweep_interval_ms: 10,
+            ..RegistryConfig::default()
         };
         let r = EmRegistry::new(config, tx);
         r.assign(EM, &[a(1)], Instant::now()).unwrap();

@@ -20,6 +20,10 @@ pub struct StorageConfig {
     /// execution manager kills the task at the hard timeout and reports): it is dropped and the
     /// task queued again, so a lost report cannot hang a job.
     pub lost_report_grace_ms: u64,
+    /// Instances of one task that may be lost with their execution manager (declared dead, or
+    /// the report overdue) without cost; every later loss spends one of the task's retries, so
+    /// a task that kills every execution manager it lands on fails its job (kind `Crashed`).
+    pub free_instance_losses: u32,
     /// Most bytes of task outputs held in memory for the tasks that read them, over every job.
     /// Outputs past it (and outputs no unfinished task reads) are read back from the database.
     pub output_memory_budget_bytes: u64,
@@ -29,10 +33,11 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             terminated_job_retention_ms: 300_000,
-            dead_em_cutoff_ms: 60_000,
+            dead_em_cutoff_ms: 5_000,
             sweep_interval_ms: 1_000,
             group_commit_max_batch: 1024,
             lost_report_grace_ms: 30_000,
+            free_instance_losses: 2,
             output_memory_budget_bytes: 256 << 20,
         }
     }

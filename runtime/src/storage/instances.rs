@@ -14,15 +14,16 @@ use super::db::{Completion, Db};
 use super::error::{Error, Result, Stale};
 use super::ids::{ExecutionManagerId, SessionId};
 use super::job::{ExecutionContext, FailOutcome, decode_outputs};
+use super::lock;
 use super::service::{Job, Storage};
 use super::state::JobState;
-use super::{lock, now_ms};
 
 /// Outputs up to this size are checked on the calling task (microseconds); larger ones on the
 /// blocking pool.
 const CHECK_INLINE_BYTES: usize = 64 << 10;
 
-/// A live instance, tracked for dead-EM recovery and soft timeouts.
+/// A live instance, tracked for dead-EM recovery and soft timeouts. Deadlines are on the
+/// session timeline (see [`super::clock`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct InstanceEntry {
     pub(super) job: JobId,
@@ -32,6 +33,20 @@ pub(super) struct InstanceEntry {
     pub(super) soft_handled: bool,
     /// Past this, the instance's report is taken as lost.
     pub(super) expires_at_ms: i64,
+    /// The assignment it was registered for, if the EM named one.
+    pub(super) key: Option<RegistrationKey>,
+}
+
+/// One hand-out of a task to an execution manager: the EM, the scheduler that issued the
+/// assignment and the assignment's id (unique per scheduler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegistrationKey {
+    /// The execution manager.
+    pub em: ExecutionManagerId,
+    /// The issuing scheduler.
+    pub scheduler: u64,
+    /// The assignment.
+    pub assignment: u64,
 }
 
 impl<D: Db + Clone> Storage<D> {
@@ -61,6 +76,15 @@ impl<D: Db + Clone> Storage<D> {
         .into())
     }
 
+    /// Forgets a live instance (reported, failed or lost); returns its entry.
+    pub(super) fn forget_instance(&self, instance: TaskInstanceId) -> Option<InstanceEntry> {
+        let entry = lock(&self.shared.instances).remove(&instance)?;
+        if let Some(key) = entry.key {
+            lock(&self.shared.registrations).remove(&key);
+        }
+        Some(entry)
+    }
+
     /// Registers an instance of `task` on execution manager `em` and returns what it needs.
     ///
     /// # Errors
@@ -75,6 +99,24 @@ impl<D: Db + Clone> Storage<D> {
         task: TaskId,
         em: ExecutionManagerId,
     ) -> Result<ExecutionContext> {
+        self.register_assigned(session, job_id, task, em, None)
+            .await
+    }
+
+    /// As [`Self::register_instance`], for the assignment `key` names: while the instance
+    /// registered for that assignment lives, registering it again returns that same instance
+    /// (a retry after a lost answer), never a second one or an instance-limit rejection.
+    ///
+    /// # Errors
+    /// As [`Self::register_instance`].
+    pub async fn register_assigned(
+        &self,
+        session: SessionId,
+        job_id: JobId,
+        task: TaskId,
+        em: ExecutionManagerId,
+        key: Option<RegistrationKey>,
+    ) -> Result<ExecutionContext> {
         self.check_session(session)?;
         let job = self.running_job(job_id, task).await?;
         if !self.em_alive(em).await? {
@@ -83,12 +125,24 @@ impl<D: Db + Clone> Storage<D> {
             }
             return Err(Error::ExecutionManagerDead(em));
         }
-        let instance = TaskInstanceId(self.shared.next_instance.fetch_add(1, Ordering::Relaxed));
-        let mut ctx = job.with(|c| c.register(task, instance))?;
+        let known = key.and_then(|k| lock(&self.shared.registrations).get(&k).copied());
+        let (instance, mut ctx) = match known {
+            Some((known_job, instance)) if known_job == job_id => {
+                let ctx = job.with(|c| c.registered_again(task, instance))?;
+                tracing::info!(job_id = job_id.0, %task, instance = instance.0, em_id = em.0, "instance registered again (retried registration)");
+                (instance, ctx)
+            }
+            _ => {
+                let instance =
+                    TaskInstanceId(self.shared.next_instance.fetch_add(1, Ordering::Relaxed));
+                (instance, job.with(|c| c.register(task, instance))?)
+            }
+        };
         if let Some(parts) = ctx.unresolved.take() {
             match self.assemble(job_id, &parts).await {
                 Ok(inputs) => ctx.inputs = inputs,
                 Err(e) => {
+                    self.forget_instance(instance);
                     if job.with(|c| c.force_remove(task, instance)) {
                         self.shared.lanes.push(job.group, job.id, &[task]);
                     }
@@ -96,8 +150,11 @@ impl<D: Db + Clone> Storage<D> {
                 }
             }
         }
+        if known.is_some() {
+            return Ok(ctx);
+        }
         let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let now = now_ms();
+        let now = self.shared.clock.session_ms();
         let lost_after = ms(ctx.policy.hard_timeout_ms)
             .saturating_add(ms(self.shared.config.lost_report_grace_ms));
         lock(&self.shared.instances).insert(
@@ -109,8 +166,12 @@ impl<D: Db + Clone> Storage<D> {
                 soft_deadline_ms: now.saturating_add(ms(ctx.policy.soft_timeout_ms)),
                 soft_handled: false,
                 expires_at_ms: now.saturating_add(lost_after),
+                key,
             },
         );
+        if let Some(k) = key {
+            lock(&self.shared.registrations).insert(k, (job_id, instance));
+        }
         tracing::debug!(job_id = job_id.0, %task, instance = instance.0, em_id = em.0, "instance registered");
         Ok(ctx)
     }
@@ -161,7 +222,7 @@ impl<D: Db + Clone> Storage<D> {
             }
         };
         job.with(|c| c.succeed(task, instance, values))?;
-        lock(&self.shared.instances).remove(&instance);
+        self.forget_instance(instance);
         tracing::debug!(job_id = job_id.0, %task, instance = instance.0, "task succeeded");
         let TaskId::Index(index) = task else {
             let to = if task == TaskId::Commit {
@@ -228,7 +289,7 @@ impl<D: Db + Clone> Storage<D> {
         message: &str,
     ) -> Result<()> {
         let outcome = job.with(|c| c.fail(task, instance, kind, message))?;
-        lock(&self.shared.instances).remove(&instance);
+        self.forget_instance(instance);
         tracing::debug!(job_id = job.id.0, %task, instance = instance.0, %kind, message, "task instance failed");
         match outcome {
             FailOutcome::Retry => {

@@ -6,8 +6,10 @@
 use super::db::Db;
 use super::error::{Error, Result};
 use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
+use super::job::FailOutcome;
+use super::lock;
 use super::service::Storage;
-use super::{lock, now_ms};
+use super::state::JobState;
 
 impl<D: Db + Clone> Storage<D> {
     /// Whether `em` is alive (known-alive set first, then the database).
@@ -33,7 +35,7 @@ impl<D: Db + Clone> Storage<D> {
         let id = self
             .shared
             .db
-            .register_execution_manager(address, now_ms())
+            .register_execution_manager(address, self.shared.clock.session_ms())
             .await?;
         lock(&self.shared.alive).insert(id);
         tracing::info!(em_id = id.0, address, "execution manager registered");
@@ -46,7 +48,10 @@ impl<D: Db + Clone> Storage<D> {
     /// [`Error::UnknownExecutionManager`]; [`Error::ExecutionManagerDead`] once it was declared
     /// dead (it must register again).
     pub async fn heartbeat(&self, em: ExecutionManagerId) -> Result<SessionId> {
-        self.shared.db.heartbeat(em, now_ms()).await?;
+        self.shared
+            .db
+            .heartbeat(em, self.shared.clock.session_ms())
+            .await?;
         Ok(self.shared.session)
     }
 
@@ -63,7 +68,7 @@ impl<D: Db + Clone> Storage<D> {
         let id = self
             .shared
             .db
-            .register_scheduler(host, port, now_ms())
+            .register_scheduler(host, port, self.shared.clock.wall_ms())
             .await?;
         if self
             .shared
@@ -76,11 +81,14 @@ impl<D: Db + Clone> Storage<D> {
         Ok((id, self.shared.session))
     }
 
-    /// One liveness pass at time `now_ms`: EMs silent past the cutoff are declared dead and their
-    /// instances dropped (tasks queued again, no retry spent); so are instances whose report is
-    /// overdue (hard timeout + `lost_report_grace_ms`: the report was lost); instances past their
-    /// soft timeout get their task queued once more (runs only if `max_instances` allows a second
-    /// instance).
+    /// One liveness pass at `now_ms` on the session timeline (see [`super::clock`]; the
+    /// sweeper passes [`super::Clock::session_ms`], so a wall-clock step changes nothing): EMs
+    /// silent past the cutoff are declared dead and their instances dropped; so are instances
+    /// whose report is overdue (hard timeout + `lost_report_grace_ms`: the report was lost).
+    /// A dropped instance is *lost*: its task is queued again, and past the first
+    /// `free_instance_losses` losses each one spends a retry (a task that kills every EM it
+    /// lands on fails its job). Instances past their soft timeout get their task queued once
+    /// more (runs only if `max_instances` allows a second instance).
     ///
     /// An EM is judged only on heartbeats this session could have received: until
     /// `dead_em_cutoff_ms` has passed since storage started, no EM is declared dead (after an
@@ -96,7 +104,7 @@ impl<D: Db + Clone> Storage<D> {
         let dead = if stale_before > self.shared.started_at_ms {
             self.shared
                 .db
-                .mark_dead_execution_managers(stale_before, now_ms)
+                .mark_dead_execution_managers(stale_before, self.shared.clock.wall_ms())
                 .await?
         } else {
             Vec::new()
@@ -111,32 +119,32 @@ impl<D: Db + Clone> Storage<D> {
         let mut removed = Vec::new();
         let mut soft = Vec::new();
         {
-            let mut instances = lock(&self.shared.instances);
-            instances.retain(|id, entry| {
+            let instances = lock(&self.shared.instances);
+            for (id, entry) in instances.iter() {
                 if dead.contains(&entry.em) {
-                    removed.push((*id, *entry));
-                    return false;
-                }
-                if entry.expires_at_ms <= now_ms {
+                    removed.push((*id, "its execution manager was declared dead"));
+                } else if entry.expires_at_ms <= now_ms {
                     tracing::warn!(job_id = entry.job.0, task = %entry.task, instance = id.0, em_id = entry.em.0, "no report past the hard timeout: instance dropped");
-                    removed.push((*id, *entry));
-                    return false;
+                    removed.push((*id, "no report past its hard timeout"));
+                } else if !entry.soft_handled && entry.soft_deadline_ms <= now_ms {
+                    soft.push(*id);
                 }
-                if !entry.soft_handled && entry.soft_deadline_ms <= now_ms {
-                    entry.soft_handled = true;
-                    soft.push(*entry);
-                }
-                true
-            });
-        }
-        for (instance, entry) in removed {
-            if let Some(job) = self.cached(entry.job)
-                && job.with(|c| c.force_remove(entry.task, instance))
-            {
-                self.shared.lanes.push(job.group, job.id, &[entry.task]);
             }
         }
-        for entry in soft {
+        for (instance, why) in removed {
+            if let Some(entry) = self.forget_instance(instance) {
+                self.lose_instance(instance, &entry, why).await?;
+            }
+        }
+        for id in soft {
+            let entry = {
+                let mut instances = lock(&self.shared.instances);
+                let Some(entry) = instances.get_mut(&id) else {
+                    continue;
+                };
+                entry.soft_handled = true;
+                *entry
+            };
             if let Some(job) = self.cached(entry.job)
                 && job.with(|c| c.wants_more(entry.task))
             {
@@ -145,6 +153,37 @@ impl<D: Db + Clone> Storage<D> {
             }
         }
         Ok(dead)
+    }
+
+    /// An instance lost with its EM: queue its task again, or fail the job once the losses
+    /// have spent the task's retries.
+    async fn lose_instance(
+        &self,
+        instance: silk_tdl::TaskInstanceId,
+        entry: &super::instances::InstanceEntry,
+        why: &str,
+    ) -> Result<()> {
+        let Some(job) = self.cached(entry.job) else {
+            return Ok(());
+        };
+        let free = self.shared.config.free_instance_losses;
+        match job.with(|c| c.lose(entry.task, instance, free, why)) {
+            None => Ok(()),
+            Some(FailOutcome::Retry) => {
+                self.shared.lanes.push(job.group, job.id, &[entry.task]);
+                Ok(())
+            }
+            Some(FailOutcome::Exhausted(error)) => {
+                tracing::warn!(job_id = job.id.0, task = %entry.task, error = %error.message, "task lost too often: job fails");
+                match self
+                    .transition(&job, JobState::Failed, None, Some(error))
+                    .await
+                {
+                    Ok(_) | Err(Error::InvalidTransition { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }
     }
 
     /// Deletes terminal jobs that ended more than the retention period before `now_ms`, from the

@@ -22,12 +22,13 @@
 //! ```
 
 mod catalog;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod ids;
-mod instances;
+pub(crate) mod instances;
 pub mod job;
 pub mod lanes;
 mod liveness;
@@ -38,8 +39,10 @@ pub mod state;
 pub mod testing;
 
 pub use catalog::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+pub use clock::Clock;
 pub use config::StorageConfig;
 pub use error::{Error, Result, Stale};
+pub use instances::RegistrationKey;
 pub use job::{ExecutionContext, Progress};
 pub use lanes::{LaneKind, ReadyTask};
 pub use service::{OUTPUTS_PAGE_BYTES, Storage};

@@ -12,11 +12,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::clock::Clock;
 use super::config::StorageConfig;
 use super::db::{Db, JobError, Secret};
 use super::error::{Error, Result};
 use super::ids::{ExecutionManagerId, SessionId};
-use super::instances::InstanceEntry;
+use super::instances::{InstanceEntry, RegistrationKey};
 use super::job::{JobControl, OutputBudget, Progress};
 use super::lanes::Lanes;
 use super::persist::Persister;
@@ -68,14 +69,19 @@ impl Job {
 pub(super) struct Shared<D> {
     pub(super) db: D,
     pub(super) session: SessionId,
-    /// When this session started: EM heartbeats older than this could not have reached it.
+    /// When this session started (session timeline): EM heartbeats older than this could not
+    /// have reached it.
     pub(super) started_at_ms: i64,
+    /// Wall clock and session timeline.
+    pub(super) clock: Arc<Clock>,
     pub(super) config: StorageConfig,
     pub(super) jobs: RwLock<HashMap<JobId, Arc<Job>>>,
     pub(super) lanes: Lanes,
     pub(super) persister: Persister,
     pub(super) next_instance: AtomicU64,
     pub(super) instances: Mutex<HashMap<TaskInstanceId, InstanceEntry>>,
+    /// Live instances by the assignment they were registered for (idempotent registration).
+    pub(super) registrations: Mutex<HashMap<RegistrationKey, (JobId, TaskInstanceId)>>,
     pub(super) alive: Mutex<HashSet<ExecutionManagerId>>,
     pub(super) scheduler_seen: AtomicBool,
     /// Bytes of task outputs every job together may hold in memory.
@@ -106,8 +112,16 @@ impl<D: Db + Clone> Storage<D> {
     /// # Errors
     /// A database error while starting the session or reading the jobs.
     pub async fn open(db: D, config: StorageConfig) -> Result<Self> {
-        let started_at_ms = now_ms();
-        let session = db.start_session(started_at_ms).await?;
+        Self::open_with_clock(db, config, Arc::new(Clock::default())).await
+    }
+
+    /// As [`Self::open`], on `clock` (tests inject wall-clock steps through it).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_with_clock(db: D, config: StorageConfig, clock: Arc<Clock>) -> Result<Self> {
+        let started_at_ms = clock.session_ms();
+        let session = db.start_session(clock.wall_ms()).await?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let budget = OutputBudget::new(config.output_memory_budget_bytes);
@@ -122,12 +136,14 @@ impl<D: Db + Clone> Storage<D> {
                 db,
                 session,
                 started_at_ms,
+                clock,
                 config,
                 jobs: RwLock::new(HashMap::new()),
                 lanes: Lanes::default(),
                 persister,
                 next_instance: AtomicU64::new(1),
                 instances: Mutex::new(HashMap::new()),
+                registrations: Mutex::new(HashMap::new()),
                 alive: Mutex::new(HashSet::new()),
                 scheduler_seen: AtomicBool::new(false),
                 budget,
@@ -526,11 +542,12 @@ impl<D: Db + Clone> Storage<D> {
                 }
                 let Some(shared) = weak.upgrade() else { break };
                 let storage = Self { shared };
-                let now = now_ms();
-                if let Err(e) = storage.sweep_liveness(now).await {
+                let session_ms = storage.shared.clock.session_ms();
+                if let Err(e) = storage.sweep_liveness(session_ms).await {
                     tracing::warn!(error = %e, "liveness sweep failed");
                 }
-                if let Err(e) = storage.collect_garbage(now).await {
+                let wall_ms = storage.shared.clock.wall_ms();
+                if let Err(e) = storage.collect_garbage(wall_ms).await {
                     tracing::warn!(error = %e, "job retention sweep failed");
                 }
             }

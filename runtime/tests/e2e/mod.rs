@@ -170,7 +170,7 @@ impl Drop for Proc {
 }
 
 /// Pids of the live children of `parent` (from `/proc/*/stat`).
-fn children_of(parent: u32) -> Vec<u32> {
+pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -224,17 +224,28 @@ impl Cluster {
     /// As [`Cluster::start`]; with `ems_first` the EMs start first, then the scheduler, then
     /// storage (the services must wait for each other).
     pub async fn start_in_order(backend: &Backend, ems: &[EmSpec], ems_first: bool) -> Self {
-        Self::start_configured(backend, ems, ems_first, "").await
+        Self::start_with(backend, ems, ems_first, "", false).await
     }
 
-    /// As [`Cluster::start_in_order`], with `storage_toml` added to the `[storage]` table of
-    /// storage's config (e.g. `output_memory_budget_bytes = 1048576`).
-    pub async fn start_configured(
+    /// As [`Cluster::start_in_order`], with `storage_toml` appended to storage's `[storage]`
+    /// table (e.g. `free_instance_losses = 1`); with `default_liveness` the services keep their
+    /// default heartbeat interval, dead-EM cutoffs and sweep intervals instead of the short
+    /// test ones ([`HEARTBEAT_MS`], [`DEAD_CUTOFF_MS`], [`SWEEP_MS`]).
+    pub async fn start_with(
         backend: &Backend,
         ems: &[EmSpec],
         ems_first: bool,
         storage_toml: &str,
+        default_liveness: bool,
     ) -> Self {
+        let (cutoffs, heartbeat) = if default_liveness {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("dead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"),
+                format!("heartbeat_interval_ms = {HEARTBEAT_MS}\n"),
+            )
+        };
         let packages = support::packages_dir();
         let dir = tempfile::tempdir().unwrap();
         let (db_url, mysql) = match backend {
@@ -257,8 +268,7 @@ impl Cluster {
             "storage.toml",
             &format!(
                 "listen = \"127.0.0.1:{storage_port}\"\ndb = \"{db_url}\"\n\
-                 [storage]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n\
-                 {storage_toml}\n"
+                 [storage]\n{cutoffs}{storage_toml}\n"
             ),
         );
         write(
@@ -267,7 +277,7 @@ impl Cluster {
             &format!(
                 "listen = \"127.0.0.1:{scheduler_port}\"\nstorage_url = \"{storage_url}\"\n\
                  [core]\nstorage_poll_wait_ms = 200\n\
-                 [registry]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+                 [registry]\n{cutoffs}"
             ),
         );
         // Compiled wasm modules are shared by every cluster of the test run (the cache writes
@@ -287,7 +297,7 @@ impl Cluster {
                 &format!(
                     "storage_url = \"{storage_url}\"\nscheduler_url = \"{scheduler_url}\"\n\
                      slots = {}\npackage_dir = \"{}\"\nnative_packages = [{native}]\n\
-                     poll_wait_ms = 200\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
+                     poll_wait_ms = 200\n{heartbeat}\
                      drain_grace_ms = 10000\n{}\n[wasm_host]\ncache_dir = \"{}\"\n",
                     spec.slots,
                     packages.display(),
@@ -444,6 +454,18 @@ impl Cluster {
             .take()
             .expect("the scheduler is running")
             .kill9();
+    }
+
+    /// The pid of EM `i`, if it runs.
+    pub fn em_pid(&self, i: usize) -> Option<u32> {
+        self.ems[i].as_ref().map(|p| p.child.id())
+    }
+
+    /// Forgets EM `i`, which died on its own (e.g. a task killed it): reaps it.
+    pub fn reap_em(&mut self, i: usize) {
+        if let Some(em) = self.ems[i].take() {
+            em.kill9();
+        }
     }
 
     /// `kill -9` EM `i`; checks that its executors die with it (parent-death signal: they are

@@ -141,6 +141,7 @@ pub async fn grpc_job_end_to_end<D: Db + Clone>(db: D) {
         session_id: session,
         execution_manager_id: em,
         tasks: vec![task(job, 0), task(job, 1), task(job, 2), task(job, 9)],
+        ..Default::default()
     };
     let results = instances
         .register_task_instances(batch)

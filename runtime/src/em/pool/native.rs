@@ -235,7 +235,21 @@ fn start(config: &NativeExecutorConfig) -> Result<Live, SpawnError> {
     })
 }
 
+/// SIGKILL to the executor's whole process group (it leads its own group): subprocesses a task
+/// started die with it instead of outliving a timeout or a crash. Sent before the leader is
+/// reaped, so the group id cannot have been reused.
+fn kill_group(child: &Child) {
+    let group = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(group) = group {
+        // No process left in the group is fine.
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+}
+
 fn kill_and_reap(child: &mut Child) -> String {
+    kill_group(child);
     // Already gone is fine: `wait` below still reaps it.
     let _ = child.kill();
     match child.wait() {
@@ -247,6 +261,8 @@ fn kill_and_reap(child: &mut Child) -> String {
 /// After the pipe closed: give the child a moment to finish dying, then describe how it ended.
 fn reap_after_close(child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(1);
+    // What the dead executor's task started must not outlive it either.
+    kill_group(child);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return describe_exit(status),
@@ -362,6 +378,7 @@ impl NativeExecutor {
         if live.transport.send(&Request::Shutdown, deadline).is_ok() {
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = live.child.try_wait() {
+                    // Reaped: its pid (the group id) may be reused now, so no group kill.
                     return describe_exit(status);
                 }
                 std::thread::sleep(Duration::from_millis(1));

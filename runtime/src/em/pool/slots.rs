@@ -20,6 +20,8 @@ use super::slot::{Slot, SlotConfig};
 struct Work {
     request: Execute,
     hard_timeout: Duration,
+    /// The hard timeout's end: a task still queued then is not started.
+    deadline: Instant,
     reply: oneshot::Sender<Result<TaskSuccess, TaskFailure>>,
 }
 
@@ -84,8 +86,17 @@ impl SlotPool {
                             let next = crate::storage::lock(&rx).recv();
                             let Ok(work) = next else { return };
                             let started = Instant::now();
-                            let outcome = slot.execute(&work.request, work.hard_timeout);
-                            times.record(started.elapsed());
+                            let left = work.deadline.saturating_duration_since(started);
+                            let outcome = if left.is_zero() {
+                                Err(TaskFailure::Timeout {
+                                    after_ms: u64::try_from(work.hard_timeout.as_millis())
+                                        .unwrap_or(u64::MAX),
+                                })
+                            } else {
+                                let outcome = slot.execute(&work.request, left);
+                                times.record(started.elapsed());
+                                outcome
+                            };
                             // The caller may have given up (shutdown); nothing to do then.
                             let _ = work.reply.send(outcome);
                         }
@@ -114,16 +125,30 @@ impl SlotPool {
         }
     }
 
-    /// Runs `request` on the next free slot.
+    /// Runs `request` on the next free slot, within `hard_timeout` from now.
     pub async fn execute(
         &self,
         request: Execute,
         hard_timeout: Duration,
     ) -> Result<TaskSuccess, TaskFailure> {
+        self.execute_by(request, hard_timeout, Instant::now() + hard_timeout)
+            .await
+    }
+
+    /// Runs `request` on the next free slot, stopped at `deadline` (where a `hard_timeout`
+    /// that began earlier ends, e.g. when storage registered the instance): time queued counts.
+    /// A task still queued at its deadline is not started; it fails with `Timeout`.
+    pub async fn execute_by(
+        &self,
+        request: Execute,
+        hard_timeout: Duration,
+        deadline: Instant,
+    ) -> Result<TaskSuccess, TaskFailure> {
         let (reply, outcome) = oneshot::channel();
         let work = Work {
             request,
             hard_timeout,
+            deadline,
             reply,
         };
         let lost = || TaskFailure::Crashed {

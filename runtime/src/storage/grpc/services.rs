@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, status};
 use crate::storage::db::{Db, Secret};
 use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::storage::instances::RegistrationKey;
 use crate::storage::lanes::LaneKind;
 use crate::storage::service::Storage;
 
@@ -207,11 +208,12 @@ impl<D: Db + Clone> StorageServices<D> {
         session: SessionId,
         em: ExecutionManagerId,
         task: Option<&pb::TaskRef>,
+        key: Option<RegistrationKey>,
     ) -> Result<pb::ExecutionContext, Status> {
         let (job, task) = convert::task_ref(task)?;
         let ctx = self
             .storage
-            .register_instance(session, job, task, em)
+            .register_assigned(session, job, task, em, key)
             .await
             .map_err(|e| status(&e))?;
         Ok(convert::pb_context(ctx))
@@ -263,6 +265,7 @@ impl<D: Db + Clone> TaskInstances for StorageServices<D> {
                 SessionId(r.session_id),
                 ExecutionManagerId(r.execution_manager_id),
                 r.task.as_ref(),
+                None,
             )
             .await?;
         ok(ctx)
@@ -303,10 +306,21 @@ impl<D: Db + Clone> TaskInstances for StorageServices<D> {
             SessionId(r.session_id),
             ExecutionManagerId(r.execution_manager_id),
         );
+        if r.assignment_ids.len() > r.tasks.len() {
+            return Err(convert::invalid("more assignment ids than tasks"));
+        }
+        let key = |i: usize| {
+            r.assignment_ids.get(i).map(|&assignment| RegistrationKey {
+                em,
+                scheduler: r.scheduler_id,
+                assignment,
+            })
+        };
         let calls = r
             .tasks
             .iter()
-            .map(|t| self.register_one(session, em, Some(t)));
+            .enumerate()
+            .map(|(i, t)| self.register_one(session, em, Some(t), key(i)));
         let results = futures_join_all(calls)
             .await
             .into_iter()

@@ -8,6 +8,7 @@
 
 mod held;
 mod lifecycle;
+mod loss;
 mod msgpack;
 mod tcb;
 #[cfg(test)]
@@ -252,8 +253,29 @@ impl JobControl {
         let tcb = self.tcb_mut(task)?;
         tcb.admit(id, task)?;
         tcb.instances.push(instance);
-        let policy = tcb.policy;
         self.set_task(task, TaskState::Running);
+        self.context(task, instance)
+    }
+
+    /// What live `instance` of `task` needs to run, again: a retried registration (its answer
+    /// was lost) gets the instance it already has instead of meeting the instance limit.
+    ///
+    /// # Errors
+    /// As [`Self::register`]; [`Stale::UnknownInstance`] once the instance is gone.
+    pub fn registered_again(
+        &self,
+        task: TaskId,
+        instance: TaskInstanceId,
+    ) -> Result<ExecutionContext> {
+        self.check_phase(task)?;
+        self.tcb(task)?.check_instance(self.id, task, instance)?;
+        self.context(task, instance)
+    }
+
+    /// The execution context of `instance` of `task`.
+    fn context(&self, task: TaskId, instance: TaskInstanceId) -> Result<ExecutionContext> {
+        let id = self.id;
+        let policy = self.tcb(task)?.policy;
         let (package, function, (inputs, unresolved), job_outputs) = match task {
             TaskId::Index(i) => {
                 let i = usize::try_from(i).unwrap_or(usize::MAX);

@@ -16,8 +16,11 @@ pub(super) struct Tcb {
     pub(super) policy: Policy,
     pub(super) unfinished_parents: usize,
     pub(super) instances: Vec<TaskInstanceId>,
-    /// Failed instances so far (each spends a retry).
+    /// Failed instances so far (each spends a retry), lost instances past the free ones
+    /// included.
     pub(super) failures: u32,
+    /// Instances lost with their execution manager so far.
+    pub(super) losses: u32,
 }
 
 impl Tcb {
@@ -34,6 +37,7 @@ impl Tcb {
             unfinished_parents: parents,
             instances: Vec::new(),
             failures: 0,
+            losses: 0,
         }
     }
 
@@ -45,6 +49,7 @@ impl Tcb {
             unfinished_parents: 0,
             instances: Vec::new(),
             failures: 0,
+            losses: 0,
         }
     }
 
