@@ -4,6 +4,8 @@
 
 #[path = "storage/binary.rs"]
 mod binary;
+#[path = "storage/faults.rs"]
+mod faults;
 #[path = "storage/grpc.rs"]
 mod grpc;
 #[path = "storage/harness.rs"]
@@ -71,3 +73,33 @@ on_both_databases!(
     listing::open_group_by_name,
     listing::terminal_job_state_after_restart,
 );
+
+/// Fault cases get a fixture (a database URL) rather than a connected database: they open
+/// storage with their own settings and a second connection that takes locks.
+macro_rules! with_fixture {
+    ($backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(fx) = with_fixture!(@fixture $backend, $case) else { return };
+                    let run = crate::faults::$case(fx);
+                    tokio::time::timeout(std::time::Duration::from_secs(120), run).await.expect("watchdog");
+                }
+            )*
+        }
+    };
+    (@fixture sqlite, $case:ident) => { Some(crate::faults::sqlite()) };
+    (@fixture mysql, $case:ident) => { crate::faults::mysql(stringify!($case)).await };
+}
+
+mod faults_on {
+    with_fixture!(sqlite: lock_waits_on_every_write_path, refused_submit_is_unavailable);
+    with_fixture!(
+        mysql: lock_waits_on_every_write_path,
+        refused_submit_is_unavailable,
+        deadlocks_on_job_transitions,
+        sweep_finishes_a_job_whose_finish_was_refused,
+        retention_leaves_live_rows_alone,
+    );
+}

@@ -34,6 +34,7 @@ mod liveness;
 mod outputs;
 mod persist;
 mod service;
+mod settle;
 pub mod state;
 pub mod testing;
 
@@ -42,6 +43,7 @@ pub use config::StorageConfig;
 pub use error::{Error, Result, Stale};
 pub use job::{ExecutionContext, Progress};
 pub use lanes::{LaneKind, ReadyTask};
+pub use persist::Refused;
 pub use service::{OUTPUTS_PAGE_BYTES, Storage};
 
 /// Milliseconds since the Unix epoch.
