@@ -10,10 +10,14 @@ mod faults;
 mod grpc;
 #[path = "storage/harness.rs"]
 mod harness;
+#[path = "storage/limits.rs"]
+mod limits;
 #[path = "storage/listing.rs"]
 mod listing;
 #[path = "storage/load.rs"]
 mod load;
+#[path = "storage/private_mariadb.rs"]
+mod private_mariadb;
 #[path = "storage/recovery.rs"]
 mod recovery;
 #[path = "storage/scenarios.rs"]
@@ -94,12 +98,36 @@ macro_rules! with_fixture {
 }
 
 mod faults_on {
-    with_fixture!(sqlite: lock_waits_on_every_write_path, refused_submit_is_unavailable);
+    with_fixture!(
+        sqlite: lock_waits_on_every_write_path,
+        refused_submit_is_unavailable,
+        outputs_over_the_row_limit_fail_their_job,
+    );
     with_fixture!(
         mysql: lock_waits_on_every_write_path,
         refused_submit_is_unavailable,
         deadlocks_on_job_transitions,
         sweep_finishes_a_job_whose_finish_was_refused,
         retention_leaves_live_rows_alone,
+        outputs_over_the_row_limit_fail_their_job,
     );
+}
+
+/// Cases on a private MariaDB server of their own (skipped without `SILK_TEST_MYSQL_URL`).
+mod private_server {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn startup_checks_max_allowed_packet() {
+        let run = crate::limits::startup_checks_max_allowed_packet();
+        tokio::time::timeout(std::time::Duration::from_secs(180), run)
+            .await
+            .expect("watchdog");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_completion_fails_only_its_job() {
+        let run = crate::limits::refused_completion_fails_only_its_job();
+        tokio::time::timeout(std::time::Duration::from_secs(180), run)
+            .await
+            .expect("watchdog");
+    }
 }

@@ -19,6 +19,7 @@ use silk_tdl::{JobId, ResourceGroupId, TaskId};
 use sqlx::Connection;
 
 use crate::harness::{bin, flat_graph, flat_inputs, framed};
+pub use crate::limits::outputs_over_the_row_limit_fail_their_job;
 
 /// Where a case's database lives.
 pub struct Fixture {
@@ -54,7 +55,7 @@ pub async fn mysql(test: &str) -> Option<Fixture> {
 
 /// Lock waits of 1 s (MySQL's smallest), retries as configured by default, no background sweep
 /// unless a case asks for one.
-fn config() -> StorageConfig {
+pub fn config() -> StorageConfig {
     StorageConfig {
         db_lock_wait_timeout_ms: 1_000,
         sweep_interval_ms: 3_600_000,
@@ -63,7 +64,7 @@ fn config() -> StorageConfig {
     }
 }
 
-async fn open(fx: &Fixture, config: StorageConfig) -> Storage<AnyDb> {
+pub async fn open(fx: &Fixture, config: StorageConfig) -> Storage<AnyDb> {
     let mut options = config.db_options();
     if !fx.is_mysql() {
         // SQLite's busy timeout can be short; MySQL's lock wait cannot go below 1 s.
@@ -75,7 +76,7 @@ async fn open(fx: &Fixture, config: StorageConfig) -> Storage<AnyDb> {
 
 /// What a blocked storage statement starts with (MySQL's process list shows it while it waits).
 #[derive(Debug, Clone, Copy)]
-enum Statement {
+pub enum Statement {
     InsertJob,
     UpdateJob,
     InsertCompletions,
@@ -95,19 +96,19 @@ impl Statement {
 
 /// Rows to lock.
 #[derive(Debug, Clone, Copy)]
-enum Rows {
+pub enum Rows {
     Group(ResourceGroupId),
     Job(JobId),
 }
 
 /// A second connection to the storage database.
-enum Blocker {
+pub enum Blocker {
     Sqlite(sqlx::SqliteConnection),
     MySql(sqlx::MySqlConnection),
 }
 
 impl Blocker {
-    async fn connect(fx: &Fixture) -> Self {
+    pub async fn connect(fx: &Fixture) -> Self {
         if fx.is_mysql() {
             Self::MySql(sqlx::MySqlConnection::connect(&fx.url).await.unwrap())
         } else {
@@ -116,7 +117,7 @@ impl Blocker {
     }
 
     /// Takes the write locks of `rows` in an open transaction (SQLite: the database's).
-    async fn lock(&mut self, rows: Rows) {
+    pub async fn lock(&mut self, rows: Rows) {
         match self {
             Self::Sqlite(c) => {
                 sqlx::raw_sql("BEGIN IMMEDIATE")
@@ -144,7 +145,7 @@ impl Blocker {
         }
     }
 
-    async fn end(&mut self, commit: bool) {
+    pub async fn end(&mut self, commit: bool) {
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         match self {
             Self::Sqlite(c) => drop(sqlx::raw_sql(sql).execute(&mut *c).await.unwrap()),
@@ -154,7 +155,7 @@ impl Blocker {
 
     /// Waits until storage runs `statement` on this database and it stays blocked (MySQL);
     /// SQLite shows nothing, so this holds the lock for several busy timeouts instead.
-    async fn await_blocked(&mut self, statement: Statement) {
+    pub async fn await_blocked(&mut self, statement: Statement) {
         match self {
             Self::Sqlite(_) => tokio::time::sleep(Duration::from_millis(800)).await,
             Self::MySql(c) => {
@@ -273,7 +274,7 @@ impl OneTask {
     }
 }
 
-async fn group(storage: &Storage<AnyDb>) -> ResourceGroupId {
+pub async fn group(storage: &Storage<AnyDb>) -> ResourceGroupId {
     storage
         .add_resource_group(
             "faults",
@@ -291,7 +292,7 @@ async fn register(storage: &Storage<AnyDb>, group: ResourceGroupId) -> JobId {
 }
 
 /// Waits (watchdog: the caller's) until `job` is terminal; returns its state.
-async fn ended(storage: &Storage<AnyDb>, job: JobId) -> JobState {
+pub async fn ended(storage: &Storage<AnyDb>, job: JobId) -> JobState {
     let mut watch = storage.watch_job(job).await.unwrap();
     loop {
         let p = *watch.borrow_and_update();
@@ -540,7 +541,7 @@ pub async fn retention_leaves_live_rows_alone(fx: Fixture) {
     storage.shutdown().await;
 }
 
-fn silk_runtime_now_ms() -> i64 {
+pub fn silk_runtime_now_ms() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
