@@ -101,11 +101,13 @@ mod faults_on {
     with_fixture!(
         sqlite: lock_waits_on_every_write_path,
         refused_submit_is_unavailable,
+        group_commit_outlasts_refusals,
         outputs_over_the_row_limit_fail_their_job,
     );
     with_fixture!(
         mysql: lock_waits_on_every_write_path,
         refused_submit_is_unavailable,
+        group_commit_outlasts_refusals,
         deadlocks_on_job_transitions,
         sweep_finishes_a_job_whose_finish_was_refused,
         retention_leaves_live_rows_alone,

@@ -39,6 +39,8 @@ pub(super) struct Job {
     progress: watch::Sender<Progress>,
     /// A transition storage decided on that the database has not taken yet (see `settle.rs`).
     pub(super) pending: Mutex<Option<Pending>>,
+    /// The last sweep found the job `Running` with every task persisted.
+    pub(super) unfinished_seen: AtomicBool,
 }
 
 impl Job {
@@ -51,6 +53,7 @@ impl Job {
             transition: tokio::sync::Mutex::new(()),
             progress,
             pending: Mutex::new(None),
+            unfinished_seen: AtomicBool::new(false),
         })
     }
 

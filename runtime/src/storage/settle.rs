@@ -10,6 +10,7 @@
 //! never stay `Running` with every task done.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use silk_ipc::FailureKind;
 use silk_tdl::TaskId;
@@ -121,16 +122,18 @@ impl<D: Db + Clone> Storage<D> {
     }
 
     /// One pass of the sweep: tries every pending transition again, and finishes every
-    /// `Running` job whose tasks are all persisted.
+    /// `Running` job whose tasks were all persisted already at the previous pass.
     pub(super) async fn retry_pending(&self) {
         for job in self.all_cached() {
             let pending = lock(&job.pending).take();
             let unfinished =
                 job.with(|c| c.state() == JobState::Running && c.all_tasks_persisted());
+            // Seen unfinished by two sweeps in a row: not a report that is finishing it now.
+            let stuck = job.unfinished_seen.swap(unfinished, Ordering::Relaxed) && unfinished;
             let result = match pending {
                 Some(Pending::Move { to, error }) => self.settle(&job, to, error).await,
                 Some(Pending::Finish) => self.finish_job(&job).await,
-                None if unfinished => {
+                None if stuck => {
                     tracing::warn!(
                         job_id = job.id.0,
                         "running job with every task persisted; finishing it"

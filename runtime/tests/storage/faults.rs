@@ -187,13 +187,27 @@ impl Blocker {
         statement: Statement,
         op: impl Future<Output = T> + Send + 'static,
     ) -> T {
+        self.refuse(rows, statement, 1, op).await
+    }
+
+    /// As [`Self::refuse_once`], holding the rows for `timeouts` lock wait timeouts (MySQL: 1 s
+    /// each; SQLite: 4 busy timeouts each) after the statement was seen waiting.
+    async fn refuse<T: Send + 'static>(
+        &mut self,
+        rows: Rows,
+        statement: Statement,
+        timeouts: u32,
+        op: impl Future<Output = T> + Send + 'static,
+    ) -> T {
         self.lock(rows).await;
         let op = tokio::spawn(op);
         self.await_blocked(statement).await;
-        if matches!(self, Self::MySql(_)) {
-            // The statement was seen waiting; one lock wait timeout (1 s) later it was refused.
-            tokio::time::sleep(Duration::from_millis(1_600)).await;
-        }
+        let hold = match self {
+            // The statement was seen waiting; each lock wait timeout (1 s) refuses it once.
+            Self::MySql(_) => Duration::from_millis(1_000) * timeouts + Duration::from_millis(600),
+            Self::Sqlite(_) => Duration::from_millis(800) * (timeouts - 1),
+        };
+        tokio::time::sleep(hold).await;
         self.end(true).await;
         op.await.unwrap()
     }
@@ -237,37 +251,44 @@ impl Blocker {
     }
 }
 
-/// A one-task job, registered and started; returns it with its running instance's report.
+/// The running instance of a started one-task job, ready to report.
 struct OneTask {
     storage: Storage<AnyDb>,
     job: JobId,
+    instance: silk_tdl::TaskInstanceId,
 }
 
 impl OneTask {
-    async fn report(self) -> silk_runtime::storage::Result<()> {
-        let s = self.storage.session();
-        let (em, _) = self
-            .storage
+    /// Takes the job's ready task and registers an instance of it.
+    async fn prepare(storage: &Storage<AnyDb>, job: JobId) -> Self {
+        let (em, _) = storage
             .register_execution_manager("10.9.0.1")
             .await
             .unwrap();
-        let ready = self
-            .storage
+        let ready = storage
             .lanes()
             .poll(LaneKind::Ready, 16, Duration::from_secs(5))
             .await;
-        assert!(ready.iter().any(|r| r.job == self.job), "{ready:?}");
-        let ctx = self
-            .storage
-            .register_instance(s, self.job, TaskId::Index(0), em)
+        assert!(ready.iter().any(|r| r.job == job), "{ready:?}");
+        let ctx = storage
+            .register_instance(storage.session(), job, TaskId::Index(0), em)
             .await
             .unwrap();
+        Self {
+            storage: storage.clone(),
+            job,
+            instance: ctx.instance,
+        }
+    }
+
+    async fn report(self) -> silk_runtime::storage::Result<()> {
+        let s = self.storage.session();
         self.storage
             .report_success(
                 s,
                 self.job,
                 TaskId::Index(0),
-                ctx.instance,
+                self.instance,
                 framed(&[bin(&[7])]),
             )
             .await
@@ -328,10 +349,7 @@ pub async fn lock_waits_on_every_write_path(fx: Fixture) {
         .await
         .expect("start_job retried past the lock wait");
 
-    let one = OneTask {
-        storage: storage.clone(),
-        job,
-    };
+    let one = OneTask::prepare(&storage, job).await;
     blocker
         .refuse_once(Rows::Job(job), Statement::InsertCompletions, one.report())
         .await
@@ -408,10 +426,7 @@ pub async fn deadlocks_on_job_transitions(fx: Fixture) {
         .deadlock(job, async move { s.start_job(job).await })
         .await
         .expect("start_job retried after a deadlock");
-    let one = OneTask {
-        storage: storage.clone(),
-        job,
-    };
+    let one = OneTask::prepare(&storage, job).await;
     blocker
         .deadlock(job, one.report())
         .await
@@ -482,14 +497,45 @@ pub async fn sweep_finishes_a_job_whose_finish_was_refused(fx: Fixture) {
     let mut blocker = Blocker::connect(&fx).await;
     let job = register(&storage, g).await;
     storage.start_job(job).await.unwrap();
-    let one = OneTask {
-        storage: storage.clone(),
-        job,
-    };
+    let one = OneTask::prepare(&storage, job).await;
     blocker
         .deadlock(job, one.report())
         .await
         .expect("the success is acknowledged: its completion is stored");
+    assert_eq!(ended(&storage, job).await, JobState::Succeeded);
+    assert_eq!(
+        storage.db().job(job).await.unwrap().state,
+        JobState::Succeeded
+    );
+    storage.shutdown().await;
+}
+
+/// With no retries left in the database layer, a completion the database keeps refusing (a lock
+/// held through five lock wait timeouts) is written again by the group commit until it lands;
+/// the job finishes.
+pub async fn group_commit_outlasts_refusals(fx: Fixture) {
+    let storage = open(
+        &fx,
+        StorageConfig {
+            db_retry_attempts: 1,
+            ..config()
+        },
+    )
+    .await;
+    let g = group(&storage).await;
+    let mut blocker = Blocker::connect(&fx).await;
+    let job = register(&storage, g).await;
+    storage.start_job(job).await.unwrap();
+    let one = OneTask::prepare(&storage, job).await;
+    blocker
+        .refuse(
+            Rows::Job(job),
+            Statement::InsertCompletions,
+            5,
+            one.report(),
+        )
+        .await
+        .expect("the completion is written again until it lands");
     assert_eq!(ended(&storage, job).await, JobState::Succeeded);
     assert_eq!(
         storage.db().job(job).await.unwrap().state,
