@@ -54,7 +54,8 @@ impl DbOptions {
     }
 
     /// The `max_allowed_packet` storage's largest statement needs: a multi-row insert carries at
-    /// most [`Self::insert_bytes`] of values, a single row at most `max_write_bytes`.
+    /// most 4 MiB (or `max_write_bytes`, if smaller) of values, a single row at most
+    /// `max_write_bytes`.
     #[must_use]
     pub fn packet_needed(&self) -> u64 {
         let bytes = self
