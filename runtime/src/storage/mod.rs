@@ -6,6 +6,7 @@
 //!   API the gRPC adapter and tests call;
 //! * [`job`] holds one job's in-memory state; [`state`] the job state machine;
 //! * [`lanes`] are the inbound queues the scheduler polls; `persist.rs` the group-commit actor;
+//!   `settle.rs` the job transitions storage decides on, retried until the database takes them;
 //! * [`config`] the service's tuning keys; [`testing`] helpers for tests on both databases.
 //!
 //! ```no_run
