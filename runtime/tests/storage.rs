@@ -6,16 +6,22 @@
 mod binary;
 #[path = "storage/budget.rs"]
 mod budget;
+#[path = "storage/faults.rs"]
+mod faults;
 #[path = "storage/grpc.rs"]
 mod grpc;
 #[path = "storage/harness.rs"]
 mod harness;
 #[path = "storage/leases.rs"]
 mod leases;
+#[path = "storage/limits.rs"]
+mod limits;
 #[path = "storage/listing.rs"]
 mod listing;
 #[path = "storage/load.rs"]
 mod load;
+#[path = "storage/private_mariadb.rs"]
+mod private_mariadb;
 #[path = "storage/recovery.rs"]
 mod recovery;
 #[path = "storage/scenarios.rs"]
@@ -82,3 +88,59 @@ on_both_databases!(
     budget::outputs_leave_memory_once_read,
     budget::large_job_outputs_are_paged,
 );
+
+/// Fault cases get a fixture (a database URL) rather than a connected database: they open
+/// storage with their own settings and a second connection that takes locks.
+macro_rules! with_fixture {
+    ($backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(fx) = with_fixture!(@fixture $backend, $case) else { return };
+                    let run = crate::faults::$case(fx);
+                    tokio::time::timeout(std::time::Duration::from_secs(120), run).await.expect("watchdog");
+                }
+            )*
+        }
+    };
+    (@fixture sqlite, $case:ident) => { Some(crate::faults::sqlite()) };
+    (@fixture mysql, $case:ident) => { crate::faults::mysql(stringify!($case)).await };
+}
+
+mod faults_on {
+    with_fixture!(
+        sqlite: lock_waits_on_every_write_path,
+        refused_submit_is_unavailable,
+        group_commit_outlasts_refusals,
+        outputs_over_the_row_limit_fail_their_job,
+    );
+    with_fixture!(
+        mysql: lock_waits_on_every_write_path,
+        refused_submit_is_unavailable,
+        group_commit_outlasts_refusals,
+        deadlocks_on_job_transitions,
+        sweep_finishes_a_job_whose_finish_was_refused,
+        retention_leaves_live_rows_alone,
+        outputs_over_the_row_limit_fail_their_job,
+    );
+}
+
+/// Cases on a private MariaDB server of their own (skipped without `SILK_TEST_MYSQL_URL`).
+mod private_server {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn startup_checks_max_allowed_packet() {
+        let run = crate::limits::startup_checks_max_allowed_packet();
+        tokio::time::timeout(std::time::Duration::from_secs(180), run)
+            .await
+            .expect("watchdog");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_completion_fails_only_its_job() {
+        let run = crate::limits::refused_completion_fails_only_its_job();
+        tokio::time::timeout(std::time::Duration::from_secs(180), run)
+            .await
+            .expect("watchdog");
+    }
+}

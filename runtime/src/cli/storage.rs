@@ -105,7 +105,7 @@ pub fn resolve(
         None => StorageFile::default(),
     };
     let mut storage = file.storage;
-    let numeric: [(&'static str, &mut u64); 5] = [
+    let numeric: [(&'static str, &mut u64); 8] = [
         (
             "SILK_STORAGE_TERMINATED_JOB_RETENTION_MS",
             &mut storage.terminated_job_retention_ms,
@@ -126,6 +126,18 @@ pub fn resolve(
             "SILK_STORAGE_OUTPUT_MEMORY_BUDGET_BYTES",
             &mut storage.output_memory_budget_bytes,
         ),
+        (
+            "SILK_STORAGE_DB_LOCK_WAIT_TIMEOUT_MS",
+            &mut storage.db_lock_wait_timeout_ms,
+        ),
+        (
+            "SILK_STORAGE_DB_RETRY_MAX_BACKOFF_MS",
+            &mut storage.db_retry_max_backoff_ms,
+        ),
+        (
+            "SILK_STORAGE_DB_MAX_WRITE_BYTES",
+            &mut storage.db_max_write_bytes,
+        ),
     ];
     for (var, slot) in numeric {
         if let Some(value) = env(var) {
@@ -134,6 +146,13 @@ pub fn resolve(
                 .parse()
                 .map_err(|_| ConfigError::Env { var, value })?;
         }
+    }
+    if let Some(value) = env("SILK_STORAGE_DB_RETRY_ATTEMPTS") {
+        let var = "SILK_STORAGE_DB_RETRY_ATTEMPTS";
+        storage.db_retry_attempts = value
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Env { var, value })?;
     }
     if let Some(value) = env("SILK_STORAGE_GROUP_COMMIT_MAX_BATCH") {
         let var = "SILK_STORAGE_GROUP_COMMIT_MAX_BATCH";
@@ -191,7 +210,7 @@ pub fn run(args: &StorageArgs) -> ExitCode {
 }
 
 async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
-    let db = AnyDb::connect(&config.db).await?;
+    let db = AnyDb::connect_with(&config.db, config.storage.db_options()).await?;
     let storage = Storage::open(db, config.storage).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, session = storage.session().0, "storage listening");

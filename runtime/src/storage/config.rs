@@ -1,7 +1,11 @@
 //! Storage service tuning, read from the `[storage]` table of the service config (see
 //! `docs/config.md`). Every key has a default.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use super::db::{DbOptions, RetryPolicy};
 
 /// Storage service settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +31,35 @@ pub struct StorageConfig {
     /// Most bytes of task outputs held in memory for the tasks that read them, over every job.
     /// Outputs past it (and outputs no unfinished task reads) are read back from the database.
     pub output_memory_budget_bytes: u64,
+    /// How long one database statement waits for a lock held by another transaction (SQLite's
+    /// busy timeout; MySQL/MariaDB's `innodb_lock_wait_timeout`, rounded up to whole seconds).
+    pub db_lock_wait_timeout_ms: u64,
+    /// Most tries of one database call the database refused (deadlock, lock wait timeout,
+    /// busy) before the caller sees the refusal.
+    pub db_retry_attempts: u32,
+    /// Longest sleep between two tries of a refused database call (the first is 10 ms, then
+    /// doubling).
+    pub db_retry_max_backoff_ms: u64,
+    /// The largest value written in one database row: a task's outputs or a job's outputs
+    /// frame. A larger one fails its task (or job) with `OutputTooLarge`. MySQL/MariaDB's
+    /// `max_allowed_packet` must exceed it by 64 KiB; storage checks that at startup.
+    pub db_max_write_bytes: u64,
+}
+
+impl StorageConfig {
+    /// The database options these settings make.
+    #[must_use]
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            retry: RetryPolicy {
+                attempts: self.db_retry_attempts.max(1),
+                max_backoff: Duration::from_millis(self.db_retry_max_backoff_ms),
+                ..RetryPolicy::default()
+            },
+            lock_wait_timeout: Duration::from_millis(self.db_lock_wait_timeout_ms),
+            max_write_bytes: self.db_max_write_bytes,
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -39,6 +72,10 @@ impl Default for StorageConfig {
             lost_report_grace_ms: 30_000,
             free_instance_losses: 2,
             output_memory_budget_bytes: 256 << 20,
+            db_lock_wait_timeout_ms: 10_000,
+            db_retry_attempts: 8,
+            db_retry_max_backoff_ms: 1_000,
+            db_max_write_bytes: 64 << 20,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! * **stale** errors — expected races (another instance finished the task first, the job was
 //!   cancelled meanwhile, an older session): the caller drops the work;
 //! * invalid job state transitions, naming both states;
-//! * database failures.
+//! * database failures: transient ones (the database refused the call — deadlock, lock wait,
+//!   busy — or could not be reached; [`Error::is_transient`]) and permanent ones.
 //!
 //! None of them stops the service: bad input is answered, never fatal.
 
@@ -12,6 +13,7 @@ use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
 use super::db::DbError;
 use super::ids::{ExecutionManagerId, SessionId};
+use super::persist::Refused;
 use super::state::{JobState, TaskState};
 use crate::graph::GraphError;
 
@@ -85,15 +87,35 @@ pub enum Error {
     /// The execution manager was declared dead; it must register again.
     #[error("execution manager {0} is marked dead")]
     ExecutionManagerDead(ExecutionManagerId),
-    /// Persisting a completion failed.
-    #[error("persisting task completion: {0}")]
-    Persist(String),
+    /// A completion will never be stored (too large, refused by the database); its task failed.
+    #[error("job {job} task {task}: completion not stored: {reason}")]
+    Persist {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: Refused,
+    },
     /// The service is shutting down.
     #[error("storage is shutting down")]
     Stopping,
     /// The database failed (or refused the operation).
     #[error(transparent)]
     Db(DbError),
+}
+
+impl Error {
+    /// Whether the same call may succeed later: the database refused it transiently or could
+    /// not be reached, or storage is stopping.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Db(e) => e.is_transient(),
+            Self::Stopping => true,
+            _ => false,
+        }
+    }
 }
 
 impl From<DbError> for Error {

@@ -10,11 +10,12 @@ use std::sync::atomic::Ordering;
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
-use super::db::{Completion, Db};
+use super::db::{Completion, Db, JobError};
 use super::error::{Error, Result, Stale};
 use super::ids::{ExecutionManagerId, SessionId};
 use super::job::{ExecutionContext, FailOutcome, decode_outputs};
 use super::lock;
+use super::persist::Refused;
 use super::service::{Job, Storage};
 use super::state::JobState;
 
@@ -181,7 +182,8 @@ impl<D: Db + Clone> Storage<D> {
     /// # Errors
     /// As [`Self::register_instance`]; [`Error::InvalidOutputs`] when the frame is malformed or
     /// holds the wrong number of values — the instance then counts as failed (kind `TaskError`);
-    /// [`Error::Persist`] if the completion could not be stored (the task is queued again).
+    /// [`Error::Persist`] if the completion will never be stored (its job failed, e.g. with
+    /// `OutputTooLarge`); [`Error::Stopping`] (the task is queued again).
     pub async fn report_success(
         &self,
         session: SessionId,
@@ -230,7 +232,7 @@ impl<D: Db + Clone> Storage<D> {
             } else {
                 JobState::Cancelled
             };
-            self.transition(&job, to, None, None).await?;
+            self.settle(&job, to, None).await?;
             return Ok(());
         };
         let completion = Completion {
@@ -238,12 +240,8 @@ impl<D: Db + Clone> Storage<D> {
             task: index,
             outputs,
         };
-        if let Err(e) = self.shared.persister.persist(completion).await {
-            let requeue = job.with(|c| c.revert_success(index));
-            if requeue {
-                self.shared.lanes.push(job.group, job.id, &[task]);
-            }
-            return Err(e);
+        if let Err(reason) = self.shared.persister.persist(completion).await {
+            return self.completion_refused(&job, task, index, reason).await;
         }
         let i = usize::try_from(index).unwrap_or(usize::MAX);
         let (ready, done) = job.with(|c| {
@@ -258,6 +256,41 @@ impl<D: Db + Clone> Storage<D> {
             self.finish_job(&job).await?;
         }
         Ok(())
+    }
+
+    /// The completion of `task` was not stored. Stopping: the task is ready again (the next
+    /// session runs it). Refused for good: the task fails its job at once — `OutputTooLarge`
+    /// when the outputs were too large, naming the limit — and is not run again.
+    async fn completion_refused(
+        &self,
+        job: &Arc<Job>,
+        task: TaskId,
+        index: u64,
+        reason: Refused,
+    ) -> Result<()> {
+        let requeue = job.with(|c| c.revert_success(index));
+        if reason == Refused::Stopping {
+            if requeue {
+                self.shared.lanes.push(job.group, job.id, &[task]);
+            }
+            return Err(Error::Stopping);
+        }
+        let kind = match reason {
+            Refused::OverLimit { .. } | Refused::TooLargeForDatabase { .. } => {
+                FailureKind::OutputTooLarge
+            }
+            Refused::Permanent(_) | Refused::Stopping => FailureKind::TaskError,
+        };
+        let error = JobError {
+            message: format!("task {task} failed [{kind}]: {reason}"),
+            kind,
+        };
+        self.settle(job, JobState::Failed, Some(error)).await?;
+        Err(Error::Persist {
+            job: job.id,
+            task,
+            reason,
+        })
     }
 
     /// Reports a failed instance. Spends a retry (the task is queued again) or fails the job
@@ -296,13 +329,7 @@ impl<D: Db + Clone> Storage<D> {
                 self.shared.lanes.push(job.group, job.id, &[task]);
                 Ok(())
             }
-            FailOutcome::Exhausted(error) => match self
-                .transition(job, JobState::Failed, None, Some(error))
-                .await
-            {
-                Ok(_) | Err(Error::InvalidTransition { .. }) => Ok(()),
-                Err(e) => Err(e),
-            },
+            FailOutcome::Exhausted(error) => self.settle(job, JobState::Failed, Some(error)).await,
         }
     }
 }

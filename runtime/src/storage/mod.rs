@@ -6,6 +6,7 @@
 //!   API the gRPC adapter and tests call;
 //! * [`job`] holds one job's in-memory state; [`state`] the job state machine;
 //! * [`lanes`] are the inbound queues the scheduler polls; `persist.rs` the group-commit actor;
+//!   `settle.rs` the job transitions storage decides on, retried until the database takes them;
 //! * [`config`] the service's tuning keys; [`testing`] helpers for tests on both databases.
 //!
 //! ```no_run
@@ -35,6 +36,7 @@ mod liveness;
 mod outputs;
 mod persist;
 mod service;
+mod settle;
 pub mod state;
 pub mod testing;
 
@@ -45,6 +47,7 @@ pub use error::{Error, Result, Stale};
 pub use instances::RegistrationKey;
 pub use job::{ExecutionContext, Progress};
 pub use lanes::{LaneKind, ReadyTask};
+pub use persist::Refused;
 pub use service::{OUTPUTS_PAGE_BYTES, Storage};
 
 /// Milliseconds since the Unix epoch.

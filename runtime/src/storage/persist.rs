@@ -2,6 +2,18 @@
 //! on a channel and the actor writes everything queued so far in one transaction, then answers
 //! each caller. Under load one commit (one fsync) covers many tasks; an idle system still commits
 //! each completion at once.
+//!
+//! What the database refuses is handled by kind, so a completion that can be stored always is:
+//!
+//! * **transient** (deadlock, lock wait, busy, connection lost — already retried a few times by
+//!   the database layer): the same batch is written again after a backoff (capped at
+//!   [`MAX_BACKOFF`]), until it lands or storage stops; every failed try is logged with its
+//!   attempt number. Writing a completion twice is harmless (an existing row is kept);
+//! * **permanent**: the batch is split in halves and each half written on its own, down to single
+//!   completions, so the other completions land; the refused one is answered with [`Refused`]
+//!   (its task fails; it is never written again).
+//!
+//! A completion larger than `db_max_write_bytes` is refused before it reaches the database.
 
 use std::time::Duration;
 
@@ -9,10 +21,43 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::db::{Completion, Db};
-use super::error::{Error, Result};
+use super::db::{Completion, Db, DbError};
 
-type Reply = oneshot::Sender<std::result::Result<(), String>>;
+/// Longest sleep between two writes of a batch the database refused transiently.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// First sleep after a transient refusal.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Why a completion was not stored. Never retried by the caller: the same bytes are refused
+/// again (except [`Refused::Stopping`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Larger than storage's own row limit.
+    #[error("outputs of {bytes} bytes exceed db_max_write_bytes = {limit}")]
+    OverLimit {
+        /// The outputs frame's length.
+        bytes: u64,
+        /// `db_max_write_bytes`.
+        limit: u64,
+    },
+    /// The database refused the row for its size (`max_allowed_packet`, SQLite's blob limit).
+    #[error("outputs of {bytes} bytes are too large for the database: {message}")]
+    TooLargeForDatabase {
+        /// The outputs frame's length.
+        bytes: u64,
+        /// The database's message (names its limit).
+        message: String,
+    },
+    /// The database refused the row for another permanent reason.
+    #[error("the database refused the completion: {0}")]
+    Permanent(String),
+    /// Storage stopped before the completion was written (transient for the reporter: a new
+    /// session takes it).
+    #[error("storage is shutting down")]
+    Stopping,
+}
+
+type Reply = oneshot::Sender<Result<(), Refused>>;
 
 /// Handle to the group-commit actor.
 #[derive(Debug, Clone)]
@@ -22,34 +67,39 @@ pub struct Persister {
 
 impl Persister {
     /// Spawns the actor on `tracker`; it stops when `cancel` fires and the queue is drained.
+    /// Completions larger than `max_write_bytes` are refused without a write.
     pub fn spawn<D: Db + Clone>(
         db: D,
         max_batch: usize,
+        max_write_bytes: u64,
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tracker.spawn(run(db, rx, max_batch.max(1), cancel));
+        let writer = Writer {
+            db,
+            max_write_bytes,
+            cancel: cancel.clone(),
+        };
+        tracker.spawn(run(writer, rx, max_batch.max(1), cancel));
         Self { tx }
     }
 
     /// Persists one completion; returns once it is committed.
     ///
     /// # Errors
-    /// [`Error::Persist`] if the transaction failed, [`Error::Stopping`] if the actor is gone.
-    pub async fn persist(&self, completion: Completion) -> Result<()> {
+    /// [`Refused`]: the completion will never be stored, or storage is stopping.
+    pub async fn persist(&self, completion: Completion) -> Result<(), Refused> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((completion, reply))
-            .map_err(|_| Error::Stopping)?;
-        rx.await
-            .map_err(|_| Error::Stopping)?
-            .map_err(Error::Persist)
+            .map_err(|_| Refused::Stopping)?;
+        rx.await.map_err(|_| Refused::Stopping)?
     }
 }
 
 async fn run<D: Db>(
-    db: D,
+    writer: Writer<D>,
     mut rx: mpsc::UnboundedReceiver<(Completion, Reply)>,
     max_batch: usize,
     cancel: CancellationToken,
@@ -73,28 +123,116 @@ async fn run<D: Db>(
         }
         // Outputs move into the write, never copied: they can be many MiB.
         let (completions, replies): (Vec<Completion>, Vec<Reply>) = batch.drain(..).unzip();
-        let result = write(&db, &completions).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, count = completions.len(), "group commit failed");
-        } else {
-            tracing::trace!(count = completions.len(), "group commit");
-        }
+        let results = writer.write(&completions).await;
         drop(completions);
-        for reply in replies {
-            let _ = reply.send(result.clone());
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
     }
 }
 
-/// Writes a batch, retrying a failed transaction a few times (e.g. a busy database).
-async fn write<D: Db>(db: &D, completions: &[Completion]) -> std::result::Result<(), String> {
-    let mut last = String::new();
-    for attempt in 0..3_u32 {
-        match db.record_completions(completions, super::now_ms()).await {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e.to_string(),
+/// Writes batches of completions; see the module docs.
+struct Writer<D> {
+    db: D,
+    max_write_bytes: u64,
+    cancel: CancellationToken,
+}
+
+impl<D: Db> Writer<D> {
+    /// Writes `completions`; returns one result per completion, in order.
+    async fn write(&self, completions: &[Completion]) -> Vec<Result<(), Refused>> {
+        let mut results: Vec<Result<(), Refused>> = vec![Ok(()); completions.len()];
+        let mut fits = Vec::with_capacity(completions.len());
+        for (i, c) in completions.iter().enumerate() {
+            let bytes = c.outputs.len() as u64;
+            if bytes > self.max_write_bytes {
+                tracing::warn!(
+                    job_id = c.job.0,
+                    task = c.task,
+                    bytes,
+                    limit = self.max_write_bytes,
+                    "completion over db_max_write_bytes refused"
+                );
+                results[i] = Err(Refused::OverLimit {
+                    bytes,
+                    limit: self.max_write_bytes,
+                });
+            } else {
+                fits.push(i);
+            }
         }
-        tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+        // Runs of indexes still to write; a run the database refuses permanently is split.
+        let mut runs = vec![fits];
+        while let Some(run) = runs.pop() {
+            if run.is_empty() {
+                continue;
+            }
+            // The whole batch (the usual case) is written as it is; only a split copies rows.
+            let rows: std::borrow::Cow<'_, [Completion]> = if run.len() == completions.len() {
+                std::borrow::Cow::Borrowed(completions)
+            } else {
+                run.iter().map(|&i| completions[i].clone()).collect()
+            };
+            match self.write_until_stored(&rows).await {
+                Ok(()) => tracing::trace!(count = rows.len(), "group commit"),
+                Err(WriteError::Stopping) => {
+                    for &i in &run {
+                        results[i] = Err(Refused::Stopping);
+                    }
+                }
+                Err(WriteError::Permanent(e)) if run.len() > 1 => {
+                    tracing::warn!(count = run.len(), error = %e, "group commit refused; writing the batch in halves");
+                    let (a, b) = run.split_at(run.len() / 2);
+                    runs.push(b.to_vec());
+                    runs.push(a.to_vec());
+                }
+                Err(WriteError::Permanent(e)) => {
+                    let c = &completions[run[0]];
+                    let bytes = c.outputs.len() as u64;
+                    tracing::error!(job_id = c.job.0, task = c.task, bytes, error = %e, "completion refused by the database");
+                    results[run[0]] = Err(if e.is_too_large() {
+                        Refused::TooLargeForDatabase {
+                            bytes,
+                            message: e.to_string(),
+                        }
+                    } else {
+                        Refused::Permanent(e.to_string())
+                    });
+                }
+            }
+        }
+        results
     }
-    Err(last)
+
+    /// Writes `rows` in one transaction, again and again while the database refuses it
+    /// transiently; stops trying once storage is stopping.
+    async fn write_until_stored(&self, rows: &[Completion]) -> Result<(), WriteError> {
+        let mut attempt = 0_u32;
+        loop {
+            attempt += 1;
+            let e = match self.db.record_completions(rows, super::now_ms()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(WriteError::Permanent(e)),
+            };
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << attempt.min(10))
+                .min(MAX_BACKOFF);
+            tracing::warn!(attempt, count = rows.len(), backoff_ms = backoff.as_millis() as u64, error = %e, "group commit failed transiently; writing it again");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = self.cancel.cancelled() => {
+                    tracing::error!(attempt, count = rows.len(), error = %e, "storage stopping; completions not written");
+                    return Err(WriteError::Stopping);
+                }
+            }
+        }
+    }
+}
+
+/// Why [`Writer::write_until_stored`] gave up.
+#[derive(Debug)]
+enum WriteError {
+    Permanent(DbError),
+    Stopping,
 }

@@ -21,6 +21,7 @@ use super::instances::{InstanceEntry, RegistrationKey};
 use super::job::{JobControl, OutputBudget, Progress};
 use super::lanes::Lanes;
 use super::persist::Persister;
+use super::settle::Pending;
 use super::state::JobState;
 use super::{lock, now_ms};
 use crate::graph::TaskGraph;
@@ -38,6 +39,10 @@ pub(super) struct Job {
     control: Mutex<JobControl>,
     transition: tokio::sync::Mutex<()>,
     progress: watch::Sender<Progress>,
+    /// A transition storage decided on that the database has not taken yet (see `settle.rs`).
+    pub(super) pending: Mutex<Option<Pending>>,
+    /// The last sweep found the job `Running` with every task persisted.
+    pub(super) unfinished_seen: AtomicBool,
 }
 
 impl Job {
@@ -49,6 +54,8 @@ impl Job {
             control: Mutex::new(control),
             transition: tokio::sync::Mutex::new(()),
             progress,
+            pending: Mutex::new(None),
+            unfinished_seen: AtomicBool::new(false),
         })
     }
 
@@ -128,6 +135,7 @@ impl<D: Db + Clone> Storage<D> {
         let persister = Persister::spawn(
             db.clone(),
             config.group_commit_max_batch,
+            config.db_max_write_bytes,
             &tracker,
             cancel.clone(),
         );
@@ -263,7 +271,10 @@ impl<D: Db + Clone> Storage<D> {
         }
         for id in finish {
             if let Some(job) = self.cached(id) {
-                self.finish_job(&job).await?;
+                // A finish that fails stays pending: the sweep retries it.
+                if let Err(e) = self.finish_job(&job).await {
+                    tracing::error!(job_id = id.0, error = %e, "finishing a recovered job failed");
+                }
             }
         }
         Ok(())
@@ -483,11 +494,23 @@ impl<D: Db + Clone> Storage<D> {
         }
         let now = now_ms();
         let db = &self.shared.db;
-        match (&outputs, &error) {
-            (Some(o), _) => db.store_outputs(job.id, o, to, now).await?,
-            (None, Some(e)) => db.fail_job(job.id, e, now).await?,
-            (None, None) => drop(db.set_state(job.id, to, now).await?),
+        let stored = match (&outputs, &error) {
+            (Some(o), _) => db.store_outputs(job.id, o, to, now).await,
+            (None, Some(e)) => db.fail_job(job.id, e, now).await,
+            (None, None) => db.set_state(job.id, to, now).await.map(drop),
+        };
+        match stored.map_err(Error::from) {
+            Ok(()) => {}
+            // An earlier try landed although its answer was lost (e.g. the connection dropped
+            // after the commit): the database already holds this transition.
+            Err(Error::InvalidTransition {
+                from: now_in_db, ..
+            }) if now_in_db == to => {
+                tracing::warn!(job_id = job.id.0, %to, "job transition found already persisted");
+            }
+            Err(e) => return Err(e),
         }
+        *lock(&job.pending) = None;
         let ready = job.with(|c| {
             c.set_state(to, outputs, now);
             c.ready_tasks()
@@ -500,30 +523,6 @@ impl<D: Db + Clone> Storage<D> {
             None => tracing::info!(job_id = job.id.0, %from, %to, "job state"),
         }
         Ok(from)
-    }
-
-    /// Every task persisted: store the job outputs and move to `CommitReady` or `Succeeded`.
-    /// Losing a race against a cancel or failure is not an error.
-    pub(super) async fn finish_job(&self, job: &Arc<Job>) -> Result<()> {
-        let (outputs, commit) = job.with(|c| {
-            (
-                c.collect_outputs(),
-                c.has_termination(silk_tdl::TaskId::Commit),
-            )
-        });
-        let outputs = match outputs? {
-            Ok(frame) => frame,
-            Err(parts) => self.assemble(job.id, &parts).await?,
-        };
-        let to = if commit {
-            JobState::CommitReady
-        } else {
-            JobState::Succeeded
-        };
-        match self.transition(job, to, Some(outputs), None).await {
-            Ok(_) | Err(Error::InvalidTransition { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     fn spawn_sweeper(&self) {
@@ -542,6 +541,7 @@ impl<D: Db + Clone> Storage<D> {
                 }
                 let Some(shared) = weak.upgrade() else { break };
                 let storage = Self { shared };
+                storage.retry_pending().await;
                 let session_ms = storage.shared.clock.session_ms();
                 if let Err(e) = storage.sweep_liveness(session_ms).await {
                     tracing::warn!(error = %e, "liveness sweep failed");

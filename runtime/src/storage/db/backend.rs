@@ -3,18 +3,14 @@
 //! each sqlx driver, so the backends cannot drift apart. What differs — connecting, the last
 //! insert id, "insert unless present" — is passed in.
 
-use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
 use sqlx::Row;
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 
+use super::connect::{MySqlDb, SqliteDb};
+use super::retry::retry;
 use super::secret::{self, Secret};
 use super::{
     Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, OutputsPage,
@@ -23,56 +19,8 @@ use super::{
 use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use crate::storage::state::JobState;
 
-/// SQLite backend: one database file in WAL mode, `synchronous = FULL` (a completion that was
-/// acknowledged survives power loss; group commit keeps that affordable).
-#[derive(Debug, Clone)]
-pub struct SqliteDb {
-    pool: SqlitePool,
-}
-
-impl SqliteDb {
-    /// Opens (creating if missing) the database file and runs the migrations.
-    ///
-    /// # Errors
-    /// The connection or migration error.
-    pub async fn open(path: &Path) -> DbResult<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
-    }
-}
-
-/// MySQL / MariaDB backend.
-#[derive(Debug, Clone)]
-pub struct MySqlDb {
-    pool: MySqlPool,
-}
-
-impl MySqlDb {
-    /// Connects to `mysql://user:password@host:port/database` and runs the migrations.
-    ///
-    /// # Errors
-    /// The connection or migration error.
-    pub async fn connect(url: &str) -> DbResult<Self> {
-        let pool = MySqlPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
-            .await?;
-        sqlx::migrate!("migrations/mysql").run(&pool).await?;
-        Ok(Self { pool })
-    }
-}
+/// Most jobs retention deletes in one transaction.
+const RETENTION_BATCH: usize = 256;
 
 const JOB_COLUMNS: &str = "SELECT id, resource_group_id, state, graph_json, inputs, outputs, \
      error_message, failure_kind, created_at_ms, ended_at_ms, task_count FROM jobs";
@@ -106,11 +54,13 @@ fn constraint(
 
 /// Most rows in one multi-row insert (4 bound values each).
 const MAX_ROWS_PER_INSERT: usize = 256;
-/// Most output bytes in one multi-row insert (a larger single row gets a statement of its own).
-const MAX_BYTES_PER_INSERT: usize = 4 << 20;
 
-/// Splits completions into runs that fit one insert statement.
-fn completion_chunks(completions: &[Completion]) -> impl Iterator<Item = &[Completion]> {
+/// Splits completions into runs that fit one insert statement: at most `max_bytes` of outputs
+/// (a larger single row gets a statement of its own).
+fn completion_chunks(
+    completions: &[Completion],
+    max_bytes: usize,
+) -> impl Iterator<Item = &[Completion]> {
     let mut rest = completions;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -120,7 +70,7 @@ fn completion_chunks(completions: &[Completion]) -> impl Iterator<Item = &[Compl
         let mut n = 0;
         while n < rest.len() && n < MAX_ROWS_PER_INSERT {
             bytes += rest[n].outputs.len();
-            if n > 0 && bytes > MAX_BYTES_PER_INSERT {
+            if n > 0 && bytes > max_bytes {
                 break;
             }
             n += 1;
@@ -132,7 +82,13 @@ fn completion_chunks(completions: &[Completion]) -> impl Iterator<Item = &[Compl
 }
 
 macro_rules! backend {
-    ($ty:ident, $row:ty, last_id = |$r:ident| $last_id:expr, insert_ignore = $insert_ignore:literal) => {
+    (
+        $ty:ident,
+        $row:ty,
+        last_id = |$r:ident| $last_id:expr,
+        insert_ignore = $insert_ignore:literal,
+        retention_isolation = $isolation:expr
+    ) => {
         impl $ty {
             fn decode_job(row: &$row) -> DbResult<JobRow> {
                 let error = match (
@@ -158,11 +114,13 @@ macro_rules! backend {
 
             /// The group named `external_id` if the secret matches; `None` if there is none.
             async fn verify_by_name(&self, external_id: &str, secret: &Secret) -> DbResult<Option<ResourceGroupId>> {
-                let row: Option<(i64, String)> =
-                    sqlx::query_as("SELECT id, secret_hash FROM resource_groups WHERE external_id = ?")
+                let row: Option<(i64, String)> = retry(&self.options.retry, "verify_resource_group", || async {
+                    Ok(sqlx::query_as("SELECT id, secret_hash FROM resource_groups WHERE external_id = ?")
                         .bind(external_id)
                         .fetch_optional(&self.pool)
-                        .await?;
+                        .await?)
+                })
+                .await?;
                 let Some((id, hash)) = row else { return Ok(None) };
                 let id = ResourceGroupId(row_id(id)?);
                 if secret::verify(secret, hash).await? {
@@ -181,7 +139,8 @@ macro_rules! backend {
             }
 
             /// Compare-and-swap of a job's state (plus outputs or error); retried when another
-            /// writer moved the state in between. Returns the state left.
+            /// writer moved the state in between, and when the database refused it. Returns the
+            /// state left.
             async fn transition(
                 &self,
                 id: JobId,
@@ -191,42 +150,112 @@ macro_rules! backend {
                 error: Option<&JobError>,
                 now_ms: i64,
             ) -> DbResult<JobState> {
-                loop {
-                    let from = self.current_state(id).await?;
-                    let allowed = from.can_become(to) && require_from.is_none_or(|f| f == from);
-                    if !allowed {
-                        return Err(DbError::InvalidTransition { job: id, from, to });
+                let op = match (outputs, error) {
+                    (Some(_), _) => "store_outputs",
+                    (None, Some(_)) => "fail_job",
+                    (None, None) => "set_state",
+                };
+                retry(&self.options.retry, op, || async {
+                    loop {
+                        let from = self.current_state(id).await?;
+                        let allowed = from.can_become(to) && require_from.is_none_or(|f| f == from);
+                        if !allowed {
+                            return Err(DbError::InvalidTransition { job: id, from, to });
+                        }
+                        let ended = to.is_terminal().then_some(now_ms);
+                        let done = sqlx::query(
+                            "UPDATE jobs SET state = ?, updated_at_ms = ?, ended_at_ms = ?, \
+                             outputs = COALESCE(?, outputs), error_message = COALESCE(?, error_message), \
+                             failure_kind = COALESCE(?, failure_kind) WHERE id = ? AND state = ?",
+                        )
+                        .bind(to.as_str())
+                        .bind(now_ms)
+                        .bind(ended)
+                        .bind(outputs)
+                        .bind(error.map(|e| e.message.as_str()))
+                        .bind(error.map(|e| e.kind.as_str()))
+                        .bind(sql_id(id.0))
+                        .bind(from.as_str())
+                        .execute(&self.pool)
+                        .await?;
+                        if done.rows_affected() == 1 {
+                            return Ok(from);
+                        }
                     }
-                    let ended = to.is_terminal().then_some(now_ms);
-                    let done = sqlx::query(
-                        "UPDATE jobs SET state = ?, updated_at_ms = ?, ended_at_ms = ?, \
-                         outputs = COALESCE(?, outputs), error_message = COALESCE(?, error_message), \
-                         failure_kind = COALESCE(?, failure_kind) WHERE id = ? AND state = ?",
+                })
+                .await
+            }
+
+            async fn insert_resource_group(&self, external_id: &str, hash: &str, now_ms: i64) -> DbResult<ResourceGroupId> {
+                retry(&self.options.retry, "add_resource_group", || async {
+                    let $r = sqlx::query(
+                        "INSERT INTO resource_groups (external_id, secret_hash, created_at_ms) VALUES (?, ?, ?)",
                     )
-                    .bind(to.as_str())
+                    .bind(external_id)
+                    .bind(hash)
                     .bind(now_ms)
-                    .bind(ended)
-                    .bind(outputs)
-                    .bind(error.map(|e| e.message.as_str()))
-                    .bind(error.map(|e| e.kind.as_str()))
-                    .bind(sql_id(id.0))
-                    .bind(from.as_str())
                     .execute(&self.pool)
-                    .await?;
-                    if done.rows_affected() == 1 {
-                        return Ok(from);
-                    }
+                    .await
+                    .map_err(|e| {
+                        constraint(
+                            e,
+                            || DbError::ResourceGroupExists(external_id.to_owned()),
+                            || DbError::Corrupt("foreign key on resource_groups".into()),
+                        )
+                    })?;
+                    Ok(ResourceGroupId(row_id($last_id)?))
+                })
+                .await
+            }
+
+            /// Up to [`RETENTION_BATCH`] jobs that ended before `ended_before_ms`, oldest first,
+            /// deleted by primary key (with their completions) in one transaction. Finding them is
+            /// a plain read through the `jobs_ended` index: no lock on any other job's row.
+            /// Returns how many jobs it deleted and whether there may be more.
+            async fn delete_ended_batch(&self, ended_before_ms: i64) -> DbResult<(u64, bool)> {
+                let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT id FROM jobs WHERE ended_at_ms < ? ORDER BY ended_at_ms LIMIT {RETENTION_BATCH}"
+                )))
+                .bind(ended_before_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                if ids.is_empty() {
+                    return Ok((0, false));
                 }
+                let mut conn = self.pool.acquire().await?;
+                if let Some(isolation) = $isolation {
+                    sqlx::query(isolation).execute(&mut *conn).await?;
+                }
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let mut completions = sqlx::QueryBuilder::new("DELETE FROM task_completions WHERE job_id IN (");
+                let mut list = completions.separated(", ");
+                for id in &ids {
+                    list.push_bind(*id);
+                }
+                completions.push(")");
+                completions.build().execute(&mut *tx).await?;
+                let mut jobs = sqlx::QueryBuilder::new("DELETE FROM jobs WHERE id IN (");
+                let mut list = jobs.separated(", ");
+                for id in &ids {
+                    list.push_bind(*id);
+                }
+                jobs.push(") AND ended_at_ms < ").push_bind(ended_before_ms);
+                let done = jobs.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok((done.rows_affected(), ids.len() == RETENTION_BATCH))
             }
         }
 
         impl Db for $ty {
             async fn start_session(&self, now_ms: i64) -> DbResult<SessionId> {
-                let $r = sqlx::query("INSERT INTO sessions (started_at_ms) VALUES (?)")
-                    .bind(now_ms)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(SessionId(row_id($last_id)?))
+                retry(&self.options.retry, "start_session", || async {
+                    let $r = sqlx::query("INSERT INTO sessions (started_at_ms) VALUES (?)")
+                        .bind(now_ms)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(SessionId(row_id($last_id)?))
+                })
+                .await
             }
 
             async fn add_resource_group(
@@ -236,30 +265,17 @@ macro_rules! backend {
                 now_ms: i64,
             ) -> DbResult<ResourceGroupId> {
                 let hash = secret::hash(secret).await?;
-                let $r = sqlx::query(
-                    "INSERT INTO resource_groups (external_id, secret_hash, created_at_ms) VALUES (?, ?, ?)",
-                )
-                .bind(external_id)
-                .bind(hash)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| {
-                    constraint(
-                        e,
-                        || DbError::ResourceGroupExists(external_id.to_owned()),
-                        || DbError::Corrupt("foreign key on resource_groups".into()),
-                    )
-                })?;
-                Ok(ResourceGroupId(row_id($last_id)?))
+                self.insert_resource_group(external_id, &hash, now_ms).await
             }
 
             async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> DbResult<()> {
-                let hash: Option<String> =
-                    sqlx::query_scalar("SELECT secret_hash FROM resource_groups WHERE id = ?")
+                let hash: Option<String> = retry(&self.options.retry, "verify_resource_group", || async {
+                    Ok(sqlx::query_scalar("SELECT secret_hash FROM resource_groups WHERE id = ?")
                         .bind(sql_id(id.0))
                         .fetch_optional(&self.pool)
-                        .await?;
+                        .await?)
+                })
+                .await?;
                 let hash = hash.ok_or(DbError::ResourceGroupNotFound(id))?;
                 if secret::verify(secret, hash).await? {
                     Ok(())
@@ -295,36 +311,42 @@ macro_rules! backend {
                 task_count: u64,
                 now_ms: i64,
             ) -> DbResult<JobId> {
-                let $r = sqlx::query(
-                    "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, task_count, created_at_ms, updated_at_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(sql_id(group.0))
-                .bind(JobState::Ready.as_str())
-                .bind(graph_json)
-                .bind(inputs)
-                .bind(sql_id(task_count))
-                .bind(now_ms)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| {
-                    constraint(
-                        e,
-                        || DbError::Corrupt("duplicate job id".into()),
-                        || DbError::ResourceGroupNotFound(group),
+                retry(&self.options.retry, "insert_job", || async {
+                    let $r = sqlx::query(
+                        "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, task_count, created_at_ms, updated_at_ms) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?)",
                     )
-                })?;
-                Ok(JobId(row_id($last_id)?))
+                    .bind(sql_id(group.0))
+                    .bind(JobState::Ready.as_str())
+                    .bind(graph_json)
+                    .bind(inputs)
+                    .bind(sql_id(task_count))
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        constraint(
+                            e,
+                            || DbError::Corrupt("duplicate job id".into()),
+                            || DbError::ResourceGroupNotFound(group),
+                        )
+                    })?;
+                    Ok(JobId(row_id($last_id)?))
+                })
+                .await
             }
 
             async fn job(&self, id: JobId) -> DbResult<JobRow> {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{JOB_COLUMNS} WHERE id = ?")))
-                    .bind(sql_id(id.0))
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .ok_or(DbError::JobNotFound(id))?;
-                Self::decode_job(&row)
+                retry(&self.options.retry, "job", || async {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{JOB_COLUMNS} WHERE id = ?")))
+                        .bind(sql_id(id.0))
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .ok_or(DbError::JobNotFound(id))?;
+                    Self::decode_job(&row)
+                })
+                .await
             }
 
             async fn job_outputs_page(
@@ -333,32 +355,38 @@ macro_rules! backend {
                 offset: u64,
                 len: u64,
             ) -> DbResult<OutputsPage> {
-                // SUBSTR counts from 1 on both databases and works on blobs.
-                let row: Option<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
-                    "SELECT state, LENGTH(outputs), SUBSTR(outputs, ?, ?) FROM jobs WHERE id = ?",
-                )
-                .bind(sql_id(offset.saturating_add(1)))
-                .bind(sql_id(len))
-                .bind(sql_id(id.0))
-                .fetch_optional(&self.pool)
-                .await?;
-                let (state, total, page) = row.ok_or(DbError::JobNotFound(id))?;
-                Ok(OutputsPage {
-                    state: parse_state(&state)?,
-                    outputs: match (total, page) {
-                        (Some(total), Some(page)) => Some((row_id(total)?, page)),
-                        _ => None,
-                    },
+                retry(&self.options.retry, "job_outputs_page", || async {
+                    // SUBSTR counts from 1 on both databases and works on blobs.
+                    let row: Option<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                        "SELECT state, LENGTH(outputs), SUBSTR(outputs, ?, ?) FROM jobs WHERE id = ?",
+                    )
+                    .bind(sql_id(offset.saturating_add(1)))
+                    .bind(sql_id(len))
+                    .bind(sql_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let (state, total, page) = row.ok_or(DbError::JobNotFound(id))?;
+                    Ok(OutputsPage {
+                        state: parse_state(&state)?,
+                        outputs: match (total, page) {
+                            (Some(total), Some(page)) => Some((row_id(total)?, page)),
+                            _ => None,
+                        },
+                    })
                 })
+                .await
             }
 
             async fn non_terminal_jobs(&self) -> DbResult<Vec<JobRow>> {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{JOB_COLUMNS} WHERE state IN ('Ready', 'Running', 'CommitReady', 'CleanupReady') ORDER BY id"
-                )))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(Self::decode_job).collect()
+                retry(&self.options.retry, "non_terminal_jobs", || async {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "{JOB_COLUMNS} WHERE state IN ('Ready', 'Running', 'CommitReady', 'CleanupReady') ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(Self::decode_job).collect()
+                })
+                .await
             }
 
             async fn list_jobs(&self, filter: JobFilter) -> DbResult<Vec<JobSummary>> {
@@ -372,14 +400,18 @@ macro_rules! backend {
                     sql.push_str(" AND resource_group_id = ?");
                 }
                 sql.push_str(" ORDER BY id DESC LIMIT ?");
-                let mut query = sqlx::query_as::<_, (i64, i64, String, i64, Option<i64>, i64)>(sqlx::AssertSqlSafe(sql));
-                if let Some(state) = filter.state {
-                    query = query.bind(state.as_str());
-                }
-                if let Some(group) = filter.resource_group {
-                    query = query.bind(sql_id(group.0));
-                }
-                let rows = query.bind(i64::from(filter.limit)).fetch_all(&self.pool).await?;
+                let sql = sql.as_str();
+                let rows = retry(&self.options.retry, "list_jobs", || async {
+                    let mut query = sqlx::query_as::<_, (i64, i64, String, i64, Option<i64>, i64)>(sqlx::AssertSqlSafe(sql));
+                    if let Some(state) = filter.state {
+                        query = query.bind(state.as_str());
+                    }
+                    if let Some(group) = filter.resource_group {
+                        query = query.bind(sql_id(group.0));
+                    }
+                    Ok(query.bind(i64::from(filter.limit)).fetch_all(&self.pool).await?)
+                })
+                .await?;
                 rows.into_iter()
                     .map(|(id, group, state, created_at_ms, ended_at_ms, task_count)| {
                         Ok(JobSummary {
@@ -411,85 +443,99 @@ macro_rules! backend {
             }
 
             async fn record_completions(&self, completions: &[Completion], now_ms: i64) -> DbResult<()> {
-                let mut tx = self.pool.begin().await?;
-                // Many rows per statement: one round trip to the database per chunk, not per row.
-                for chunk in completion_chunks(completions) {
-                    let mut insert = sqlx::QueryBuilder::new(concat!(
-                        $insert_ignore,
-                        " task_completions (job_id, task_index, outputs, completed_at_ms) "
-                    ));
-                    insert.push_values(chunk, |mut row, c| {
-                        row.push_bind(sql_id(c.job.0))
-                            .push_bind(sql_id(c.task))
-                            .push_bind(c.outputs.as_slice())
-                            .push_bind(now_ms);
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                let max_bytes = self.options.insert_bytes();
+                retry(&self.options.retry, "record_completions", || async {
+                    let mut tx = self.pool.begin().await?;
+                    // Many rows per statement: one round trip to the database per chunk, not per row.
+                    for chunk in completion_chunks(completions, max_bytes) {
+                        let mut insert = sqlx::QueryBuilder::new(concat!(
+                            $insert_ignore,
+                            " task_completions (job_id, task_index, outputs, completed_at_ms) "
+                        ));
+                        insert.push_values(chunk, |mut row, c| {
+                            row.push_bind(sql_id(c.job.0))
+                                .push_bind(sql_id(c.task))
+                                .push_bind(c.outputs.as_slice())
+                                .push_bind(now_ms);
+                        });
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn completions(&self, id: JobId) -> DbResult<Vec<(u64, Vec<u8>)>> {
-                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT task_index, outputs FROM task_completions WHERE job_id = ? ORDER BY task_index",
-                )
-                .bind(sql_id(id.0))
-                .fetch_all(&self.pool)
+                let rows: Vec<(i64, Vec<u8>)> = retry(&self.options.retry, "completions", || async {
+                    Ok(sqlx::query_as(
+                        "SELECT task_index, outputs FROM task_completions WHERE job_id = ? ORDER BY task_index",
+                    )
+                    .bind(sql_id(id.0))
+                    .fetch_all(&self.pool)
+                    .await?)
+                })
                 .await?;
                 rows.into_iter().map(|(i, o)| Ok((row_id(i)?, o))).collect()
             }
 
             async fn completion(&self, id: JobId, task: u64) -> DbResult<Option<Vec<u8>>> {
-                let row: Option<(Vec<u8>,)> = sqlx::query_as(
-                    "SELECT outputs FROM task_completions WHERE job_id = ? AND task_index = ?",
-                )
-                .bind(sql_id(id.0))
-                .bind(sql_id(task))
-                .fetch_optional(&self.pool)
+                let row: Option<(Vec<u8>,)> = retry(&self.options.retry, "completion", || async {
+                    Ok(sqlx::query_as(
+                        "SELECT outputs FROM task_completions WHERE job_id = ? AND task_index = ?",
+                    )
+                    .bind(sql_id(id.0))
+                    .bind(sql_id(task))
+                    .fetch_optional(&self.pool)
+                    .await?)
+                })
                 .await?;
                 Ok(row.map(|(o,)| o))
             }
 
             async fn delete_ended_jobs(&self, ended_before_ms: i64) -> DbResult<u64> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "DELETE FROM task_completions WHERE job_id IN \
-                     (SELECT id FROM jobs WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ?)",
-                )
-                .bind(ended_before_ms)
-                .execute(&mut *tx)
-                .await?;
-                let done = sqlx::query("DELETE FROM jobs WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ?")
-                    .bind(ended_before_ms)
-                    .execute(&mut *tx)
+                let mut deleted = 0_u64;
+                loop {
+                    let (n, more) = retry(&self.options.retry, "delete_ended_jobs", || {
+                        self.delete_ended_batch(ended_before_ms)
+                    })
                     .await?;
-                tx.commit().await?;
-                Ok(done.rows_affected())
+                    deleted += n;
+                    if !more {
+                        return Ok(deleted);
+                    }
+                }
             }
 
             async fn register_execution_manager(&self, address: &str, now_ms: i64) -> DbResult<ExecutionManagerId> {
-                let $r = sqlx::query(
-                    "INSERT INTO execution_managers (address, state, registered_at_ms, last_heartbeat_ms) \
-                     VALUES (?, 'Alive', ?, ?)",
-                )
-                .bind(address)
-                .bind(now_ms)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?;
-                Ok(ExecutionManagerId(row_id($last_id)?))
+                retry(&self.options.retry, "register_execution_manager", || async {
+                    let $r = sqlx::query(
+                        "INSERT INTO execution_managers (address, state, registered_at_ms, last_heartbeat_ms) \
+                         VALUES (?, 'Alive', ?, ?)",
+                    )
+                    .bind(address)
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(ExecutionManagerId(row_id($last_id)?))
+                })
+                .await
             }
 
             async fn heartbeat(&self, id: ExecutionManagerId, now_ms: i64) -> DbResult<()> {
-                let done = sqlx::query(
-                    "UPDATE execution_managers SET last_heartbeat_ms = ? WHERE id = ? AND state = 'Alive'",
-                )
-                .bind(now_ms)
-                .bind(sql_id(id.0))
-                .execute(&self.pool)
+                let done = retry(&self.options.retry, "heartbeat", || async {
+                    Ok(sqlx::query(
+                        "UPDATE execution_managers SET last_heartbeat_ms = ? WHERE id = ? AND state = 'Alive'",
+                    )
+                    .bind(now_ms)
+                    .bind(sql_id(id.0))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+                })
                 .await?;
-                if done.rows_affected() == 1 || self.execution_manager_alive(id).await? {
+                if done == 1 || self.execution_manager_alive(id).await? {
                     Ok(())
                 } else {
                     Err(DbError::ExecutionManagerDead(id))
@@ -505,24 +551,31 @@ macro_rules! backend {
                 // no statement ever holds locks on more than one row, so concurrent heartbeats
                 // (single-row updates too) cannot deadlock with this sweep, and a row is claimed by
                 // exactly one sweep.
-                let candidates: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM execution_managers WHERE state = 'Alive' AND last_heartbeat_ms < ? ORDER BY id",
-                )
-                .bind(stale_before_ms)
-                .fetch_all(&self.pool)
+                let candidates: Vec<i64> = retry(&self.options.retry, "mark_dead_execution_managers", || async {
+                    Ok(sqlx::query_scalar(
+                        "SELECT id FROM execution_managers WHERE state = 'Alive' AND last_heartbeat_ms < ? ORDER BY id",
+                    )
+                    .bind(stale_before_ms)
+                    .fetch_all(&self.pool)
+                    .await?)
+                })
                 .await?;
                 let mut dead = Vec::new();
                 for id in candidates {
-                    let done = sqlx::query(
-                        "UPDATE execution_managers SET state = 'Dead', dead_at_ms = ? \
-                         WHERE id = ? AND state = 'Alive' AND last_heartbeat_ms < ?",
-                    )
-                    .bind(now_ms)
-                    .bind(id)
-                    .bind(stale_before_ms)
-                    .execute(&self.pool)
+                    let done = retry(&self.options.retry, "mark_dead_execution_managers", || async {
+                        Ok(sqlx::query(
+                            "UPDATE execution_managers SET state = 'Dead', dead_at_ms = ? \
+                             WHERE id = ? AND state = 'Alive' AND last_heartbeat_ms < ?",
+                        )
+                        .bind(now_ms)
+                        .bind(id)
+                        .bind(stale_before_ms)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected())
+                    })
                     .await?;
-                    if done.rows_affected() == 1 {
+                    if done == 1 {
                         dead.push(ExecutionManagerId(row_id(id)?));
                     }
                 }
@@ -530,11 +583,13 @@ macro_rules! backend {
             }
 
             async fn execution_manager_alive(&self, id: ExecutionManagerId) -> DbResult<bool> {
-                let state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM execution_managers WHERE id = ?")
+                let state: Option<String> = retry(&self.options.retry, "execution_manager_alive", || async {
+                    Ok(sqlx::query_scalar("SELECT state FROM execution_managers WHERE id = ?")
                         .bind(sql_id(id.0))
                         .fetch_optional(&self.pool)
-                        .await?;
+                        .await?)
+                })
+                .await?;
                 match state.as_deref() {
                     None => Err(DbError::UnknownExecutionManager(id)),
                     Some(s) => Ok(s == "Alive"),
@@ -542,24 +597,29 @@ macro_rules! backend {
             }
 
             async fn register_scheduler(&self, host: &str, port: u16, now_ms: i64) -> DbResult<SchedulerId> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("DELETE FROM schedulers").execute(&mut *tx).await?;
-                let $r = sqlx::query("INSERT INTO schedulers (host, port, registered_at_ms) VALUES (?, ?, ?)")
-                    .bind(host)
-                    .bind(i64::from(port))
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                let id = row_id($last_id)?;
-                tx.commit().await?;
-                Ok(SchedulerId(id))
+                retry(&self.options.retry, "register_scheduler", || async {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("DELETE FROM schedulers").execute(&mut *tx).await?;
+                    let $r = sqlx::query("INSERT INTO schedulers (host, port, registered_at_ms) VALUES (?, ?, ?)")
+                        .bind(host)
+                        .bind(i64::from(port))
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    let id = row_id($last_id)?;
+                    tx.commit().await?;
+                    Ok(SchedulerId(id))
+                })
+                .await
             }
 
             async fn schedulers(&self) -> DbResult<Vec<SchedulerRow>> {
-                let rows: Vec<(i64, String, i64)> =
-                    sqlx::query_as("SELECT id, host, port FROM schedulers ORDER BY id")
+                let rows: Vec<(i64, String, i64)> = retry(&self.options.retry, "schedulers", || async {
+                    Ok(sqlx::query_as("SELECT id, host, port FROM schedulers ORDER BY id")
                         .fetch_all(&self.pool)
-                        .await?;
+                        .await?)
+                })
+                .await?;
                 rows.into_iter()
                     .map(|(id, host, port)| {
                         Ok(SchedulerRow {
@@ -589,7 +649,7 @@ mod tests {
     #[test]
     fn completions_are_chunked_by_rows_and_bytes() {
         let many: Vec<_> = (0..600).map(|i| completion(i, 8)).collect();
-        let sizes: Vec<usize> = completion_chunks(&many).map(<[_]>::len).collect();
+        let sizes: Vec<usize> = completion_chunks(&many, 4 << 20).map(<[_]>::len).collect();
         assert_eq!(sizes, [256, 256, 88]);
         let big = [
             completion(0, 1 << 20),
@@ -598,13 +658,15 @@ mod tests {
             completion(3, 9 << 20),
             completion(4, 1),
         ];
-        let sizes: Vec<usize> = completion_chunks(&big).map(<[_]>::len).collect();
+        let sizes: Vec<usize> = completion_chunks(&big, 4 << 20).map(<[_]>::len).collect();
         assert_eq!(
             sizes,
             [2, 1, 1, 1],
             "rows share a statement up to the byte cap; a larger row is alone"
         );
-        assert_eq!(completion_chunks(&[]).count(), 0);
+        assert_eq!(completion_chunks(&[], 4 << 20).count(), 0);
+        let sizes: Vec<usize> = completion_chunks(&big, 1 << 20).map(<[_]>::len).collect();
+        assert_eq!(sizes, [1, 1, 1, 1, 1], "the cap follows db_max_write_bytes");
     }
 }
 
@@ -612,12 +674,16 @@ backend!(
     SqliteDb,
     sqlx::sqlite::SqliteRow,
     last_id = |r| r.last_insert_rowid(),
-    insert_ignore = "INSERT OR IGNORE INTO"
+    insert_ignore = "INSERT OR IGNORE INTO",
+    retention_isolation = None::<&str>
 );
 backend!(
     MySqlDb,
     sqlx::mysql::MySqlRow,
     last_id = |r| i64::try_from(r.last_insert_id())
         .map_err(|_| DbError::Corrupt("id overflow".into()))?,
-    insert_ignore = "INSERT IGNORE INTO"
+    insert_ignore = "INSERT IGNORE INTO",
+    // Read committed: the deletes lock the rows they delete and no gaps, so inserts of new
+    // jobs and completions never wait on retention.
+    retention_isolation = Some("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 );

@@ -12,6 +12,8 @@
 //! storage operations racing on one job cannot both win, on either backend.
 
 mod backend;
+mod connect;
+pub mod retry;
 mod secret;
 
 #[cfg(test)]
@@ -22,7 +24,8 @@ use std::future::Future;
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
 
-pub use backend::{MySqlDb, SqliteDb};
+pub use connect::{DbOptions, MySqlDb, SqliteDb};
+pub use retry::{Refusal, RetryPolicy};
 pub use secret::{Secret, redact_url};
 
 use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
@@ -78,12 +81,69 @@ pub enum DbError {
     /// Hashing a secret failed.
     #[error("secret hashing failed: {0}")]
     Hash(String),
+    /// The database refused the call `attempts` times in a row (deadlock, lock wait timeout,
+    /// busy; see [`retry`]): transient, the caller may try again.
+    #[error("database refused {op} {attempts} times ({reason}); try again")]
+    Refused {
+        /// The [`Db`] call.
+        op: &'static str,
+        /// Why, the last time.
+        reason: Refusal,
+        /// How many tries were made.
+        attempts: u32,
+        /// The driver's error of the last try.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The MySQL/MariaDB server accepts smaller packets than storage's largest write.
+    #[error(
+        "max_allowed_packet of the database server is {actual} bytes, below the {needed} bytes \
+         storage needs for rows of up to db_max_write_bytes = {max_write} bytes; raise \
+         max_allowed_packet (e.g. --max-allowed-packet={needed}) or lower db_max_write_bytes"
+    )]
+    PacketLimit {
+        /// The server's `max_allowed_packet`.
+        actual: u64,
+        /// What storage needs.
+        needed: u64,
+        /// The configured largest row.
+        max_write: u64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     /// A migration failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// Whether trying again later may succeed: the database refused the call
+    /// ([`DbError::Refused`], or a refusal not yet retried) or could not be reached.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Refused { .. } => true,
+            Self::Sql(e) => {
+                retry::refusal(e).is_some()
+                    || matches!(
+                        e,
+                        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the database refused a write for its size (MySQL/MariaDB 1153/1301 packet too
+    /// large, SQLite `SQLITE_TOOBIG`): the same write fails every time.
+    #[must_use]
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            Self::Sql(e) => retry::too_large(e),
+            _ => false,
+        }
+    }
 }
 
 /// Result of a [`Db`] call.
@@ -372,14 +432,23 @@ impl AnyDb {
     /// # Errors
     /// [`DbError::UnsupportedUrl`], or the connection or migration error.
     pub async fn connect(url: &str) -> DbResult<Self> {
+        Self::connect_with(url, DbOptions::default()).await
+    }
+
+    /// Connects with `options` (see [`AnyDb::connect`]).
+    ///
+    /// # Errors
+    /// [`DbError::UnsupportedUrl`], [`DbError::PacketLimit`], or the connection or migration
+    /// error.
+    pub async fn connect_with(url: &str, options: DbOptions) -> DbResult<Self> {
         if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
             Ok(Self::Sqlite(
-                SqliteDb::open(std::path::Path::new(path)).await?,
+                SqliteDb::open_with(std::path::Path::new(path), options).await?,
             ))
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let url = url.replacen("mariadb://", "mysql://", 1);
-            Ok(Self::MySql(MySqlDb::connect(&url).await?))
+            Ok(Self::MySql(MySqlDb::connect_with(&url, options).await?))
         } else {
             Err(DbError::UnsupportedUrl(redact_url(url).into_owned()))
         }

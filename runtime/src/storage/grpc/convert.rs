@@ -32,8 +32,9 @@ pub fn classify(e: &Error) -> (Code, &'static str) {
         Error::BadRequest(_) => (Code::InvalidArgument, "bad-request"),
         Error::InvalidOutputs { .. } => (Code::InvalidArgument, "invalid-outputs"),
         Error::Stopping => (Code::Unavailable, "stopping"),
-        Error::Persist(_) => (Code::Internal, "persist"),
+        Error::Persist { .. } => (Code::InvalidArgument, "completion-refused"),
         Error::Db(db) => match db {
+            _ if db.is_transient() => (Code::Unavailable, "database-unavailable"),
             DbError::ResourceGroupNotFound(_) => {
                 (Code::Unauthenticated, "resource-group-not-found")
             }
