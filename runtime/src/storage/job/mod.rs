@@ -542,7 +542,8 @@ impl JobControl {
         (p, f)
     }
 
-    /// Drops an instance without spending a retry (its execution manager died). Returns whether
+    /// Drops an instance without spending a retry (storage could not hand it its inputs; an
+    /// instance lost with its execution manager goes through [`Self::lose`]). Returns whether
     /// the task should be queued again.
     pub fn force_remove(&mut self, task: TaskId, instance: TaskInstanceId) -> bool {
         let Ok(tcb) = self.tcb_mut(task) else {

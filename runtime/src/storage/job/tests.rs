@@ -302,3 +302,30 @@ fn inputs_frame_must_match_the_graph() {
         "invalid request: job inputs: expected 1 values, frame has 0"
     );
 }
+
+#[test]
+fn losses_past_the_free_ones_spend_retries() {
+    let mut c = job(flat(r#"{"max_retries": 1}"#), &[bin(&[0])]);
+    let t = TaskId::Index(0);
+    let mut outcomes = Vec::new();
+    for i in 1..=3 {
+        c.register(t, TaskInstanceId(i)).unwrap();
+        outcomes.push(c.lose(t, TaskInstanceId(i), 1, "declared dead"));
+        assert_eq!(c.lose(t, TaskInstanceId(i), 1, "again"), None, "only once");
+    }
+    // Loss 1 is free, loss 2 spends the one retry, loss 3 fails the task.
+    assert_eq!(outcomes[0], Some(FailOutcome::Retry));
+    assert_eq!(outcomes[1], Some(FailOutcome::Retry));
+    let Some(FailOutcome::Exhausted(error)) = &outcomes[2] else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(error.kind, FailureKind::Crashed);
+    assert!(
+        error
+            .message
+            .contains("lost with its execution manager 3 time(s), the last: declared dead"),
+        "{}",
+        error.message
+    );
+    assert_eq!(c.progress().failed, 1);
+}
