@@ -26,6 +26,8 @@ use e2e::{Backend, Cluster, EmSpec, watchdog};
 const LAYERS: usize = 10;
 const WIDTH: usize = 1000;
 const FAN_IN: usize = 25;
+/// The EMs' default `max_unreported_tasks`.
+const UNREPORTED: usize = 1024;
 
 /// The graph of job `shift`: task `i` of layer `k > 0` reads tasks `(7i + j + shift) % WIDTH`,
 /// `j < 25`, of layer `k − 1`, so every job is wired differently.
@@ -204,6 +206,14 @@ async fn drill(server: String) {
         starts.len() >= tasks,
         "every task ran: {} of {tasks} seen in the EM logs",
         starts.len()
+    );
+    // What may run again: a killed EM's unreported tasks (at most `max_unreported_tasks`, 1 024,
+    // each time an EM is killed), every EM's when storage is killed; killing the scheduler
+    // loses only assignments that were never registered, so nothing ran.
+    let bound = 2 * UNREPORTED + 2 * UNREPORTED;
+    assert!(
+        repeated as usize <= bound,
+        "{repeated} executions repeated, more than the {bound} in flight at the kills"
     );
     cluster.stop().await;
 }

@@ -34,6 +34,10 @@ pub struct EmConfig {
     /// Most assignments queued beyond one per slot, so short tasks do not wait for round trips
     /// (the queue holds about 2 ms of work per slot at the recent mean task time; 0: none).
     pub max_prefetched_tasks: usize,
+    /// Most tasks accepted but not yet reported to and acknowledged by storage (queued,
+    /// running, or finished with the report not yet persisted): how far execution may run
+    /// ahead of persistence, so what a storage crash makes run again is bounded.
+    pub max_unreported_tasks: usize,
     /// Long-poll wait of one `NextTasks` call.
     pub poll_wait_ms: u64,
     /// Heartbeat period (storage and scheduler).
@@ -55,6 +59,7 @@ impl Default for EmConfig {
             wasm_packages: BTreeMap::new(),
             wasm_host: HostConfig::default(),
             max_prefetched_tasks: 256,
+            max_unreported_tasks: 1024,
             poll_wait_ms: 1000,
             heartbeat_interval_ms: 500,
             drain_grace_ms: 30_000,

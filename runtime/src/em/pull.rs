@@ -40,7 +40,11 @@ pub(super) struct Loop {
     pub(super) free: Arc<Semaphore>,
     /// Most assignments queued beyond one per slot.
     pub(super) max_queued: usize,
-    /// Signalled whenever a task finishes.
+    /// One permit per task accepted and not yet acknowledged by storage (`max_unreported_tasks`):
+    /// taken when a task is registered, returned by the reporter once storage acknowledged (or
+    /// refused) its outcome.
+    pub(super) unreported: Arc<Semaphore>,
+    /// Signalled whenever a task finishes or outcomes are acknowledged.
     pub(super) finished: Arc<Notify>,
     pub(super) tasks: TaskTracker,
     pub(super) outcomes: mpsc::UnboundedSender<Report>,
@@ -58,7 +62,8 @@ impl Loop {
             let slots = self.pool.slots();
             let held = slots + self.max_queued - self.free.available_permits();
             let free = window::target(slots, self.max_queued, self.pool.mean_task_time())
-                .saturating_sub(held);
+                .saturating_sub(held)
+                .min(self.unreported.available_permits());
             if free == 0 {
                 // Acknowledge now, not at the next pull: the scheduler's lease on each
                 // assignment runs until it hears of it.
@@ -258,6 +263,9 @@ impl Loop {
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
         // count, but wait for a slot rather than fail if that ever happens.
         let permit = self.free.clone().try_acquire_owned().ok();
+        // Never more accepted than permits are free (see `pull`); if ever, the task runs
+        // uncounted rather than waiting on the reporter.
+        let credit = self.unreported.clone().try_acquire_owned().ok();
         let (free, pool, outcomes, em, finished) = (
             self.free.clone(),
             self.pool.clone(),
@@ -286,6 +294,7 @@ impl Loop {
             let _ = outcomes.send(Report {
                 session,
                 outcome: work::outcome(&a, instance, result),
+                credit,
             });
         });
     }

@@ -2,11 +2,15 @@
 //! (`ReportTaskOutcomes`), fenced by session (an outcome registered under a session older than
 //! the tracker's is dropped: storage has moved on), retried with backoff on transport errors
 //! until it is delivered or the EM is killed. A report storage rejects is logged, never fatal.
+//! Each outcome carries its task's credit among the EM's unreported tasks (`max_unreported_tasks`),
+//! given back once storage answered, so execution never runs further ahead of persistence.
 
 use std::time::Duration;
 
 use silk_proto::storage as pb;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -25,6 +29,10 @@ pub struct Report {
     pub session: SessionId,
     /// The outcome.
     pub outcome: pb::TaskOutcome,
+    /// The task's place among the EM's unreported tasks, given back (dropped) once storage
+    /// answered.
+    #[expect(dead_code, reason = "held for its drop, which returns the permit")]
+    pub credit: Option<OwnedSemaphorePermit>,
 }
 
 /// Reports until `outcomes` is closed and drained, or `kill`.
@@ -34,6 +42,7 @@ pub async fn run_reporter(
     session: SessionTracker,
     refresh: Refresh,
     mut outcomes: mpsc::UnboundedReceiver<Report>,
+    acknowledged: Arc<Notify>,
     kill: CancellationToken,
 ) {
     loop {
@@ -69,6 +78,10 @@ pub async fn run_reporter(
                 return;
             }
         }
+        // Storage answered for every outcome of the batch (or they were of an older session):
+        // their places among the unreported tasks free up, and the pull loop may accept more.
+        drop((fresh, stale));
+        acknowledged.notify_one();
     }
 }
 

@@ -151,12 +151,14 @@ pub async fn run_em(
     services.spawn(liveness.run(background.clone()));
     let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
     let reporter_kill = CancellationToken::new();
+    let finished = Arc::new(Notify::new());
     let reporter = tokio::spawn(run_reporter(
         clients.clone(),
         em,
         tracker.clone(),
         refresh.clone(),
         outcomes_rx,
+        finished.clone(),
         reporter_kill.clone(),
     ));
 
@@ -168,7 +170,8 @@ pub async fn run_em(
         pool: Arc::new(pool),
         free: Arc::new(Semaphore::new(slots + config.max_prefetched_tasks)),
         max_queued: config.max_prefetched_tasks,
-        finished: Arc::new(Notify::new()),
+        unreported: Arc::new(Semaphore::new(config.max_unreported_tasks.max(1))),
+        finished,
         tasks: TaskTracker::new(),
         outcomes,
         acks: Vec::new(),

@@ -91,7 +91,7 @@ impl<D: Db + Clone> Storage<D> {
     /// more (runs only if `max_instances` allows a second instance).
     ///
     /// An EM is judged only on heartbeats this session could have received: until
-    /// `dead_em_cutoff_ms` has passed since storage started, no EM is declared dead (after an
+    /// `dead_em_cutoff_ms` has passed since storage began to serve (after recovery), no EM is declared dead (after an
     /// outage every last heartbeat is old, through no fault of the EMs).
     /// Returns the EMs declared dead.
     ///
@@ -101,7 +101,11 @@ impl<D: Db + Clone> Storage<D> {
         let cutoff = i64::try_from(self.shared.config.dead_em_cutoff_ms).unwrap_or(i64::MAX);
         let stale_before = now_ms.saturating_sub(cutoff);
         // As if every EM had heartbeated when storage started: stale only once that is stale too.
-        let dead = if stale_before > self.shared.started_at_ms {
+        let serving_since = self
+            .shared
+            .serving_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let dead = if stale_before > serving_since {
             self.shared
                 .db
                 .mark_dead_execution_managers(stale_before, self.shared.clock.wall_ms())

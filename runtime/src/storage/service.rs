@@ -4,7 +4,7 @@
 //! instances are in `instances.rs`, liveness and retention in `liveness.rs`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId, frame};
@@ -76,9 +76,10 @@ impl Job {
 pub(super) struct Shared<D> {
     pub(super) db: D,
     pub(super) session: SessionId,
-    /// When this session started (session timeline): EM heartbeats older than this could not
-    /// have reached it.
-    pub(super) started_at_ms: i64,
+    /// When this session began to serve, after recovery (session timeline; `i64::MAX` until
+    /// then): EM heartbeats older than this could not have reached it. Recovering many jobs
+    /// takes seconds, during which no EM can reach storage through no fault of its own.
+    pub(super) serving_since_ms: AtomicI64,
     /// Wall clock and session timeline.
     pub(super) clock: Arc<Clock>,
     pub(super) config: StorageConfig,
@@ -127,7 +128,6 @@ impl<D: Db + Clone> Storage<D> {
     /// # Errors
     /// As [`Self::open`].
     pub async fn open_with_clock(db: D, config: StorageConfig, clock: Arc<Clock>) -> Result<Self> {
-        let started_at_ms = clock.session_ms();
         let session = db.start_session(clock.wall_ms()).await?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -143,7 +143,7 @@ impl<D: Db + Clone> Storage<D> {
             shared: Arc::new(Shared {
                 db,
                 session,
-                started_at_ms,
+                serving_since_ms: AtomicI64::new(i64::MAX),
                 clock,
                 config,
                 jobs: RwLock::new(HashMap::new()),
@@ -161,6 +161,10 @@ impl<D: Db + Clone> Storage<D> {
         };
         storage.recover().await?;
         storage.resend_ready();
+        let shared = &storage.shared;
+        shared
+            .serving_since_ms
+            .store(shared.clock.session_ms(), Ordering::Relaxed);
         storage.spawn_sweeper();
         tracing::info!(session = session.0, "storage started");
         Ok(storage)
