@@ -1,17 +1,16 @@
 //! The two [`Db`] backends. The queries are the same portable SQL for both (`?` placeholders, no
 //! `RETURNING`, signed 64-bit columns, times as integers); the macro below instantiates them for
-//! each sqlx driver, so the backends cannot drift apart. What differs — connecting, the last
-//! insert id, "insert unless present" — is passed in.
+//! each sqlx driver, so the backends cannot drift apart. What differs — the last insert id,
+//! "insert unless present", retention's isolation level — is passed in; connecting is in
+//! `connect.rs`, shared helpers in `sql.rs`. Every call runs through [`retry`] (`retry.rs`).
 
-use std::str::FromStr;
-
-use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
 use sqlx::Row;
 
 use super::connect::{MySqlDb, SqliteDb};
 use super::retry::retry;
 use super::secret::{self, Secret};
+use super::sql::{JOB_COLUMNS, completion_chunks, constraint, parse_kind, parse_state};
 use super::{
     Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, OutputsPage,
     SchedulerRow, row_id, sql_id,
@@ -21,65 +20,6 @@ use crate::storage::state::JobState;
 
 /// Most jobs retention deletes in one transaction.
 const RETENTION_BATCH: usize = 256;
-
-const JOB_COLUMNS: &str = "SELECT id, resource_group_id, state, graph_json, inputs, outputs, \
-     error_message, failure_kind, created_at_ms, ended_at_ms, task_count FROM jobs";
-
-fn parse_state(s: &str) -> DbResult<JobState> {
-    JobState::from_str(s).map_err(|e| DbError::Corrupt(e.to_string()))
-}
-
-fn parse_kind(s: &str) -> DbResult<FailureKind> {
-    FailureKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| DbError::Corrupt(format!("unknown failure kind {s:?}")))
-}
-
-/// Maps unique and foreign-key violations to the caller's error.
-fn constraint(
-    e: sqlx::Error,
-    unique: impl FnOnce() -> DbError,
-    fk: impl FnOnce() -> DbError,
-) -> DbError {
-    if let sqlx::Error::Database(db) = &e {
-        match db.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => return unique(),
-            sqlx::error::ErrorKind::ForeignKeyViolation => return fk(),
-            _ => {}
-        }
-    }
-    DbError::Sql(e)
-}
-
-/// Most rows in one multi-row insert (4 bound values each).
-const MAX_ROWS_PER_INSERT: usize = 256;
-
-/// Splits completions into runs that fit one insert statement: at most `max_bytes` of outputs
-/// (a larger single row gets a statement of its own).
-fn completion_chunks(
-    completions: &[Completion],
-    max_bytes: usize,
-) -> impl Iterator<Item = &[Completion]> {
-    let mut rest = completions;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len() && n < MAX_ROWS_PER_INSERT {
-            bytes += rest[n].outputs.len();
-            if n > 0 && bytes > max_bytes {
-                break;
-            }
-            n += 1;
-        }
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
-    })
-}
 
 macro_rules! backend {
     (
@@ -632,42 +572,6 @@ macro_rules! backend {
             }
         }
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn completion(task: u64, bytes: usize) -> Completion {
-        Completion {
-            job: JobId(1),
-            task,
-            outputs: vec![0; bytes],
-        }
-    }
-
-    #[test]
-    fn completions_are_chunked_by_rows_and_bytes() {
-        let many: Vec<_> = (0..600).map(|i| completion(i, 8)).collect();
-        let sizes: Vec<usize> = completion_chunks(&many, 4 << 20).map(<[_]>::len).collect();
-        assert_eq!(sizes, [256, 256, 88]);
-        let big = [
-            completion(0, 1 << 20),
-            completion(1, 2 << 20),
-            completion(2, 2 << 20),
-            completion(3, 9 << 20),
-            completion(4, 1),
-        ];
-        let sizes: Vec<usize> = completion_chunks(&big, 4 << 20).map(<[_]>::len).collect();
-        assert_eq!(
-            sizes,
-            [2, 1, 1, 1],
-            "rows share a statement up to the byte cap; a larger row is alone"
-        );
-        assert_eq!(completion_chunks(&[], 4 << 20).count(), 0);
-        let sizes: Vec<usize> = completion_chunks(&big, 1 << 20).map(<[_]>::len).collect();
-        assert_eq!(sizes, [1, 1, 1, 1, 1], "the cap follows db_max_write_bytes");
-    }
 }
 
 backend!(

@@ -15,6 +15,7 @@ mod backend;
 mod connect;
 pub mod retry;
 mod secret;
+mod sql;
 
 #[cfg(test)]
 mod conformance;
