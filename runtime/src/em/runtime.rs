@@ -94,7 +94,7 @@ async fn register(
                 let r = r.into_inner();
                 return Ok(Some((ExecutionManagerId(r.id), SessionId(r.session_id))));
             }
-            Err(s) if is_transient(s.code()) => {
+            Err(s) if is_transient(&s) => {
                 tracing::warn!(code = ?s.code(), error = s.message(), "registration failed; retrying");
                 if !pause(delay, stop).await {
                     return Ok(None);

@@ -223,6 +223,22 @@ impl Cluster {
     /// As [`Cluster::start`]; with `ems_first` the EMs start first, then the scheduler, then
     /// storage (the services must wait for each other).
     pub async fn start_in_order(backend: &Backend, ems: &[EmSpec], ems_first: bool) -> Self {
+        Self::start_with(backend, ems, ems_first, DEAD_CUTOFF_MS).await
+    }
+
+    /// As [`Cluster::start`], but storage and the scheduler wait `dead_cutoff_ms` for a heartbeat
+    /// before declaring an EM dead (for tests whose storage is busy writing hundreds of MiB on a
+    /// loaded machine, which delays its heartbeat bookkeeping).
+    pub async fn start_patient(backend: &Backend, ems: &[EmSpec], dead_cutoff_ms: u64) -> Self {
+        Self::start_with(backend, ems, false, dead_cutoff_ms).await
+    }
+
+    async fn start_with(
+        backend: &Backend,
+        ems: &[EmSpec],
+        ems_first: bool,
+        dead_cutoff_ms: u64,
+    ) -> Self {
         let packages = support::packages_dir();
         let dir = tempfile::tempdir().unwrap();
         let (db_url, mysql) = match backend {
@@ -245,7 +261,7 @@ impl Cluster {
             "storage.toml",
             &format!(
                 "listen = \"127.0.0.1:{storage_port}\"\ndb = \"{db_url}\"\n\
-                 [storage]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+                 [storage]\ndead_em_cutoff_ms = {dead_cutoff_ms}\nsweep_interval_ms = {SWEEP_MS}\n"
             ),
         );
         write(
@@ -254,7 +270,7 @@ impl Cluster {
             &format!(
                 "listen = \"127.0.0.1:{scheduler_port}\"\nstorage_url = \"{storage_url}\"\n\
                  [core]\nstorage_poll_wait_ms = 200\n\
-                 [registry]\ndead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+                 [registry]\ndead_em_cutoff_ms = {dead_cutoff_ms}\nsweep_interval_ms = {SWEEP_MS}\n"
             ),
         );
         // Compiled wasm modules are shared by every cluster of the test run (the cache writes

@@ -1,0 +1,92 @@
+//! End to end, real `silk` processes: what a task *returns* cannot wedge an execution manager.
+//! The `hostile` test package returns outputs of tens of MiB that finish at the same moment (so
+//! their outcomes meet in one report); each job must end within a bound, and a normal job
+//! submitted afterwards on the same cluster must succeed.
+
+mod e2e;
+
+use serde_json::json;
+
+use e2e::graphs::{graph, single, task};
+use e2e::jobs::JobState;
+use e2e::values::i;
+use e2e::{Backend, Cluster, EmSpec, watchdog};
+
+const MIB: i64 = 1 << 20;
+
+/// Heartbeat cutoff of these clusters: storage writing hundreds of MiB to SQLite on a loaded
+/// machine delays its heartbeat bookkeeping past the harness's default.
+const PATIENT_CUTOFF_MS: u64 = 30_000;
+
+/// Milliseconds since the Unix epoch, `ahead_ms` from now: when `hostile::blob_at` tasks return.
+fn at(ahead_ms: u64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    i64::try_from(now).unwrap() + i64::try_from(ahead_ms).unwrap()
+}
+
+/// A job of `n` independent `hostile::blob_at` tasks, each returning `bytes` at `at_ms`.
+fn blobs_at(n: usize) -> serde_json::Value {
+    let int = json!("int64");
+    graph(
+        (0..n)
+            .map(|_| {
+                task(
+                    "hostile",
+                    "blob_at",
+                    [int.clone(), int.clone()],
+                    [json!("string")],
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The job a healthy cluster always runs: `fixtures::fibonacci(10)`.
+async fn normal_job_succeeds(jobs: &e2e::Jobs, group: u64) {
+    let int = json!("int64");
+    let job = jobs
+        .submit(
+            group,
+            &single("fixtures", "fibonacci", [int.clone()], [int]),
+            &[i(10)],
+        )
+        .await;
+    assert_eq!(jobs.wait_succeeded(job).await, [i(55)]);
+}
+
+/// Four tasks return 40 MiB each at the same moment, on one EM with four native slots: two such
+/// outcomes in one report would exceed storage's 64 MiB message cap. The job succeeds, and so
+/// does a normal job afterwards (the reporter is not stuck on an unsendable batch).
+async fn simultaneous_large_outputs(native: bool) {
+    let mut spec = EmSpec::native(4);
+    if native {
+        spec.native.push("hostile".into());
+    }
+    let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("large-outputs").await;
+    let when = at(3000);
+    let inputs: Vec<_> = (0..4).flat_map(|_| [i(40 * MIB), i(when)]).collect();
+    let job = jobs.submit(group, &blobs_at(4), &inputs).await;
+    let state = jobs.wait_terminal(job).await;
+    if state == JobState::Failed {
+        let (message, kind) = jobs.error(job).await;
+        panic!("job of four 40 MiB outputs failed ({kind:?}): {message}");
+    }
+    assert_eq!(state, JobState::Succeeded);
+    normal_job_succeeds(&jobs, group).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_40_mib_outputs_native_do_not_wedge_the_em() {
+    watchdog(180, simultaneous_large_outputs(true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_40_mib_outputs_wasm_do_not_wedge_the_em() {
+    watchdog(180, simultaneous_large_outputs(false)).await;
+}
