@@ -1,6 +1,7 @@
 //! End to end, real `silk` processes: what a task *returns* cannot wedge an execution manager.
 //! The `hostile` test package returns outputs of tens of MiB that finish at the same moment (so
-//! their outcomes meet in one report); each job must end within a bound, and a normal job
+//! their outcomes meet in one report), and an output too large for any report; each job must end
+//! within a bound (succeeding, or failing `OutputTooLarge` naming the limit), and a normal job
 //! submitted afterwards on the same cluster must succeed.
 
 mod e2e;
@@ -8,11 +9,15 @@ mod e2e;
 use serde_json::json;
 
 use e2e::graphs::{graph, single, task};
-use e2e::jobs::JobState;
+use e2e::jobs::{FailureKind, JobState};
 use e2e::values::i;
 use e2e::{Backend, Cluster, EmSpec, watchdog};
 
 const MIB: i64 = 1 << 20;
+
+/// One scenario at a time: each moves hundreds of MiB through storage, an EM and SQLite, and
+/// three at once on a two-core machine shared with other builds do not finish in their bound.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Heartbeat cutoff of these clusters: storage writing hundreds of MiB to SQLite on a loaded
 /// machine delays its heartbeat bookkeeping past the harness's default.
@@ -83,10 +88,46 @@ async fn simultaneous_large_outputs(native: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_40_mib_outputs_native_do_not_wedge_the_em() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
     watchdog(180, simultaneous_large_outputs(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_40_mib_outputs_wasm_do_not_wedge_the_em() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
     watchdog(180, simultaneous_large_outputs(false)).await;
+}
+/// A native task returning 70 MiB, under a native output limit raised to 100 MiB: its outcome
+/// cannot fit in any report under storage's 64 MiB message cap, so the task fails
+/// `OutputTooLarge` naming that cap (once: no retry), and a normal job succeeds afterwards.
+async fn output_too_large_for_any_report() {
+    let spec = EmSpec {
+        native: vec!["fixtures".into(), "hostile".into()],
+        ..EmSpec::native(2)
+    }
+    .with("[native_default]\nmax_output_bytes = 104857600");
+    let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("too-large").await;
+    let job = jobs
+        .submit(
+            group,
+            &single("hostile", "blob", [json!("int64")], [json!("string")]),
+            &[i(70 * MIB)],
+        )
+        .await;
+    let (message, kind) = jobs.wait_failed(job).await;
+    assert_eq!(kind, FailureKind::OutputTooLarge, "{message}");
+    assert!(
+        message.contains("ReportTaskOutcomes message cap"),
+        "names the cap: {message}"
+    );
+    normal_job_succeeds(&jobs, group).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_too_large_for_any_report_fails_output_too_large() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
+    watchdog(180, output_too_large_for_any_report()).await;
 }
