@@ -8,7 +8,7 @@ mod e2e;
 
 use serde_json::json;
 
-use e2e::graphs::{graph, single, task};
+use e2e::graphs::{fed, graph, single, task};
 use e2e::jobs::{FailureKind, JobState};
 use e2e::values::i;
 use e2e::{Backend, Cluster, EmSpec, watchdog};
@@ -130,4 +130,34 @@ async fn output_too_large_for_any_report() {
 async fn an_outcome_too_large_for_any_report_fails_output_too_large() {
     let _heavy = ONE_AT_A_TIME.lock().await;
     watchdog(180, output_too_large_for_any_report()).await;
+}
+
+/// One 20 MiB output fanned out to six tasks: their registrations, handed to one EM together,
+/// would carry 120 MiB of inputs in one response, over storage's 64 MiB message cap. Storage
+/// hands out what fits and queues the rest again; the job succeeds and so does a normal job.
+async fn large_inputs_fanned_out() {
+    let mut spec = EmSpec::native(4);
+    spec.native.push("hostile".into());
+    let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("fan-out").await;
+    let (int, string) = (json!("int64"), json!("string"));
+    let mut tasks = vec![task("hostile", "blob", [int.clone()], [string.clone()])];
+    for _ in 0..6 {
+        tasks.push(fed(
+            task("hostile", "length", [string.clone()], [int.clone()]),
+            &[(0, 0)],
+        ));
+    }
+    let job = jobs.submit(group, &graph(tasks), &[i(20 * MIB)]).await;
+    let outputs = jobs.wait_succeeded(job).await;
+    assert_eq!(outputs, vec![i(20 * MIB); 6]);
+    normal_job_succeeds(&jobs, group).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_inputs_fanned_out_to_many_tasks_are_handed_out_in_parts() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
+    watchdog(180, large_inputs_fanned_out()).await;
 }
