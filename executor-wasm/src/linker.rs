@@ -9,7 +9,7 @@ use wasmtime::{Caller, Engine, Extern, Linker};
 
 use crate::error::HostError;
 use crate::poll;
-use crate::sandbox::{GuestState, MAX_PANIC_MESSAGE_BYTES};
+use crate::sandbox::GuestState;
 use crate::validate::WASI_MODULE;
 
 const ERRNO_SUCCESS: i32 = 0;
@@ -64,15 +64,15 @@ pub(crate) fn build_linker(engine: &Engine) -> Result<Linker<GuestState>, HostEr
                     Some(Extern::Memory(m)) => {
                         let data = m.data(&caller);
                         let start = usize::try_from(ptr).unwrap_or(usize::MAX);
-                        let len = usize::try_from(len)
-                            .unwrap_or(usize::MAX)
-                            .min(MAX_PANIC_MESSAGE_BYTES);
+                        let len = usize::try_from(len).unwrap_or(usize::MAX);
+                        // Cut to the failure-text bound with a marker; only the kept head is
+                        // decoded.
                         start
                             .checked_add(len)
                             .and_then(|end| data.get(start..end))
                             .map_or_else(
                                 || "panic message outside guest memory".to_owned(),
-                                |b| String::from_utf8_lossy(b).into_owned(),
+                                silk_ipc::cut_bytes,
                             )
                     }
                     _ => "panic (the guest exports no memory)".to_owned(),

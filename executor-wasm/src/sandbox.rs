@@ -21,8 +21,6 @@ use crate::poll::GuestClock;
 
 /// Elements a guest table may grow to.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
-/// Bytes of a panic message kept.
-pub(crate) const MAX_PANIC_MESSAGE_BYTES: usize = 64 << 10;
 
 /// The guest hit its hard timeout (raised by the epoch callback).
 #[derive(Debug, thiserror::Error)]

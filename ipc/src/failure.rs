@@ -1,10 +1,67 @@
 //! How a task can fail, with one kind per cause. The kinds stay distinct everywhere (job errors,
 //! logs, exit codes): "the task returned an error" is never confused with "the sandbox trapped",
 //! "the executor died" or "it timed out".
+//!
+//! Every text a failure carries (error and panic messages, crash statuses) comes from code that
+//! is not trusted and is cut to [`MAX_FAILURE_TEXT_BYTES`] by one rule, [`cut_text`], before it
+//! is logged, reported or stored: [`TaskFailure::from_package_answer`] cuts what a package
+//! answered (native and wasm), and [`TaskFailure::bounded`] cuts a failure that arrived from
+//! elsewhere (an executor process).
+
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use silk_tdl::TdlError;
 use silk_tdl::abi::{STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
+
+/// Longest text a failure carries, marker included.
+pub const MAX_FAILURE_TEXT_BYTES: usize = 64 << 10;
+
+/// Room kept at the end of a cut text for the marker (`… [N bytes cut]`).
+const MARKER_ROOM: usize = 48;
+
+/// `text` cut to at most [`MAX_FAILURE_TEXT_BYTES`] bytes, on a character boundary, ending with
+/// a marker that says how many bytes were cut; unchanged if it fits.
+#[must_use]
+pub fn cut_text(text: String) -> String {
+    cut_with(text, 0)
+}
+
+/// [`cut_text`] of `bytes` read as UTF-8 (lossily); only the bytes that can be kept are decoded.
+#[must_use]
+pub fn cut_bytes(bytes: &[u8]) -> String {
+    let kept = &bytes[..bytes.len().min(MAX_FAILURE_TEXT_BYTES)];
+    cut_with(
+        String::from_utf8_lossy(kept).into_owned(),
+        bytes.len() - kept.len(),
+    )
+}
+
+/// Cuts `text`, which is what is left of a text of which `already_cut` bytes were dropped.
+fn cut_with(mut text: String, already_cut: usize) -> String {
+    if already_cut == 0 && text.len() <= MAX_FAILURE_TEXT_BYTES {
+        return text;
+    }
+    let mut end = text.len().min(MAX_FAILURE_TEXT_BYTES - MARKER_ROOM);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end + already_cut;
+    text.truncate(end);
+    let _ = write!(text, "… [{cut} bytes cut]");
+    text
+}
+
+fn cut_tdl(e: TdlError) -> TdlError {
+    match e {
+        TdlError::TaskNotFound(m) => TdlError::TaskNotFound(cut_text(m)),
+        TdlError::Deserialization(m) => TdlError::Deserialization(cut_text(m)),
+        TdlError::Serialization(m) => TdlError::Serialization(cut_text(m)),
+        TdlError::Execution(m) => TdlError::Execution(cut_text(m)),
+        TdlError::InvalidContext(m) => TdlError::InvalidContext(cut_text(m)),
+        TdlError::Custom(m) => TdlError::Custom(cut_text(m)),
+    }
+}
 
 /// The kind of a [`TaskFailure`], for logs, metrics and exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,15 +217,56 @@ impl TaskFailure {
         }
     }
 
-    /// A package failure with `message`.
+    /// A package failure with `message` (cut to [`MAX_FAILURE_TEXT_BYTES`]).
     pub fn package(message: impl Into<String>) -> Self {
         Self::Package {
-            message: message.into(),
+            message: cut_text(message.into()),
+        }
+    }
+
+    /// The same failure with every text cut to [`MAX_FAILURE_TEXT_BYTES`] ([`cut_text`]).
+    #[must_use]
+    pub fn bounded(self) -> Self {
+        match self {
+            Self::Task(e) => Self::Task(cut_tdl(e)),
+            Self::Panicked { message } => Self::Panicked {
+                message: cut_text(message),
+            },
+            Self::Crashed { status } => Self::Crashed {
+                status: cut_text(status),
+            },
+            Self::MemoryLimit {
+                limit_bytes,
+                message,
+            } => Self::MemoryLimit {
+                limit_bytes,
+                message: cut_text(message),
+            },
+            Self::Trap { code, message } => Self::Trap {
+                code: cut_text(code),
+                message: cut_text(message),
+            },
+            Self::OutputTooLarge {
+                what,
+                size_bytes,
+                limit_bytes,
+                limit,
+            } => Self::OutputTooLarge {
+                what: cut_text(what),
+                size_bytes,
+                limit_bytes,
+                limit: cut_text(limit),
+            },
+            Self::Package { message } => Self::Package {
+                message: cut_text(message),
+            },
+            f @ (Self::Timeout { .. } | Self::OutOfFuel { .. }) => f,
         }
     }
 
     /// Reads what a package's `execute` answered, native or wasm: a status code of
-    /// `silk_tdl::abi` and its buffer.
+    /// `silk_tdl::abi` and its buffer. Error and panic messages are cut to
+    /// [`MAX_FAILURE_TEXT_BYTES`].
     ///
     /// # Errors
     /// [`TaskFailure::Task`] for a task error, [`TaskFailure::Panicked`] for a panic, and
@@ -181,13 +279,13 @@ impl TaskFailure {
         match status {
             STATUS_OK => Ok(bytes),
             STATUS_TASK_ERROR => Err(match TdlError::from_msgpack(&bytes) {
-                Ok(e) => Self::Task(e),
+                Ok(e) => Self::Task(cut_tdl(e)),
                 Err(e) => Self::package(format!(
                     "package `{package}` returned an undecodable error: {e}"
                 )),
             }),
             STATUS_PANICKED => Err(Self::Panicked {
-                message: String::from_utf8_lossy(&bytes).into_owned(),
+                message: cut_bytes(&bytes),
             }),
             other => Err(Self::package(format!(
                 "package `{package}` returned unknown status {other}"
@@ -221,6 +319,49 @@ mod tests {
             let e = TaskFailure::from_package_answer("p", status, bytes).unwrap_err();
             assert_eq!(e.kind(), FailureKind::PackageError, "{e}");
         }
+    }
+
+    #[test]
+    fn long_messages_are_cut_with_a_marker() {
+        let mib = 1 << 20;
+        let check = |text: &str, original: usize| {
+            assert!(text.len() <= MAX_FAILURE_TEXT_BYTES, "{}", text.len());
+            let kept = text.find('…').unwrap();
+            let cut = original - kept;
+            assert!(
+                text.ends_with(&format!("… [{cut} bytes cut]")),
+                "{}",
+                &text[kept..]
+            );
+            assert!(kept > MAX_FAILURE_TEXT_BYTES - 100);
+        };
+        let Err(TaskFailure::Panicked { message }) =
+            TaskFailure::from_package_answer("p", STATUS_PANICKED, vec![b'p'; 20 * mib])
+        else {
+            panic!("a panic");
+        };
+        check(&message, 20 * mib);
+        let err = TdlError::Execution("e".repeat(20 * mib)).to_msgpack();
+        let Err(TaskFailure::Task(TdlError::Execution(message))) =
+            TaskFailure::from_package_answer("p", STATUS_TASK_ERROR, err)
+        else {
+            panic!("a task error");
+        };
+        check(&message, 20 * mib);
+        // Multi-byte characters are cut on a boundary.
+        let text = cut_text("é".repeat(mib));
+        check(&text, 2 * mib);
+        // Short texts are untouched, and every text of a failure from elsewhere is cut.
+        assert_eq!(cut_text("short".into()), "short");
+        let crashed = TaskFailure::Crashed {
+            status: "s".repeat(mib),
+        }
+        .bounded();
+        assert!(
+            crashed.to_string().len() <= MAX_FAILURE_TEXT_BYTES + 100,
+            "{}",
+            crashed.to_string().len()
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ mod protocol;
 pub mod shm;
 mod transport;
 
-pub use failure::{FailureKind, TaskFailure};
+pub use failure::{FailureKind, MAX_FAILURE_TEXT_BYTES, TaskFailure, cut_bytes, cut_text};
 pub use protocol::{Execute, Outcome, Request, RequestRef, Response};
-pub use transport::{ClientTransport, MAX_MESSAGE_BYTES, ServerTransport, TransportError};
+pub use transport::{
+    ClientTransport, DEFAULT_MAX_RECV_BYTES, MAX_MESSAGE_BYTES, ServerTransport, TransportError,
+};

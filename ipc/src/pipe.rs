@@ -13,7 +13,12 @@ use rustix::io::Errno;
 
 use crate::codec;
 use crate::protocol::{Execute, Request, RequestRef, Response};
-use crate::transport::{ClientTransport, MAX_MESSAGE_BYTES, ServerTransport, TransportError};
+use crate::transport::{
+    ClientTransport, DEFAULT_MAX_RECV_BYTES, MAX_MESSAGE_BYTES, ServerTransport, TransportError,
+};
+
+/// Receive buffers above this size are freed after use rather than kept for the next message.
+const KEEP_BUFFER_BYTES: usize = 8 << 20;
 
 /// Encodes `msg` as one frame into `buf` (cleared first).
 fn frame_into<T: serde::Serialize>(msg: &T, buf: &mut Vec<u8>) -> Result<(), TransportError> {
@@ -21,7 +26,10 @@ fn frame_into<T: serde::Serialize>(msg: &T, buf: &mut Vec<u8>) -> Result<(), Tra
     buf.extend_from_slice(&[0; 4]);
     codec::encode_into(msg, buf)?;
     let len = buf.len() - 4;
-    let len32 = u32::try_from(len).map_err(|_| TransportError::TooLarge(len))?;
+    let len32 = u32::try_from(len).map_err(|_| TransportError::TooLarge {
+        len,
+        limit: MAX_MESSAGE_BYTES,
+    })?;
     buf[..4].copy_from_slice(&len32.to_le_bytes());
     Ok(())
 }
@@ -56,6 +64,7 @@ pub struct PipeClient {
     from_child: OwnedFd,
     wbuf: Vec<u8>,
     rbuf: Vec<u8>,
+    max_recv: usize,
 }
 
 impl PipeClient {
@@ -75,6 +84,7 @@ impl PipeClient {
             from_child,
             wbuf: Vec::new(),
             rbuf: Vec::with_capacity(64 * 1024),
+            max_recv: DEFAULT_MAX_RECV_BYTES,
         })
     }
 
@@ -143,11 +153,26 @@ impl ClientTransport for PipeClient {
         self.fill(4, deadline)?;
         let len =
             u32::from_le_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]) as usize;
+        // Checked before `fill` sizes the buffer for it: the length is the peer's word.
+        if len > self.max_recv {
+            self.rbuf.clear();
+            return Err(TransportError::TooLarge {
+                len,
+                limit: self.max_recv,
+            });
+        }
         self.fill(4 + len, deadline)?;
         let response = codec::decode(&self.rbuf[4..4 + len]);
         // The protocol is strictly request/response: nothing follows a response.
         self.rbuf.clear();
+        if self.rbuf.capacity() > KEEP_BUFFER_BYTES {
+            self.rbuf = Vec::with_capacity(64 * 1024);
+        }
         Ok(response?)
+    }
+
+    fn set_max_recv_bytes(&mut self, limit: usize) {
+        self.max_recv = limit;
     }
 }
 
@@ -195,8 +220,11 @@ impl ServerTransport for PipeServer {
             Err(e) => return Err(e.into()),
         }
         let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_MESSAGE_BYTES {
-            return Err(TransportError::TooLarge(len));
+        if len > DEFAULT_MAX_RECV_BYTES {
+            return Err(TransportError::TooLarge {
+                len,
+                limit: DEFAULT_MAX_RECV_BYTES,
+            });
         }
         self.buf.resize(len, 0);
         self.input.read_exact(&mut self.buf).map_err(|e| {
@@ -218,5 +246,43 @@ impl ServerTransport for PipeServer {
                 e.into()
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_length_above_the_limit_is_refused_before_allocating() {
+        let (_to_child_r, to_child_w) = rustix::pipe::pipe().unwrap();
+        let (from_child_r, from_child_w) = rustix::pipe::pipe().unwrap();
+        let mut em = PipeClient::new(to_child_w, from_child_r).unwrap();
+        let mut peer = File::from(from_child_w);
+        let soon = || Instant::now() + Duration::from_secs(10);
+
+        peer.write_all(&0xffff_fff0u32.to_le_bytes()).unwrap();
+        let e = em.recv(soon()).unwrap_err();
+        assert!(
+            matches!(e, TransportError::TooLarge { len: 0xffff_fff0, limit } if limit == DEFAULT_MAX_RECV_BYTES),
+            "{e}"
+        );
+        assert!(em.rbuf.capacity() < 1 << 20, "nothing sized for the claim");
+
+        em.set_max_recv_bytes(100);
+        peer.write_all(&101u32.to_le_bytes()).unwrap();
+        let e = em.recv(soon()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TransportError::TooLarge {
+                    len: 101,
+                    limit: 100
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -14,6 +14,12 @@ use crate::protocol::{Execute, Request, Response};
 /// Largest message a transport carries (bytes of encoded message).
 pub const MAX_MESSAGE_BYTES: usize = u32::MAX as usize;
 
+/// Largest message a receiving end accepts unless told otherwise
+/// ([`ClientTransport::set_max_recv_bytes`]): 64 MiB of task data (the default task output
+/// limit, and storage's gRPC message cap for inputs) plus 1 MiB for the rest of the message. A
+/// length above the limit is refused before anything is allocated for it.
+pub const DEFAULT_MAX_RECV_BYTES: usize = (64 << 20) + (1 << 20);
+
 /// A transport failure.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -29,9 +35,24 @@ pub enum TransportError {
     /// A message could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
-    /// A message is larger than [`MAX_MESSAGE_BYTES`].
-    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
-    TooLarge(usize),
+    /// A message is larger than the limit (the receiver's, or [`MAX_MESSAGE_BYTES`]).
+    #[error("message of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The message's length (as claimed by its header, when received).
+        len: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
+    /// The peer wrote ring counters no correct peer can write: a corrupt or lying peer.
+    #[error("corrupt ring counters: head {head}, tail {tail}, capacity {capacity}")]
+    CorruptRing {
+        /// Bytes ever consumed, as read.
+        head: u64,
+        /// Bytes ever published, as read.
+        tail: u64,
+        /// The ring's capacity.
+        capacity: u64,
+    },
 }
 
 impl From<rustix::io::Errno> for TransportError {
@@ -57,11 +78,18 @@ pub trait ClientTransport: Send {
         self.send(&Request::Execute(execute.clone()), deadline)
     }
 
-    /// Waits for the next response, giving up at `deadline`.
+    /// Waits for the next response, giving up at `deadline`. A response whose length exceeds
+    /// the receive limit fails with [`TransportError::TooLarge`] before anything is allocated
+    /// for it; the connection is then out of step and must be dropped.
     ///
     /// # Errors
-    /// As [`ClientTransport::send`].
+    /// As [`ClientTransport::send`], [`TransportError::TooLarge`], and
+    /// [`TransportError::CorruptRing`] for a peer that wrote impossible ring counters.
     fn recv(&mut self, deadline: Instant) -> Result<Response, TransportError>;
+
+    /// Sets the largest response [`ClientTransport::recv`] accepts (initially
+    /// [`DEFAULT_MAX_RECV_BYTES`]).
+    fn set_max_recv_bytes(&mut self, limit: usize);
 }
 
 /// The executor's end of the connection.

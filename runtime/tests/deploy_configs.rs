@@ -31,7 +31,7 @@ fn read(path: &Path) -> String {
 enum Parsed {
     Storage(storage::Resolved),
     Scheduler(SchedulerConfig),
-    Em(EmConfig),
+    Em(Box<EmConfig>),
 }
 
 /// Reads `path` the way `silk <service> --config path` does, with no flags and no environment.
@@ -61,7 +61,7 @@ fn parse(service: &str, path: &Path) -> Result<Parsed, ConfigError> {
                 scheduler_url: None,
                 slots: None,
             };
-            em::resolve(&args).map(Parsed::Em)
+            em::resolve(&args).map(|c| Parsed::Em(Box::new(c)))
         }
         other => panic!("compose runs `silk {other}`, which takes no config file here"),
     }
@@ -246,7 +246,7 @@ fn deployment() -> Deployment {
                 assert!(scheduler.replace(s).is_none(), "two scheduler services")
             }
             Parsed::Em(e) => {
-                ems.insert(name.clone(), e);
+                ems.insert(name.clone(), *e);
             }
         }
     }

@@ -22,8 +22,10 @@ const RING: usize = DEFAULT_RING_BYTES;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn spawn(transport: TransportKind) -> NativeExecutor {
-    let config =
+    let mut config =
         NativeExecutorConfig::new(executor_bin(), packages_dir()).with_transport(transport);
+    // Room for the 64 MiB echo's output frame (a little over 64 MiB).
+    config.max_output_bytes = 65 << 20;
     let executor = NativeExecutor::spawn(config).unwrap();
     assert_eq!(executor.transport(), Some(transport));
     executor

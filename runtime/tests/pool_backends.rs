@@ -10,7 +10,7 @@ use std::time::Duration;
 use rmpv::Value;
 use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::FailureKind;
-use silk_runtime::em::pool::{NativeExecutorConfig, PackagePolicy, Slot, SlotConfig};
+use silk_runtime::em::pool::{NativeExecutorConfig, NativePolicy, PackagePolicy, Slot, SlotConfig};
 use support::{executor_bin, frame, outputs, packages_dir, request};
 
 const T: Duration = Duration::from_secs(20);
@@ -25,6 +25,8 @@ fn slot(policy: PackagePolicy, wasm_packages: BTreeMap<String, SandboxPolicy>) -
     let config = SlotConfig {
         policy,
         native: NativeExecutorConfig::new(executor_bin(), packages_dir()),
+        native_default: NativePolicy::default(),
+        native_packages: BTreeMap::new(),
         wasm_default: SandboxPolicy::default(),
         wasm_packages,
     };

@@ -11,7 +11,9 @@ use std::time::Duration;
 use rmpv::Value;
 use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::FailureKind;
-use silk_runtime::em::pool::{NativeExecutorConfig, PackagePolicy, SlotConfig, SlotPool};
+use silk_runtime::em::pool::{
+    NativeExecutorConfig, NativePolicy, PackagePolicy, SlotConfig, SlotPool,
+};
 use support::{executor_bin, frame, outputs, packages_dir, request};
 
 const T: Duration = Duration::from_secs(20);
@@ -26,6 +28,8 @@ async fn scenario() {
     let config = SlotConfig {
         policy: PackagePolicy::trusting(["fixtures"]),
         native: NativeExecutorConfig::new(executor_bin(), packages_dir()),
+        native_default: NativePolicy::default(),
+        native_packages: BTreeMap::new(),
         wasm_default: SandboxPolicy::default(),
         wasm_packages: BTreeMap::new(),
     };

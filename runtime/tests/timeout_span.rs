@@ -14,7 +14,7 @@ use rmpv::Value;
 use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::TaskFailure;
 use silk_runtime::em::pool::{
-    NativeExecutor, NativeExecutorConfig, PackagePolicy, SlotConfig, SlotPool,
+    NativeExecutor, NativeExecutorConfig, NativePolicy, PackagePolicy, SlotConfig, SlotPool,
 };
 use support::{executor_bin, frame, packages_dir, request};
 
@@ -93,6 +93,8 @@ async fn queued_task_scenario() {
     let config = SlotConfig {
         policy: PackagePolicy::trusting(["fixtures"]),
         native: NativeExecutorConfig::new(executor_bin(), packages_dir()),
+        native_default: NativePolicy::default(),
+        native_packages: BTreeMap::new(),
         wasm_default: SandboxPolicy::default(),
         wasm_packages: BTreeMap::new(),
     };

@@ -13,7 +13,7 @@ use crate::shm::ring::{self, Consumer, Producer};
 use crate::shm::segment::Segment;
 use crate::shm::sync::Ordering;
 use crate::shm::wait::{self, Pacer, WaitMode, Waiter};
-use crate::transport::{ClientTransport, ServerTransport, TransportError};
+use crate::transport::{ClientTransport, DEFAULT_MAX_RECV_BYTES, ServerTransport, TransportError};
 
 /// How often a parked EM re-checks its deadline and whether the executor is alive.
 pub const EM_PARK_SLICE: Duration = Duration::from_millis(2);
@@ -41,6 +41,7 @@ pub struct ShmClient {
     pacer: Pacer,
     peer_alive: Box<dyn FnMut() -> bool + Send>,
     in_flight_since: Option<Instant>,
+    max_recv: usize,
 }
 
 impl std::fmt::Debug for ShmClient {
@@ -70,6 +71,7 @@ impl ShmClient {
             pacer: Pacer::new(mode),
             peer_alive: Box::new(peer_alive),
             in_flight_since: None,
+            max_recv: DEFAULT_MAX_RECV_BYTES,
         }
     }
 
@@ -140,7 +142,9 @@ impl ClientTransport for ShmClient {
             EM_PARK_SLICE,
             &mut *self.peer_alive,
         );
-        let got = self.responses.recv(&mut self.rbuf, &mut waiter);
+        let got = self
+            .responses
+            .recv(&mut self.rbuf, self.max_recv, &mut waiter);
         let spun_out = waiter.spun_out();
         drop(waiter);
         if let Some(since) = self.in_flight_since {
@@ -151,6 +155,10 @@ impl ClientTransport for ShmClient {
         let response = codec::decode(&self.rbuf[..len]);
         trim(&mut self.rbuf);
         Ok(response?)
+    }
+
+    fn set_max_recv_bytes(&mut self, limit: usize) {
+        self.max_recv = limit;
     }
 }
 
@@ -227,7 +235,9 @@ impl ServerTransport for ShmServer {
             EXECUTOR_PARK_SLICE,
             &mut *self.parent_alive,
         );
-        let got = self.requests.recv(&mut self.rbuf, &mut waiter);
+        let got = self
+            .requests
+            .recv(&mut self.rbuf, DEFAULT_MAX_RECV_BYTES, &mut waiter);
         let spun_out = waiter.spun_out();
         drop(waiter);
         if let Some(since) = self.idle_since.take() {
@@ -272,5 +282,115 @@ impl Drop for ShmServer {
     fn drop(&mut self) {
         ring::close(self.requests.mem());
         ring::close(self.responses.mem());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The EM's end against a corrupt or lying executor: the executor's side of the segment is
+    //! written directly, as a peer that ignores the protocol could.
+
+    use super::*;
+    use crate::shm::ring::RingMem;
+
+    const RING: usize = 1 << 16;
+
+    /// An EM end over a fresh segment, and the executor's view of its rings (requests,
+    /// responses).
+    fn em_and_peer() -> (ShmClient, (MappedRing, MappedRing)) {
+        let em_side = Segment::create(RING).unwrap();
+        let peer = Segment::open(em_side.fd().try_clone_to_owned().unwrap()).unwrap();
+        let rings = peer.rings();
+        (ShmClient::new(em_side, WaitMode::Park, || true), rings)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    /// Publishes `bytes` as the response ring's next bytes at `tail`, bypassing the producer.
+    fn publish_raw(responses: &MappedRing, tail: u64, bytes: &[u8]) {
+        responses.copy_in((tail % RING as u64) as usize, bytes);
+        responses
+            .ctl()
+            .tail
+            .0
+            .swap(tail + bytes.len() as u64, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_length_above_the_limit_is_refused_before_allocating() {
+        let (mut em, (_, responses)) = em_and_peer();
+        publish_raw(&responses, 0, &0xffff_fff0u32.to_le_bytes());
+        let e = em.recv(soon()).unwrap_err();
+        assert!(
+            matches!(e, TransportError::TooLarge { len: 0xffff_fff0, limit } if limit == DEFAULT_MAX_RECV_BYTES),
+            "{e}"
+        );
+        assert!(em.rbuf.capacity() < 1 << 20, "nothing sized for the claim");
+
+        let (mut em, (_, responses)) = em_and_peer();
+        em.set_max_recv_bytes(100);
+        publish_raw(&responses, 0, &101u32.to_le_bytes());
+        let e = em.recv(soon()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TransportError::TooLarge {
+                    len: 101,
+                    limit: 100
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn impossible_counters_from_the_peer_are_transport_errors() {
+        // A tail more than a ring ahead of the head.
+        let (mut em, (_, responses)) = em_and_peer();
+        responses
+            .ctl()
+            .tail
+            .0
+            .swap(RING as u64 + 5, Ordering::SeqCst);
+        let e = em.recv(soon()).unwrap_err();
+        assert!(
+            matches!(e, TransportError::CorruptRing { head: 0, .. }),
+            "{e}"
+        );
+
+        // A tail that moves backwards, behind what the EM already consumed.
+        let (mut em, (_, responses)) = em_and_peer();
+        let mut frame = Vec::new();
+        let done = Response::Result {
+            outcome: crate::Outcome::Success(vec![1, 2, 3]),
+            elapsed_ns: 1,
+        };
+        codec::encode_into(&done, &mut frame).unwrap();
+        let len = u32::try_from(frame.len()).unwrap().to_le_bytes();
+        let whole = [&len[..], &frame].concat();
+        publish_raw(&responses, 0, &whole);
+        assert_eq!(em.recv(soon()).unwrap(), done);
+        let consumed = whole.len() as u64;
+        responses.ctl().tail.0.swap(consumed - 2, Ordering::SeqCst);
+        let e = em.recv(soon()).unwrap_err();
+        assert!(
+            matches!(e, TransportError::CorruptRing { head, .. } if head == consumed),
+            "{e}"
+        );
+
+        // A consumer head ahead of everything the EM produced: its next request that has to
+        // wait for space fails instead of overwriting unread bytes or overflowing.
+        let (mut em, (requests, _)) = em_and_peer();
+        requests.ctl().head.0.swap(u64::MAX, Ordering::SeqCst);
+        let big = crate::Execute {
+            package: "p".into(),
+            function: "f".into(),
+            context: Vec::new(),
+            inputs: vec![0; 2 * RING],
+        };
+        let e = em.send_execute(&big, soon()).unwrap_err();
+        assert!(matches!(e, TransportError::CorruptRing { .. }), "{e}");
     }
 }

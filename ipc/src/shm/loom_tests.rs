@@ -53,9 +53,9 @@ fn loom_messages_stream_through_a_small_ring() {
                 .unwrap();
         });
         let mut buf = Vec::new();
-        let n = consumer.recv(&mut buf, &mut ParkForever).unwrap();
+        let n = consumer.recv(&mut buf, 64, &mut ParkForever).unwrap();
         assert_eq!(&buf[..n], &[1, 2, 3]);
-        let n = consumer.recv(&mut buf, &mut ParkForever).unwrap();
+        let n = consumer.recv(&mut buf, 64, &mut ParkForever).unwrap();
         assert_eq!(&buf[..n], &[4, 5, 6, 7, 8, 9]);
         t.join().unwrap();
     });
@@ -73,8 +73,11 @@ fn loom_empty_messages_and_spinning_waiters() {
             producer.send(&[7], &mut SpinThenPark(1)).unwrap();
         });
         let mut buf = Vec::new();
-        assert_eq!(consumer.recv(&mut buf, &mut SpinThenPark(1)).unwrap(), 0);
-        let n = consumer.recv(&mut buf, &mut SpinThenPark(1)).unwrap();
+        assert_eq!(
+            consumer.recv(&mut buf, 64, &mut SpinThenPark(1)).unwrap(),
+            0
+        );
+        let n = consumer.recv(&mut buf, 64, &mut SpinThenPark(1)).unwrap();
         assert_eq!(&buf[..n], &[7]);
         t.join().unwrap();
     });
@@ -93,10 +96,10 @@ fn loom_close_wakes_the_sleeper_and_keeps_published_data() {
             ring::close(producer.mem());
         });
         let mut buf = Vec::new();
-        let n = consumer.recv(&mut buf, &mut ParkForever).unwrap();
+        let n = consumer.recv(&mut buf, 64, &mut ParkForever).unwrap();
         assert_eq!(&buf[..n], &[9, 9]);
         assert!(matches!(
-            consumer.recv(&mut buf, &mut ParkForever),
+            consumer.recv(&mut buf, 64, &mut ParkForever),
             Err(TransportError::Closed)
         ));
         t.join().unwrap();

@@ -30,6 +30,11 @@
 //! * **Closing.** The closer swaps 1 into `closed` after its last publish, then wakes both
 //!   sleeping words as above. A waiter that sees `closed` re-reads the counter once, so data
 //!   published before the close is still delivered.
+//! * **The peer is not trusted.** The other side's counter and every length header are read
+//!   from memory the peer can write at will. A counter is accepted only if `0 ≤ tail − head ≤
+//!   capacity` (`fill_level`), and a length only if it is within the receiver's limit, checked
+//!   before a buffer is sized for it; anything else is a [`TransportError`], never an overflow,
+//!   an assertion or an allocation the peer chose.
 
 use std::time::Duration;
 
@@ -66,6 +71,21 @@ pub(crate) enum Idle {
 /// ends the wait with an error (deadline passed, peer dead).
 pub(crate) trait Wait {
     fn idle(&mut self) -> Result<Idle, TransportError>;
+}
+
+/// The fill level `tail - head` of a ring of `cap` bytes, where one of the two counters was read
+/// from the peer: a peer that is corrupt or lies can write any value there, so a counter that no
+/// correct peer can produce (the fill level negative or above the capacity) is a transport error,
+/// never an overflow, an assertion or an out-of-bounds copy.
+fn fill_level(head: u64, tail: u64, cap: u64) -> Result<u64, TransportError> {
+    match tail.checked_sub(head) {
+        Some(fill) if fill <= cap => Ok(fill),
+        _ => Err(TransportError::CorruptRing {
+            head,
+            tail,
+            capacity: cap,
+        }),
+    }
 }
 
 fn wake_if_sleeping<M: RingMem>(mem: &M, sleeping: &AtomicU32) {
@@ -140,15 +160,18 @@ impl<M: RingMem> Producer<M> {
     }
 
     /// Bytes that may be written now.
-    fn free(&mut self) -> u64 {
+    fn free(&mut self) -> Result<u64, TransportError> {
+        // `head_cache` was validated when it was read.
         let free = self.cap - (self.tail - self.head_cache);
         if free > 0 {
-            return free;
+            return Ok(free);
         }
         // Partner: the consumer's `head` swap in `Consumer::consume`: it finished
         // copying those bytes out before releasing them, so they may be overwritten now.
-        self.head_cache = self.mem.ctl().head.0.load(Ordering::Acquire);
-        self.cap - (self.tail - self.head_cache)
+        let head = self.mem.ctl().head.0.load(Ordering::Acquire);
+        let fill = fill_level(head, self.tail, self.cap)?;
+        self.head_cache = head;
+        Ok(self.cap - fill)
     }
 
     /// Copies `src` to the free space at `tail + offset` without publishing it.
@@ -181,7 +204,7 @@ impl<M: RingMem> Producer<M> {
             if is_closed(&self.mem) {
                 return Err(TransportError::Closed);
             }
-            if self.free() > 0 {
+            if self.free()? > 0 {
                 return Ok(());
             }
             match w.idle()? {
@@ -189,8 +212,9 @@ impl<M: RingMem> Producer<M> {
                 Idle::Park(timeout) => {
                     let (ctl, cap, tail) = (self.mem.ctl(), self.cap, self.tail);
                     park(&self.mem, &ctl.producer_sleeping.0, timeout, || {
-                        // Partner: the consumer's `head` swap in `Consumer::consume`.
-                        cap - (tail - ctl.head.0.fetch_add(0, Ordering::SeqCst)) > 0
+                        // Partner: the consumer's `head` swap in `Consumer::consume`. Wrapping:
+                        // a corrupt `head` must not overflow here; `free` rejects it next.
+                        tail.wrapping_sub(ctl.head.0.fetch_add(0, Ordering::SeqCst)) < cap
                     });
                 }
             }
@@ -200,13 +224,16 @@ impl<M: RingMem> Producer<M> {
     /// Sends one message: a `u32 LE` length, then `msg`, streamed through the ring in chunks as
     /// space frees up. Fails with [`TransportError::Closed`] once the ring is closed.
     pub(crate) fn send(&mut self, msg: &[u8], w: &mut impl Wait) -> Result<(), TransportError> {
-        let len = u32::try_from(msg.len()).map_err(|_| TransportError::TooLarge(msg.len()))?;
+        let len = u32::try_from(msg.len()).map_err(|_| TransportError::TooLarge {
+            len: msg.len(),
+            limit: u32::MAX as usize,
+        })?;
         let header = len.to_le_bytes();
         let total = (header.len() + msg.len()) as u64;
         let mut sent = 0u64;
         while sent < total {
             self.wait_for_space(w)?;
-            let n = self.free().min(total - sent);
+            let n = self.free()?.min(total - sent);
             // Copy the part of `header ++ msg` at `sent..sent + n`.
             let (mut at, end) = (sent, sent + n);
             if at < 4 {
@@ -252,13 +279,22 @@ impl<M: RingMem> Consumer<M> {
         &self.mem
     }
 
+    /// Reads the producer's `tail` into `tail_cache`, validated against `head`.
+    fn load_tail(&mut self) -> Result<u64, TransportError> {
+        // Partner: the producer's `tail` swap in `Producer::commit`.
+        let tail = self.mem.ctl().tail.0.load(Ordering::Acquire);
+        let fill = fill_level(self.head, tail, self.cap)?;
+        self.tail_cache = tail;
+        Ok(fill)
+    }
+
     /// Bytes readable now.
-    fn available(&mut self) -> u64 {
+    fn available(&mut self) -> Result<u64, TransportError> {
         if self.tail_cache == self.head {
-            // Partner: the producer's `tail` swap in `Producer::commit`.
-            self.tail_cache = self.mem.ctl().tail.0.load(Ordering::Acquire);
+            return self.load_tail();
         }
-        self.tail_cache - self.head
+        // `tail_cache` was validated when it was read.
+        Ok(self.tail_cache - self.head)
     }
 
     /// Waits until at least `want` bytes are readable.
@@ -267,15 +303,12 @@ impl<M: RingMem> Consumer<M> {
             return Ok(());
         }
         loop {
-            // Partner: the producer's `tail` swap in `Producer::commit`.
-            self.tail_cache = self.mem.ctl().tail.0.load(Ordering::Acquire);
-            if self.tail_cache - self.head >= want {
+            if self.load_tail()? >= want {
                 return Ok(());
             }
             if is_closed(&self.mem) {
                 // Data published before the close is visible now (see `close`).
-                self.tail_cache = self.mem.ctl().tail.0.load(Ordering::Acquire);
-                if self.tail_cache - self.head >= want {
+                if self.load_tail()? >= want {
                     return Ok(());
                 }
                 return Err(TransportError::Closed);
@@ -285,8 +318,9 @@ impl<M: RingMem> Consumer<M> {
                 Idle::Park(timeout) => {
                     let (ctl, head) = (self.mem.ctl(), self.head);
                     park(&self.mem, &ctl.consumer_sleeping.0, timeout, || {
-                        // Partner: the producer's `tail` swap in `Producer::commit`.
-                        ctl.tail.0.fetch_add(0, Ordering::SeqCst) - head >= want
+                        // Partner: the producer's `tail` swap in `Producer::commit`. Wrapping:
+                        // a corrupt `tail` must not overflow here; `load_tail` rejects it next.
+                        ctl.tail.0.fetch_add(0, Ordering::SeqCst).wrapping_sub(head) >= want
                     });
                 }
             }
@@ -317,28 +351,38 @@ impl<M: RingMem> Consumer<M> {
         wake_if_sleeping(&self.mem, &ctl.producer_sleeping.0);
     }
 
-    /// Receives one message into `buf` (grown as needed, never shrunk) and returns its length;
-    /// the message is `buf[..len]`. Fails with [`TransportError::Closed`] when the ring is closed
-    /// with no complete message in it.
+    /// Receives one message of at most `max_len` bytes into `buf` (grown as needed, never
+    /// shrunk) and returns its length; the message is `buf[..len]`. Fails with
+    /// [`TransportError::Closed`] when the ring is closed with no complete message in it, with
+    /// [`TransportError::TooLarge`] (nothing allocated, nothing consumed) when the length header
+    /// says more than `max_len`, and with [`TransportError::CorruptRing`] when the peer wrote
+    /// an impossible counter.
     pub(crate) fn recv(
         &mut self,
         buf: &mut Vec<u8>,
+        max_len: usize,
         w: &mut impl Wait,
     ) -> Result<usize, TransportError> {
         self.wait_for(4, w)?;
         let mut header = [0u8; 4];
         self.peek(0, &mut header);
         let len = u32::from_le_bytes(header) as usize;
+        if len > max_len {
+            return Err(TransportError::TooLarge {
+                len,
+                limit: max_len,
+            });
+        }
         if buf.len() < len {
             buf.resize(len, 0);
         }
-        let first = (self.available() - 4).min(len as u64) as usize;
+        let first = (self.available()? - 4).min(len as u64) as usize;
         self.peek(4, &mut buf[..first]);
         self.consume(4 + first as u64);
         let mut got = first;
         while got < len {
             self.wait_for(1, w)?;
-            let n = self.available().min((len - got) as u64) as usize;
+            let n = self.available()?.min((len - got) as u64) as usize;
             self.peek(0, &mut buf[got..got + n]);
             self.consume(n as u64);
             got += n;

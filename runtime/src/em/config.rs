@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use silk_executor_wasm::{HostConfig, SandboxPolicy};
 
+use super::pool::NativePolicy;
+
 /// EM settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +26,10 @@ pub struct EmConfig {
     pub native_packages: Vec<String>,
     /// The `silk-executor-native` binary (default: next to `silk`, or `SILK_EXECUTOR_NATIVE`).
     pub executor_bin: Option<PathBuf>,
+    /// Limits of native packages without their own entry.
+    pub native_default: NativePolicy,
+    /// Limits per native package.
+    pub native_package_limits: BTreeMap<String, NativePolicy>,
     /// Sandbox limits of wasm packages without their own entry.
     pub wasm_default: SandboxPolicy,
     /// Sandbox limits per wasm package.
@@ -55,6 +61,8 @@ impl Default for EmConfig {
             package_dir: PathBuf::from("packages"),
             native_packages: Vec::new(),
             executor_bin: None,
+            native_default: NativePolicy::default(),
+            native_package_limits: BTreeMap::new(),
             wasm_default: SandboxPolicy::default(),
             wasm_packages: BTreeMap::new(),
             wasm_host: HostConfig::default(),

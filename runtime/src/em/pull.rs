@@ -220,7 +220,7 @@ impl Loop {
             };
             match result {
                 Ok(r) => break r.into_inner().results,
-                Err(s) if is_transient(s.code()) => {
+                Err(s) if is_transient(&s) => {
                     tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), "task registration failed; retrying");
                     if !pause(delay, stop).await {
                         return false;

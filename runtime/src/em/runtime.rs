@@ -66,6 +66,8 @@ pub fn slot_config(config: &EmConfig) -> Result<SlotConfig> {
     Ok(SlotConfig {
         policy: PackagePolicy::trusting(config.native_packages.iter().cloned()),
         native: NativeExecutorConfig::new(bin, config.package_dir.clone()),
+        native_default: config.native_default.clone(),
+        native_packages: config.native_package_limits.clone(),
         wasm_default: config.wasm_default.clone(),
         wasm_packages: config.wasm_packages.clone(),
     })
@@ -94,7 +96,7 @@ async fn register(
                 let r = r.into_inner();
                 return Ok(Some((ExecutionManagerId(r.id), SessionId(r.session_id))));
             }
-            Err(s) if is_transient(s.code()) => {
+            Err(s) if is_transient(&s) => {
                 tracing::warn!(code = ?s.code(), error = s.message(), "registration failed; retrying");
                 if !pause(delay, stop).await {
                     return Ok(None);

@@ -68,6 +68,9 @@ pub fn outcome(
     let outcome = match result {
         Ok(success) => pb::task_outcome::Outcome::Outputs(success.outputs),
         Err(failure) => {
+            // Every path's failure passes here before it is logged or reported: cut its texts
+            // (a no-op for those already cut where they entered).
+            let failure = failure.bounded();
             tracing::warn!(job_id = %a.job, task = %a.task, kind = %failure.kind(), error = %failure, "task failed");
             pb::task_outcome::Outcome::Failure(pb::Failure {
                 kind: pb_kind(failure.kind()).into(),

@@ -177,6 +177,20 @@ impl<D: Db + Clone> Storage<D> {
         Ok(ctx)
     }
 
+    /// Takes back an instance registered a moment ago that could not be handed out (its
+    /// registration response had no room for it): it is dropped without spending a retry and
+    /// its task is queued again.
+    pub fn release_instance(&self, job_id: JobId, task: TaskId, instance: TaskInstanceId) {
+        // Its assignment's registration goes too: a retry registers afresh.
+        self.forget_instance(instance);
+        if let Some(job) = self.cached(job_id)
+            && job.with(|c| c.force_remove(task, instance))
+        {
+            self.shared.lanes.push(job.group, job.id, &[task]);
+        }
+        tracing::debug!(job_id = job_id.0, %task, instance = instance.0, "instance released: registration response full");
+    }
+
     /// Reports a successful instance with its outputs frame (ignored for commit and cleanup).
     ///
     /// # Errors

@@ -238,13 +238,31 @@ impl Cluster {
         storage_toml: &str,
         default_liveness: bool,
     ) -> Self {
-        let (cutoffs, heartbeat) = if default_liveness {
-            (String::new(), String::new())
-        } else {
-            (
-                format!("dead_em_cutoff_ms = {DEAD_CUTOFF_MS}\nsweep_interval_ms = {SWEEP_MS}\n"),
+        let cutoff = (!default_liveness).then_some(DEAD_CUTOFF_MS);
+        Self::start_inner(backend, ems, ems_first, storage_toml, cutoff).await
+    }
+
+    /// As [`Cluster::start`], but storage and the scheduler wait `dead_cutoff_ms` for a heartbeat
+    /// before declaring an EM dead (for tests whose storage is busy writing hundreds of MiB on a
+    /// loaded machine, which delays its heartbeat bookkeeping).
+    pub async fn start_patient(backend: &Backend, ems: &[EmSpec], dead_cutoff_ms: u64) -> Self {
+        Self::start_inner(backend, ems, false, "", Some(dead_cutoff_ms)).await
+    }
+
+    /// Starts a cluster; `dead_cutoff_ms: None` keeps the services' default liveness settings.
+    async fn start_inner(
+        backend: &Backend,
+        ems: &[EmSpec],
+        ems_first: bool,
+        storage_toml: &str,
+        dead_cutoff_ms: Option<u64>,
+    ) -> Self {
+        let (cutoffs, heartbeat) = match dead_cutoff_ms {
+            None => (String::new(), String::new()),
+            Some(cutoff) => (
+                format!("dead_em_cutoff_ms = {cutoff}\nsweep_interval_ms = {SWEEP_MS}\n"),
                 format!("heartbeat_interval_ms = {HEARTBEAT_MS}\n"),
-            )
+            ),
         };
         let packages = support::packages_dir();
         let dir = tempfile::tempdir().unwrap();

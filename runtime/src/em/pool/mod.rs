@@ -10,7 +10,7 @@ pub mod slots;
 pub mod transport;
 
 pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};
-pub use policy::{Backend, PackagePolicy};
+pub use policy::{Backend, NativePolicy, PackagePolicy};
 pub use silk_ipc::shm::WaitMode;
 pub use slot::{Slot, SlotConfig};
 pub use slots::SlotPool;

@@ -26,6 +26,7 @@ use silk_ipc::{ClientTransport, Execute, Outcome, Request, Response, TaskFailure
 
 use super::child::{describe_exit, forward_lines, is_executable};
 use super::inherit_fd::{die_with_parent, inherit_at};
+use super::policy::{NativePolicy, RESPONSE_OVERHEAD_BYTES};
 use super::transport::{Connection, TransportKind};
 
 /// The descriptor number at which a native executor finds its shared-memory segment.
@@ -48,6 +49,9 @@ pub struct NativeExecutorConfig {
     pub shm_ring_bytes: usize,
     /// Whether the EM and the executor may spin before parking on the shared-memory ring.
     pub shm_wait: WaitMode,
+    /// Largest output of a task run with [`NativeExecutor::execute`] (the EM passes each
+    /// package's own limit to [`NativeExecutor::execute_with_limit`]).
+    pub max_output_bytes: u64,
 }
 
 impl NativeExecutorConfig {
@@ -63,6 +67,7 @@ impl NativeExecutorConfig {
             transport: TransportKind::Shm,
             shm_ring_bytes: DEFAULT_RING_BYTES,
             shm_wait: WaitMode::Adaptive,
+            max_output_bytes: NativePolicy::default().max_output_bytes,
         }
     }
 
@@ -298,19 +303,44 @@ impl NativeExecutor {
         self.live.as_ref().map(|l| l.transport.kind())
     }
 
-    /// Runs one task. Never blocks longer than `hard_timeout` (plus the time to kill and respawn
-    /// the executor when it expires).
+    /// Runs one task under the config's `max_output_bytes`; see
+    /// [`NativeExecutor::execute_with_limit`].
     ///
     /// # Errors
-    /// The task's own failure ([`TaskFailure::Task`], [`TaskFailure::Panicked`],
-    /// [`TaskFailure::Package`]), [`TaskFailure::Timeout`] after `hard_timeout`, or
-    /// [`TaskFailure::Crashed`] when the executor died or could not be started.
+    /// As [`NativeExecutor::execute_with_limit`].
     pub fn execute(
         &mut self,
         request: &Execute,
         hard_timeout: Duration,
     ) -> Result<TaskSuccess, TaskFailure> {
+        let limit = self.config.max_output_bytes;
+        self.execute_with_limit(request, hard_timeout, limit)
+    }
+
+    /// Runs one task. Never blocks longer than `hard_timeout` (plus the time to kill and respawn
+    /// the executor when it expires). What the executor answers is bounded as it arrives: a
+    /// response frame longer than `max_output_bytes` plus [`RESPONSE_OVERHEAD_BYTES`] is refused
+    /// before it is read (the executor is killed), an output over `max_output_bytes` fails the
+    /// task, and a failure's texts are cut ([`TaskFailure::bounded`]).
+    ///
+    /// # Errors
+    /// The task's own failure ([`TaskFailure::Task`], [`TaskFailure::Panicked`],
+    /// [`TaskFailure::Package`]), [`TaskFailure::OutputTooLarge`] over the limit,
+    /// [`TaskFailure::Timeout`] after `hard_timeout`, or [`TaskFailure::Crashed`] when the
+    /// executor died, broke the protocol or could not be started.
+    pub fn execute_with_limit(
+        &mut self,
+        request: &Execute,
+        hard_timeout: Duration,
+        max_output_bytes: u64,
+    ) -> Result<TaskSuccess, TaskFailure> {
         let deadline = Instant::now() + hard_timeout;
+        let too_large = |what: &str, size: u64| TaskFailure::OutputTooLarge {
+            what: what.into(),
+            size_bytes: size,
+            limit_bytes: max_output_bytes,
+            limit: "max_output_bytes".into(),
+        };
         let live = match &mut self.live {
             Some(live) => live,
             None => {
@@ -320,11 +350,20 @@ impl NativeExecutor {
                 self.live.insert(live)
             }
         };
+        let frame_limit = max_output_bytes.saturating_add(RESPONSE_OVERHEAD_BYTES);
+        live.transport
+            .set_max_recv_bytes(usize::try_from(frame_limit).unwrap_or(usize::MAX));
         let result = live
             .transport
             .send_execute(request, deadline)
             .and_then(|()| live.transport.recv(deadline));
         match result {
+            Ok(Response::Result {
+                outcome: Outcome::Success(outputs),
+                ..
+            }) if outputs.len() as u64 > max_output_bytes => {
+                Err(too_large("task output", outputs.len() as u64))
+            }
             Ok(Response::Result {
                 outcome: Outcome::Success(outputs),
                 elapsed_ns,
@@ -335,7 +374,14 @@ impl NativeExecutor {
             Ok(Response::Result {
                 outcome: Outcome::Failure(failure),
                 ..
-            }) => Err(failure),
+            }) => Err(failure.bounded()),
+            Err(TransportError::TooLarge { len, limit }) => {
+                // The frame was not read: the connection is out of step, the executor goes.
+                let status = kill_and_reap(&mut live.child);
+                tracing::warn!(executor = live.id, %status, size_bytes = len, limit_bytes = limit, "executor response over the limit; executor killed");
+                self.respawn();
+                Err(too_large("executor response", len as u64))
+            }
             Err(TransportError::TimedOut) => {
                 let status = kill_and_reap(&mut live.child);
                 let after_ms = u64::try_from(hard_timeout.as_millis()).unwrap_or(u64::MAX);

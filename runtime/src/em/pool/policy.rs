@@ -24,6 +24,29 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// The limits of a native package's tasks. Native code is trusted, so only what leaves the
+/// executor is bounded: the EM refuses a larger output as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NativePolicy {
+    /// Largest output frame one task may return; a larger one fails the task `OutputTooLarge`
+    /// (and a response frame larger than this plus [`RESPONSE_OVERHEAD_BYTES`] is refused
+    /// before it is read, killing the executor). Default 64 MiB, as for wasm packages.
+    pub max_output_bytes: u64,
+}
+
+/// Room in an executor's response frame beyond the output limit: the rest of the message, or a
+/// failure whose texts are cut to [`silk_ipc::MAX_FAILURE_TEXT_BYTES`] each.
+pub const RESPONSE_OVERHEAD_BYTES: u64 = 1 << 20;
+
+impl Default for NativePolicy {
+    fn default() -> Self {
+        Self {
+            max_output_bytes: 64 << 20,
+        }
+    }
+}
+
 /// The EM's package policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,7 @@ use silk_executor_wasm::{SandboxPolicy, WasmHost};
 use silk_ipc::{Execute, TaskFailure};
 
 use super::native::{NativeExecutor, NativeExecutorConfig, TaskSuccess};
-use super::policy::{Backend, PackagePolicy};
+use super::policy::{Backend, NativePolicy, PackagePolicy};
 
 /// What every slot of a pool shares.
 #[derive(Debug, Clone)]
@@ -21,6 +21,10 @@ pub struct SlotConfig {
     pub policy: PackagePolicy,
     /// How native executors are started.
     pub native: NativeExecutorConfig,
+    /// Limits of native packages without their own entry.
+    pub native_default: NativePolicy,
+    /// Limits per native package.
+    pub native_packages: BTreeMap<String, NativePolicy>,
     /// Sandbox limits of wasm packages without their own entry.
     pub wasm_default: SandboxPolicy,
     /// Sandbox limits per wasm package.
@@ -28,6 +32,14 @@ pub struct SlotConfig {
 }
 
 impl SlotConfig {
+    /// The native limits of `package`.
+    #[must_use]
+    pub fn native_policy(&self, package: &str) -> &NativePolicy {
+        self.native_packages
+            .get(package)
+            .unwrap_or(&self.native_default)
+    }
+
     /// The sandbox limits of `package`.
     #[must_use]
     pub fn wasm_policy(&self, package: &str) -> &SandboxPolicy {
@@ -86,7 +98,8 @@ impl Slot {
                             self.native.insert(started)
                         }
                     };
-                native.execute(request, hard_timeout)
+                let limit = self.config.native_policy(&request.package).max_output_bytes;
+                native.execute_with_limit(request, hard_timeout, limit)
             }
             Backend::Wasm => {
                 let mut policy = self.config.wasm_policy(&request.package).clone();

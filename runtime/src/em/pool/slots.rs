@@ -2,11 +2,16 @@
 //! started one, is reused across tasks and respawned after a crash or timeout), fed from one
 //! shared queue. Async callers get the outcome through a oneshot channel, so no tokio worker
 //! ever blocks on a task.
+//!
+//! A panic while a slot runs a task fails that task (`Crashed`, with the panic message) and the
+//! thread goes on with a fresh slot (the old one, and any executor child it held, is dropped).
+//! [`SlotPool::slots`] counts the threads that are alive, so the EM never asks for work for a
+//! slot that is gone.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use silk_executor_wasm::WasmHost;
@@ -15,6 +20,51 @@ use tokio::sync::oneshot;
 
 use super::native::TaskSuccess;
 use super::slot::{Slot, SlotConfig};
+
+/// What a slot thread runs tasks on: a [`Slot`] in production.
+pub(crate) trait Runner {
+    /// Runs one task.
+    fn run(
+        &mut self,
+        request: &Execute,
+        hard_timeout: Duration,
+    ) -> Result<TaskSuccess, TaskFailure>;
+}
+
+impl Runner for Slot {
+    fn run(
+        &mut self,
+        request: &Execute,
+        hard_timeout: Duration,
+    ) -> Result<TaskSuccess, TaskFailure> {
+        self.execute(request, hard_timeout)
+    }
+}
+
+/// The text of a caught panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Counts a slot thread as live while it exists (also when it unwinds).
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl LiveGuard {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Self(live.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// One queued task.
 struct Work {
@@ -29,8 +79,8 @@ struct Work {
 #[derive(Debug)]
 pub struct SlotPool {
     queue: Option<std_mpsc::Sender<Work>>,
-    threads: Vec<JoinHandle<()>>,
     task_time: Arc<TaskTime>,
+    live: Arc<AtomicUsize>,
 }
 
 /// A moving average of how long a task occupies a slot (execution only, not time queued).
@@ -69,51 +119,41 @@ impl SlotPool {
     /// # Errors
     /// A thread could not be spawned.
     pub fn start(slots: usize, config: Arc<SlotConfig>, wasm: &WasmHost) -> std::io::Result<Self> {
+        let wasm = wasm.clone();
+        Self::start_with(slots, move || Slot::new(config.clone(), wasm.clone()))
+    }
+
+    /// Starts `slots` (≥ 1) threads, each running tasks on a runner `make` builds (again after
+    /// a panic).
+    pub(crate) fn start_with<R: Runner + 'static>(
+        slots: usize,
+        make: impl Fn() -> R + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel::<Work>();
         let rx = Arc::new(Mutex::new(rx));
-        let mut threads = Vec::new();
+        let make = Arc::new(make);
         let task_time = Arc::new(TaskTime::default());
+        let live = Arc::new(AtomicUsize::new(0));
         for i in 0..slots.max(1) {
-            let rx = rx.clone();
-            let times = task_time.clone();
-            let mut slot = Slot::new(config.clone(), wasm.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("silk-slot-{i}"))
-                    .spawn(move || {
-                        loop {
-                            // The lock is held only while waiting for the next task.
-                            let next = crate::storage::lock(&rx).recv();
-                            let Ok(work) = next else { return };
-                            let started = Instant::now();
-                            let left = work.deadline.saturating_duration_since(started);
-                            let outcome = if left.is_zero() {
-                                Err(TaskFailure::Timeout {
-                                    after_ms: u64::try_from(work.hard_timeout.as_millis())
-                                        .unwrap_or(u64::MAX),
-                                })
-                            } else {
-                                let outcome = slot.execute(&work.request, left);
-                                times.record(started.elapsed());
-                                outcome
-                            };
-                            // The caller may have given up (shutdown); nothing to do then.
-                            let _ = work.reply.send(outcome);
-                        }
-                    })?,
-            );
+            let (rx, times, make) = (rx.clone(), task_time.clone(), make.clone());
+            // Counted from here, so `slots()` is right as soon as `start` returns.
+            let guard = LiveGuard::new(&live);
+            // Detached: see `Drop`.
+            std::thread::Builder::new()
+                .name(format!("silk-slot-{i}"))
+                .spawn(move || serve(i, &rx, &times, &*make, guard))?;
         }
         Ok(Self {
             queue: Some(tx),
-            threads,
             task_time,
+            live,
         })
     }
 
-    /// Slot count.
+    /// Live slots: threads that can take a task.
     #[must_use]
     pub fn slots(&self) -> usize {
-        self.threads.len()
+        self.live.load(Ordering::Relaxed)
     }
 
     /// The recent mean time a task spends in a slot; `None` before the first task.
@@ -169,10 +209,132 @@ impl SlotPool {
     }
 }
 
+/// A slot thread: takes tasks until the queue closes. A panic in the runner fails that task and
+/// the runner is rebuilt.
+fn serve<R: Runner>(
+    index: usize,
+    rx: &Mutex<std_mpsc::Receiver<Work>>,
+    times: &TaskTime,
+    make: &(dyn Fn() -> R + Send + Sync),
+    _live: LiveGuard,
+) {
+    let mut runner = make();
+    loop {
+        // The lock is held only while waiting for the next task.
+        let next = crate::storage::lock(rx).recv();
+        let Ok(work) = next else { return };
+        let started = Instant::now();
+        let left = work.deadline.saturating_duration_since(started);
+        if left.is_zero() {
+            // Queued past its hard timeout: not started (storage's expiry runs the same span).
+            let after_ms = u64::try_from(work.hard_timeout.as_millis()).unwrap_or(u64::MAX);
+            let _ = work.reply.send(Err(TaskFailure::Timeout { after_ms }));
+            continue;
+        }
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| runner.run(&work.request, left)));
+        times.record(started.elapsed());
+        let outcome = match run {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                let failure = TaskFailure::Crashed {
+                    status: format!("executor slot panicked: {}", panic_text(&*payload)),
+                }
+                .bounded();
+                tracing::error!(slot = index, package = work.request.package, function = work.request.function, error = %failure, "slot panicked; task failed, slot rebuilt");
+                // Whatever the panic left half-done goes with the old runner.
+                runner = make();
+                Err(failure)
+            }
+        };
+        // The caller may have given up (shutdown); nothing to do then.
+        let _ = work.reply.send(outcome);
+    }
+}
+
 impl Drop for SlotPool {
     fn drop(&mut self) {
         self.close();
         // Threads are detached: one may still be inside a long task; its executor child is
         // killed when the slot is dropped at the end of that task or at process exit.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers with its build number; panics on the function `panic`.
+    struct Flaky(usize);
+
+    impl Runner for Flaky {
+        fn run(&mut self, request: &Execute, _: Duration) -> Result<TaskSuccess, TaskFailure> {
+            assert!(
+                request.function != "panic",
+                "deliberate panic in {}",
+                self.0
+            );
+            Ok(TaskSuccess {
+                outputs: vec![u8::try_from(self.0).unwrap()],
+                elapsed_ns: 0,
+            })
+        }
+    }
+
+    fn task(function: &str) -> Execute {
+        Execute {
+            package: "p".into(),
+            function: function.into(),
+            context: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_its_task_and_the_slot_keeps_serving() {
+        // Watchdog: a slot thread killed by the panic would leave the later tasks waiting.
+        tokio::time::timeout(Duration::from_secs(30), panic_then_serve())
+            .await
+            .expect("watchdog: the pool stopped serving after a panic");
+    }
+
+    async fn panic_then_serve() {
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counter = builds.clone();
+        let pool =
+            SlotPool::start_with(1, move || Flaky(counter.fetch_add(1, Ordering::SeqCst))).unwrap();
+        assert_eq!(pool.slots(), 1);
+        let t = Duration::from_secs(10);
+        assert_eq!(pool.execute(task("ok"), t).await.unwrap().outputs, [0]);
+        let err = pool.execute(task("panic"), t).await.unwrap_err();
+        assert_eq!(err.kind(), silk_ipc::FailureKind::Crashed, "{err}");
+        assert!(
+            err.to_string().contains("deliberate panic in 0"),
+            "carries the message: {err}"
+        );
+        // The same single thread serves on, with a rebuilt runner.
+        for _ in 0..3 {
+            assert_eq!(pool.execute(task("ok"), t).await.unwrap().outputs, [1]);
+        }
+        assert_eq!(pool.slots(), 1, "still one live slot");
+        assert_eq!(builds.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn capacity_counts_live_slots_only() {
+        let pool = SlotPool::start_with(2, || Flaky(0)).unwrap();
+        assert_eq!(pool.slots(), 2);
+        let mut pool = pool;
+        pool.close();
+        // Closing the queue ends every thread; none counts afterwards.
+        for _ in 0..500 {
+            if pool.slots() == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "{} slots still counted after every thread ended",
+            pool.slots()
+        );
     }
 }

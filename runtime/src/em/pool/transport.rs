@@ -84,6 +84,13 @@ impl ClientTransport for Connection {
             Self::Pipe(t) => t.recv(deadline),
         }
     }
+
+    fn set_max_recv_bytes(&mut self, limit: usize) {
+        match self {
+            Self::Shm(t) => t.set_max_recv_bytes(limit),
+            Self::Pipe(t) => t.set_max_recv_bytes(limit),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::MAX_MESSAGE_BYTES;
 use super::convert::{self, status};
 use crate::storage::db::{Db, Secret};
 use crate::storage::ids::{ExecutionManagerId, SessionId};
@@ -219,6 +220,42 @@ impl<D: Db + Clone> StorageServices<D> {
         Ok(convert::pb_context(ctx))
     }
 
+    /// A registered instance whose context does not fit in the registration response: failed
+    /// `OutputTooLarge` if it cannot fit even alone, else taken back and queued again. Returns
+    /// the item's answer.
+    async fn overflowing(
+        &self,
+        session: SessionId,
+        task: &pb::TaskRef,
+        ctx: &pb::ExecutionContext,
+        size: usize,
+    ) -> Status {
+        let Ok((job, task)) = convert::task_ref(Some(task)) else {
+            return convert::invalid("task_id is missing");
+        };
+        let instance = TaskInstanceId(ctx.task_instance_id);
+        if size > MAX_REGISTER_RESPONSE_BYTES {
+            let failure = silk_ipc::TaskFailure::OutputTooLarge {
+                what: "task inputs".into(),
+                size_bytes: size as u64,
+                limit_bytes: MAX_REGISTER_RESPONSE_BYTES as u64,
+                limit: "RegisterTaskInstances message cap".into(),
+            };
+            tracing::warn!(job_id = job.0, %task, size_bytes = size, limit_bytes = MAX_REGISTER_RESPONSE_BYTES, "task inputs too large to hand out; task failed");
+            let message = failure.to_string();
+            if let Err(e) = self
+                .storage
+                .report_failure(session, job, task, instance, failure.kind(), &message)
+                .await
+            {
+                return status(&e);
+            }
+            return Status::resource_exhausted(message);
+        }
+        self.storage.release_instance(job, task, instance);
+        Status::resource_exhausted("registration response full; task queued again")
+    }
+
     async fn outcome(&self, session: SessionId, o: pb::TaskOutcome) -> Result<(), Status> {
         let (job, task) = convert::task_ref(o.task.as_ref())?;
         let instance = TaskInstanceId(o.task_instance_id);
@@ -239,6 +276,15 @@ impl<D: Db + Clone> StorageServices<D> {
         result.map_err(|e| status(&e))
     }
 }
+
+/// Room left under the gRPC message cap for framing in a registration response.
+const REGISTER_HEADROOM_BYTES: usize = 64 << 10;
+
+/// Largest encoded `RegisterTaskInstances` response storage sends.
+const MAX_REGISTER_RESPONSE_BYTES: usize = MAX_MESSAGE_BYTES - REGISTER_HEADROOM_BYTES;
+
+/// Field number of `RegisterTaskInstancesResponse.results`.
+const RESULTS_FIELD: u32 = 1;
 
 fn item_error(s: &Status) -> pb::ItemError {
     pb::ItemError {
@@ -321,16 +367,35 @@ impl<D: Db + Clone> TaskInstances for StorageServices<D> {
             .iter()
             .enumerate()
             .map(|(i, t)| self.register_one(session, em, Some(t), key(i)));
-        let results = futures_join_all(calls)
-            .await
-            .into_iter()
-            .map(|res| pb::RegisterResult {
-                result: Some(match res {
-                    Ok(ctx) => pb::register_result::Result::Context(ctx),
-                    Err(s) => pb::register_result::Result::Error(item_error(&s)),
-                }),
-            })
-            .collect();
+        let registered = futures_join_all(calls).await;
+        // The response carries every task's inputs: hand out as many as fit under the message
+        // cap; the others are taken back and queued again (the EM gets them in a later
+        // assignment), and a task whose inputs cannot fit even alone fails `OutputTooLarge`.
+        let mut used = 0;
+        let mut results = Vec::with_capacity(registered.len());
+        for (t, res) in r.tasks.iter().zip(registered) {
+            let result = match res {
+                Ok(ctx) => {
+                    let item = pb::RegisterResult {
+                        result: Some(pb::register_result::Result::Context(ctx)),
+                    };
+                    let size = prost::encoding::message::encoded_len(RESULTS_FIELD, &item);
+                    if used + size <= MAX_REGISTER_RESPONSE_BYTES {
+                        used += size;
+                        results.push(item);
+                        continue;
+                    }
+                    let Some(pb::register_result::Result::Context(ctx)) = item.result else {
+                        unreachable!("built above");
+                    };
+                    self.overflowing(session, t, &ctx, size).await
+                }
+                Err(s) => s,
+            };
+            results.push(pb::RegisterResult {
+                result: Some(pb::register_result::Result::Error(item_error(&result))),
+            });
+        }
         ok(pb::RegisterTaskInstancesResponse { results })
     }
 

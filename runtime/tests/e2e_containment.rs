@@ -1,0 +1,163 @@
+//! End to end, real `silk` processes: what a task *returns* cannot wedge an execution manager.
+//! The `hostile` test package returns outputs of tens of MiB that finish at the same moment (so
+//! their outcomes meet in one report), and an output too large for any report; each job must end
+//! within a bound (succeeding, or failing `OutputTooLarge` naming the limit), and a normal job
+//! submitted afterwards on the same cluster must succeed.
+
+mod e2e;
+
+use serde_json::json;
+
+use e2e::graphs::{fed, graph, single, task};
+use e2e::jobs::{FailureKind, JobState};
+use e2e::values::i;
+use e2e::{Backend, Cluster, EmSpec, watchdog};
+
+const MIB: i64 = 1 << 20;
+
+/// One scenario at a time: each moves hundreds of MiB through storage, an EM and SQLite, and
+/// three at once on a two-core machine shared with other builds do not finish in their bound.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Heartbeat cutoff of these clusters: storage writing hundreds of MiB to SQLite on a loaded
+/// machine delays its heartbeat bookkeeping past the harness's default.
+const PATIENT_CUTOFF_MS: u64 = 30_000;
+
+/// Milliseconds since the Unix epoch, `ahead_ms` from now: when `hostile::blob_at` tasks return.
+fn at(ahead_ms: u64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    i64::try_from(now).unwrap() + i64::try_from(ahead_ms).unwrap()
+}
+
+/// A job of `n` independent `hostile::blob_at` tasks, each returning `bytes` at `at_ms`.
+fn blobs_at(n: usize) -> serde_json::Value {
+    let int = json!("int64");
+    graph(
+        (0..n)
+            .map(|_| {
+                task(
+                    "hostile",
+                    "blob_at",
+                    [int.clone(), int.clone()],
+                    [json!("string")],
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The job a healthy cluster always runs: `fixtures::fibonacci(10)`.
+async fn normal_job_succeeds(jobs: &e2e::Jobs, group: u64) {
+    let int = json!("int64");
+    let job = jobs
+        .submit(
+            group,
+            &single("fixtures", "fibonacci", [int.clone()], [int]),
+            &[i(10)],
+        )
+        .await;
+    assert_eq!(jobs.wait_succeeded(job).await, [i(55)]);
+}
+
+/// Four tasks return 40 MiB each at the same moment, on one EM with four native slots: two such
+/// outcomes in one report would exceed storage's 64 MiB message cap. The job succeeds, and so
+/// does a normal job afterwards (the reporter is not stuck on an unsendable batch).
+async fn simultaneous_large_outputs(native: bool) {
+    let mut spec = EmSpec::native(4);
+    if native {
+        spec.native.push("hostile".into());
+    }
+    let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("large-outputs").await;
+    let when = at(3000);
+    let inputs: Vec<_> = (0..4).flat_map(|_| [i(40 * MIB), i(when)]).collect();
+    let job = jobs.submit(group, &blobs_at(4), &inputs).await;
+    let state = jobs.wait_terminal(job).await;
+    if state == JobState::Failed {
+        let (message, kind) = jobs.error(job).await;
+        panic!("job of four 40 MiB outputs failed ({kind:?}): {message}");
+    }
+    assert_eq!(state, JobState::Succeeded);
+    normal_job_succeeds(&jobs, group).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_40_mib_outputs_native_do_not_wedge_the_em() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
+    watchdog(180, simultaneous_large_outputs(true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_40_mib_outputs_wasm_do_not_wedge_the_em() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
+    watchdog(180, simultaneous_large_outputs(false)).await;
+}
+/// A native task returning 70 MiB, under a native output limit raised to 100 MiB: its outcome
+/// cannot fit in any report under storage's 64 MiB message cap, so the task fails
+/// `OutputTooLarge` naming that cap (once: no retry), and a normal job succeeds afterwards.
+async fn output_too_large_for_any_report() {
+    let spec = EmSpec {
+        native: vec!["fixtures".into(), "hostile".into()],
+        ..EmSpec::native(2)
+    }
+    .with("[native_default]\nmax_output_bytes = 104857600");
+    let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("too-large").await;
+    let job = jobs
+        .submit(
+            group,
+            &single("hostile", "blob", [json!("int64")], [json!("string")]),
+            &[i(70 * MIB)],
+        )
+        .await;
+    let (message, kind) = jobs.wait_failed(job).await;
+    assert_eq!(kind, FailureKind::OutputTooLarge, "{message}");
+    assert!(
+        message.contains("ReportTaskOutcomes message cap"),
+        "names the cap: {message}"
+    );
+    normal_job_succeeds(&jobs, group).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_too_large_for_any_report_fails_output_too_large() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
+    watchdog(180, output_too_large_for_any_report()).await;
+}
+
+/// One 20 MiB output fanned out to six tasks: their registrations, handed to one EM together,
+/// would carry 120 MiB of inputs in one response, over storage's 64 MiB message cap. Storage
+/// hands out what fits and queues the rest again; the job succeeds and so does a normal job.
+async fn large_inputs_fanned_out() {
+    let mut spec = EmSpec::native(4);
+    spec.native.push("hostile".into());
+    let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("fan-out").await;
+    let (int, string) = (json!("int64"), json!("string"));
+    let mut tasks = vec![task("hostile", "blob", [int.clone()], [string.clone()])];
+    for _ in 0..6 {
+        tasks.push(fed(
+            task("hostile", "length", [string.clone()], [int.clone()]),
+            &[(0, 0)],
+        ));
+    }
+    let job = jobs.submit(group, &graph(tasks), &[i(20 * MIB)]).await;
+    let outputs = jobs.wait_succeeded(job).await;
+    assert_eq!(outputs, vec![i(20 * MIB); 6]);
+    normal_job_succeeds(&jobs, group).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_inputs_fanned_out_to_many_tasks_are_handed_out_in_parts() {
+    let _heavy = ONE_AT_A_TIME.lock().await;
+    watchdog(180, large_inputs_fanned_out()).await;
+}
