@@ -32,21 +32,26 @@ fn at(ahead_ms: u64) -> i64 {
     i64::try_from(now).unwrap() + i64::try_from(ahead_ms).unwrap()
 }
 
-/// A job of `n` independent `hostile::blob_at` tasks, each returning `bytes` at `at_ms`.
+/// A job of `n` independent `hostile::blob_at` tasks, each returning `bytes` at `at_ms`, each
+/// read by a `hostile::length` task (the job outputs are the lengths: the blobs stay
+/// intermediate outputs, under storage's row limit for a job's outputs).
 fn blobs_at(n: usize) -> serde_json::Value {
     let int = json!("int64");
-    graph(
-        (0..n)
-            .map(|_| {
-                task(
-                    "hostile",
-                    "blob_at",
-                    [int.clone(), int.clone()],
-                    [json!("string")],
-                )
-            })
-            .collect(),
-    )
+    let blobs = (0..n).map(|_| {
+        task(
+            "hostile",
+            "blob_at",
+            [int.clone(), int.clone()],
+            [json!("string")],
+        )
+    });
+    let lengths = (0..n).map(|k| {
+        fed(
+            task("hostile", "length", [json!("string")], [int.clone()]),
+            &[(k, 0)],
+        )
+    });
+    graph(blobs.chain(lengths).collect())
 }
 
 /// The job a healthy cluster always runs: `fixtures::fibonacci(10)`.
@@ -82,6 +87,7 @@ async fn simultaneous_large_outputs(native: bool) {
         panic!("job of four 40 MiB outputs failed ({kind:?}): {message}");
     }
     assert_eq!(state, JobState::Succeeded);
+    assert_eq!(jobs.try_outputs(job).await.unwrap(), vec![i(40 * MIB); 4]);
     normal_job_succeeds(&jobs, group).await;
     cluster.stop().await;
 }
