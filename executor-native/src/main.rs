@@ -23,6 +23,8 @@ use silk_executor_native::{Executor, inspect, inspect_package, take_inherited_fd
 use silk_ipc::pipe::PipeServer;
 use silk_ipc::shm::{Segment, ShmServer, WaitMode, parent_watch};
 
+mod lifeline;
+
 const USAGE: &str =
     "usage: silk-executor-native --package-dir DIR [--shm-fd N [--shm-wait adaptive|park]]
        silk-executor-native --inspect PATH";
@@ -64,12 +66,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    // Die with the EM. Waits on the EM also end when it closes the connection or goes away.
-    if let Err(e) =
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-    {
-        eprintln!("silk-executor-native: cannot set parent-death signal: {e}");
-    }
+    // Die with the EM, with every process a task started. Waits on the EM also end when it
+    // closes the connection or goes away.
+    lifeline::tie_to_parent();
     // Sleeps and timed waits in tasks end when asked, not up to 50 µs later (the default slack).
     if let Err(e) = rustix::thread::set_current_timer_slack(NonZeroU64::new(1)) {
         eprintln!("silk-executor-native: cannot set timer slack: {e}");

@@ -118,3 +118,56 @@ async fn em_kill_recovery() {
 async fn killed_em_tasks_run_elsewhere_with_default_settings() {
     watchdog(180, em_kill_recovery()).await;
 }
+
+/// Whether `pid` runs (exists and is not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
+}
+
+/// A native task starts a subprocess (`sleep 600`), then its EM is killed with `kill -9`: the
+/// executor dies with the EM, and so does the task's subprocess (its process group).
+async fn subprocess_dies_with_killed_em() {
+    let mut cluster = Cluster::start(&Backend::Sqlite, &[EmSpec::native(1)]).await;
+    let jobs = cluster.jobs().await;
+    let group = jobs.add_group("lifeline").await;
+    let pid_path = cluster.path_string("sleeper.pid");
+    let g = graph(vec![task(
+        "fixtures",
+        "spawn_sleeper",
+        [json!("string"), json!("int64")],
+        [json!("int64")],
+    )]);
+    jobs.submit(group, &g, &[s(&pid_path), i(600_000)]).await;
+    let pid: u32 = poll(|| async {
+        std::fs::read_to_string(&pid_path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    })
+    .await;
+    assert!(running(pid), "the sleeper runs");
+    cluster.kill_em(0);
+    let end = Instant::now() + std::time::Duration::from_secs(10);
+    while running(pid) && Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let survived = running(pid);
+    if survived {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        !survived,
+        "the task's subprocess {pid} outlived its killed EM"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_subprocess_dies_with_its_killed_em() {
+    watchdog(60, subprocess_dies_with_killed_em()).await;
+}

@@ -203,9 +203,16 @@ async fn outputs_past_the_memory_budget_are_read_back_for_every_reader() {
 }
 
 /// Three 22 MiB job outputs: a 66 MiB outputs frame, larger than one gRPC message (64 MiB),
-/// reaches the client page by page.
+/// reaches the client page by page (storage's row limit raised to 96 MiB to store it).
 async fn large_job_outputs() {
-    let cluster = Cluster::start(&Backend::Sqlite, &[EmSpec::wasm_only(1)]).await;
+    let cluster = Cluster::start_with(
+        &Backend::Sqlite,
+        &[EmSpec::wasm_only(1)],
+        false,
+        "db_max_write_bytes = 100663296",
+        false,
+    )
+    .await;
     let jobs = cluster.jobs().await;
     let group = jobs.add_group("large").await;
     let size = 22 * MIB;
