@@ -174,6 +174,9 @@ async fn scheduler_errors_are_retried() {
         })
         .await;
         let sched = h.sched.clone();
+        // Storage saw the request before the EM read the refusal: stopping now could catch the
+        // registration in flight (then the assignment stays unacknowledged, by design).
+        until("acknowledgement", || !acked(&sched).is_empty()).await;
         h.finish().await.unwrap();
         assert!(sched.polls.load(Ordering::SeqCst) >= 2);
         assert_eq!(acked(&sched), [1], "acknowledged once");
