@@ -10,7 +10,7 @@ use std::time::Instant;
 use e2e::graphs::{graph, task, with_policy};
 use e2e::jobs::FailureKind;
 use e2e::values::{i, s};
-use e2e::{Backend, Cluster, EmSpec, children_of, poll, read_lines, watchdog};
+use e2e::{Backend, Cluster, EmSpec, children_of, poll, process_alive, read_lines, watchdog};
 use serde_json::json;
 
 /// Two EMs of one slot; the job's one task kills the EM that runs it. With
@@ -119,15 +119,6 @@ async fn killed_em_tasks_run_elsewhere_with_default_settings() {
     watchdog(180, em_kill_recovery()).await;
 }
 
-/// Whether `pid` runs (exists and is not a zombie).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
-}
-
 /// A native task starts a subprocess (`sleep 600`), then its EM is killed with `kill -9`: the
 /// executor dies with the EM, and so does the task's subprocess (its process group).
 async fn subprocess_dies_with_killed_em() {
@@ -148,13 +139,13 @@ async fn subprocess_dies_with_killed_em() {
             .and_then(|t| t.trim().parse().ok())
     })
     .await;
-    assert!(running(pid), "the sleeper runs");
+    assert!(process_alive(pid), "the sleeper runs");
     cluster.kill_em(0);
     let end = Instant::now() + std::time::Duration::from_secs(10);
-    while running(pid) && Instant::now() < end {
+    while process_alive(pid) && Instant::now() < end {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let survived = running(pid);
+    let survived = process_alive(pid);
     if survived {
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])

@@ -184,7 +184,7 @@ pub fn children_of(parent: u32) -> Vec<u32> {
 }
 
 /// Whether `pid` exists and is not a zombie.
-fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     proc_stat(pid).is_some_and(|s| s.first().is_some_and(|state| state != "Z"))
 }
 
