@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -244,6 +245,21 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
     ) -> TaskRun {
+        self.run_stoppable(package, function, context, inputs, policy, &Arc::default())
+    }
+
+    /// [`WasmHost::run`], stopped within an epoch tick (or a sleeping guest's next check) once
+    /// `stop` is set: the task then fails `Crashed`, saying it was stopped.
+    #[must_use]
+    pub fn run_stoppable(
+        &self,
+        package: &str,
+        function: &str,
+        context: &[u8],
+        inputs: &[u8],
+        policy: &SandboxPolicy,
+        stop: &Arc<AtomicBool>,
+    ) -> TaskRun {
         let start = Instant::now();
         let mut sandbox = None;
         let outcome = self
@@ -254,6 +270,7 @@ impl WasmHost {
                     &self.inner.engine,
                     policy,
                     self.inner.config.fuel_metering,
+                    stop.clone(),
                 ));
                 run_task(&pkg, sb, function, context, inputs, policy)
             });
@@ -279,7 +296,23 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
     ) -> Result<(Vec<u8>, u64), TaskFailure> {
-        let run = self.run(package, function, context, inputs, policy);
+        self.execute_stoppable(package, function, context, inputs, policy, &Arc::default())
+    }
+
+    /// [`WasmHost::execute`], stopped once `stop` is set (see [`WasmHost::run_stoppable`]).
+    ///
+    /// # Errors
+    /// As [`WasmHost::execute`].
+    pub fn execute_stoppable(
+        &self,
+        package: &str,
+        function: &str,
+        context: &[u8],
+        inputs: &[u8],
+        policy: &SandboxPolicy,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(Vec<u8>, u64), TaskFailure> {
+        let run = self.run_stoppable(package, function, context, inputs, policy, stop);
         log_output(package, function, context, &run);
         run.outcome.map(|out| (out, run.elapsed_ns))
     }

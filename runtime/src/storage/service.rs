@@ -91,6 +91,8 @@ pub(super) struct Shared<D> {
     /// Live instances by the assignment they were registered for (idempotent registration).
     pub(super) registrations: Mutex<HashMap<RegistrationKey, (JobId, TaskInstanceId)>>,
     pub(super) alive: Mutex<HashSet<ExecutionManagerId>>,
+    /// Instances of jobs that ended early, for their EMs to stop (see `stops.rs`).
+    pub(super) stops: Mutex<super::stops::Stops>,
     pub(super) scheduler_seen: AtomicBool,
     /// Bytes of task outputs every job together may hold in memory.
     budget: OutputBudget,
@@ -153,6 +155,7 @@ impl<D: Db + Clone> Storage<D> {
                 instances: Mutex::new(HashMap::new()),
                 registrations: Mutex::new(HashMap::new()),
                 alive: Mutex::new(HashSet::new()),
+                stops: Mutex::new(HashMap::new()),
                 scheduler_seen: AtomicBool::new(false),
                 budget,
                 cancel,
@@ -520,6 +523,9 @@ impl<D: Db + Clone> Storage<D> {
             c.ready_tasks()
         });
         self.shared.lanes.push(job.group, job.id, &ready);
+        if super::stops::ends_work(to) {
+            self.stop_instances_of(job.id);
+        }
         match &error {
             Some(e) => {
                 tracing::info!(job_id = job.id.0, %from, %to, kind = %e.kind, error = %e.message, "job state")
