@@ -263,6 +263,21 @@ fn dev_cluster_and_job_commands() {
     let out = dev.job(&["submit", &diamond, "--inputs", &slow_inputs]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("4 job input(s)"), "{}", stderr(&out));
+    // A value of the wrong type is refused at submit, naming the input, the type and the value.
+    let mistyped = write(
+        dir.path(),
+        "mistyped.json",
+        r#"[[[1,2],[5,6]], [[3,4],[7,8]], [[1,2],[5,6]], "oops"]"#,
+    );
+    let out = dev.job(&["submit", &diamond, "--inputs", &mistyped]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for fact in [
+        "job input 3",
+        "expected list<struct Complex>",
+        r#"the string "oops""#,
+    ] {
+        assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
+    }
     let bad = write(
         dir.path(),
         "bad.json",

@@ -335,8 +335,7 @@ impl<D: Db + Clone> Storage<D> {
         let (json, bytes) = (graph_json.to_owned(), inputs.to_vec());
         let graph = off_worker(move || {
             let graph = TaskGraph::from_json(&json)?;
-            frame::decode_exact(&bytes, graph.job_inputs().len())
-                .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
+            check_job_inputs(&graph, &bytes)?;
             Ok(graph)
         })
         .await?;
@@ -563,6 +562,24 @@ impl<D: Db + Clone> Storage<D> {
             }
         });
     }
+}
+
+/// Checks a job's inputs frame against its graph: one value per job input, each of its declared
+/// type.
+fn check_job_inputs(graph: &TaskGraph, inputs: &[u8]) -> Result<()> {
+    let at = graph.job_inputs();
+    let values = frame::decode_exact(inputs, at.len())
+        .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
+    for (k, (&(task, position), value)) in at.iter().zip(values).enumerate() {
+        let spec = &graph.tasks[task];
+        crate::graph::check_value(&spec.inputs[position], value).map_err(|e| {
+            Error::BadRequest(format!(
+                "job input {k} (input {position} of task {task}, {}::{}): {e}",
+                spec.package, spec.function
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs CPU-heavy work (graph parsing, frame decoding) on the blocking pool.
