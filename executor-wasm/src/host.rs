@@ -194,7 +194,10 @@ impl WasmHost {
                 let path = dir.join(format!("{name}.wasm"));
                 if !path.is_file() {
                     return Err(TaskFailure::package(format!(
-                        "package `{name}` not found: no file {}",
+                        "package `{name}` not found: no file {} (`{name}` is not trusted, so it \
+                         runs sandboxed from {name}.wasm; a trusted package runs natively from \
+                         lib{name}.so: `native_packages` in the EM config, `silk dev --trust \
+                         {name}`)",
                         path.display()
                     )));
                 }

@@ -278,6 +278,33 @@ fn dev_cluster_and_job_commands() {
     ] {
         assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
     }
+    // A task or package that does not exist: the job fails saying what exists or was looked for.
+    let typo = write(
+        dir.path(),
+        "typo.json",
+        r#"{"schema_version": "1.0", "tasks": [{"package": "fixtures", "function": "fibonaci",
+            "inputs": ["int64"], "outputs": ["int64"]}]}"#,
+    );
+    let ten = write(dir.path(), "ten.json", "[10]");
+    let out = dev.job(&["submit", &typo, "--inputs", &ten]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for fact in [
+        r#""fibonaci""#,
+        "always_fail",
+        r#"did you mean "fibonacci"?"#,
+    ] {
+        assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
+    }
+    let missing = write(
+        dir.path(),
+        "missing.json",
+        r#"{"schema_version": "1.0", "tasks": [{"package": "fixturez", "function": "noop"}]}"#,
+    );
+    let out = dev.job(&["submit", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for fact in ["fixturez.wasm", "libfixturez.so", "--trust fixturez"] {
+        assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
+    }
     let bad = write(
         dir.path(),
         "bad.json",
