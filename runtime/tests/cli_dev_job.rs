@@ -62,6 +62,19 @@ impl Dev {
             banner.contains("silk job submit"),
             "banner names next steps:\n{banner}"
         );
+        // The next steps run as printed: the `silk` they name is this binary (not on PATH here).
+        let step = banner
+            .lines()
+            .find(|l| l.trim_end().ends_with("job list"))
+            .unwrap_or_else(|| panic!("no `job list` step:\n{banner}"));
+        let named = std::path::Path::new(step.split_whitespace().next().unwrap_or_default());
+        assert_eq!(
+            named.canonicalize().ok(),
+            std::path::Path::new(env!("CARGO_BIN_EXE_silk"))
+                .canonicalize()
+                .ok(),
+            "{banner}"
+        );
         assert!(banner.contains("native      fixtures"), "{banner}");
         Self {
             child: Some(child),
@@ -198,9 +211,10 @@ fn dev_cluster_and_job_commands() {
     assert!(stdout(&out).is_empty());
     let err = stderr(&out);
     assert!(
-        err.contains("failed: TaskError:") && err.contains("always_fail"),
+        err.contains("[TaskError]") && err.contains("always_fail"),
         "{err}"
     );
+    assert_eq!(err.matches("TaskError").count(), 1, "the kind once: {err}");
     let out = dev.job(&["submit", &failing, "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
@@ -225,6 +239,23 @@ fn dev_cluster_and_job_commands() {
     let out = dev.job(&["wait", &slow_id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("was cancelled"), "{}", stderr(&out));
+    // Cancelling a job that succeeded: the user's terms, not a state-machine error; with
+    // -o json the error is a JSON document on stdout too.
+    let out = dev.job(&["cancel", &id, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("has already ended (succeeded): there is nothing to cancel"),
+        "{text}"
+    );
+    assert!(!text.contains("->"), "{text}");
+    assert_eq!(json(&out)["exit_code"], 1, "{}", stdout(&out));
+    assert!(
+        json(&out)["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to cancel")
+    );
 
     // A wait that times out: 124, and the job keeps running.
     let out = dev.job(&[
@@ -285,8 +316,7 @@ fn dev_cluster_and_job_commands() {
         r#"{"schema_version": "1.0", "tasks": [{"package": "fixtures", "function": "fibonaci",
             "inputs": ["int64"], "outputs": ["int64"]}]}"#,
     );
-    let ten = write(dir.path(), "ten.json", "[10]");
-    let out = dev.job(&["submit", &typo, "--inputs", &ten]);
+    let out = dev.job(&["submit", &typo, "--inputs", "[10]"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     for fact in [
         r#""fibonaci""#,

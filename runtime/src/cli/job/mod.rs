@@ -134,9 +134,9 @@ pub struct SubmitArgs {
     /// The task graph (JSON, docs/task-graph.md).
     #[arg(value_name = "GRAPH_FILE")]
     pub graph: PathBuf,
-    /// The job inputs: a JSON file holding an array, one element per job input (`-` for
-    /// stdin). Default: no inputs.
-    #[arg(long, value_name = "INPUTS_FILE")]
+    /// The job inputs: a JSON array, one element per job input, given inline (`'[1, 2]'`), in a
+    /// file, or on stdin (`-`). Default: no inputs.
+    #[arg(long, value_name = "JSON|FILE|-")]
     pub inputs: Option<PathBuf>,
     /// Print the job id and return at once.
     #[arg(long)]
@@ -226,6 +226,13 @@ pub fn run(args: &JobArgs) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("error: {}", failure.message);
+            if args.connection.output == Output::Json {
+                // Scripts read stdout: the error is a JSON document there too.
+                render::print_json(&serde_json::json!({
+                    "error": failure.message,
+                    "exit_code": failure.code,
+                }));
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -264,8 +271,26 @@ async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
             Ok(0)
         }
         JobCommand::Cancel(r) => {
-            let state = client.cancel(JobId(r.job)).await?;
-            render::cancelled(JobId(r.job), state, conn.output);
+            let job = JobId(r.job);
+            let state = match client.cancel(job).await {
+                Ok(state) => state,
+                // Storage refuses to cancel a job that has ended: say so in the user's terms.
+                Err(ClientError::Rpc {
+                    code: tonic::Code::FailedPrecondition,
+                    ..
+                }) => {
+                    let state = client.state(job).await?;
+                    return Err(Failure {
+                        code: 1,
+                        message: format!(
+                            "job {job} has already ended ({}): there is nothing to cancel",
+                            render::state_name(state)
+                        ),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            render::cancelled(job, state, conn.output);
             Ok(0)
         }
         JobCommand::List(l) => {
@@ -319,6 +344,10 @@ async fn submit(client: &Client, conn: &Connection, args: &SubmitArgs) -> Result
     let graph = TaskGraph::from_json(&graph_json)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.graph.display())))?;
     let inputs = match &args.inputs {
+        // Inline JSON: an array is never a file name anyone means.
+        Some(text) if text.to_string_lossy().trim_start().starts_with('[') => {
+            text.to_string_lossy().into_owned()
+        }
         Some(path) => read_text(path, "inputs file")?,
         None => "[]".to_owned(),
     };
