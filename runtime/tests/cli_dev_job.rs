@@ -352,6 +352,11 @@ fn dev_cluster_and_job_commands() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("retrying for up to 0.3 s (--retry-timeout"),
+        "says at once that it retries, and how to change it: {}",
+        stderr(&out)
+    );
 
     assert_eq!(dev.interrupt(), Some(0));
 }

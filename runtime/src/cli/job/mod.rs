@@ -238,9 +238,42 @@ pub fn run(args: &JobArgs) -> ExitCode {
     }
 }
 
+/// Says at once on stderr when storage's port does not accept connections (the command itself
+/// keeps retrying for `retry` and says why it gave up): otherwise a command run without a cluster
+/// is silent for the whole retry period.
+async fn warn_if_unreachable(address: &str, retry: Duration) {
+    let authority = address
+        .split_once("://")
+        .map_or(address, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let Err(e) = tokio::net::TcpStream::connect(authority).await else {
+        return;
+    };
+    if !retry.is_zero() {
+        eprintln!(
+            "cannot reach storage at {address} ({e}); retrying for up to {} s \
+             (--retry-timeout SECONDS or SILK_RETRY_TIMEOUT changes this; is `silk dev` running?)",
+            retry.as_secs_f64()
+        );
+    }
+}
+
 async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
     let conn = &args.connection;
     let retry = timeout(Some(conn.retry_timeout))?.unwrap_or_default();
+    let probe = tokio::spawn({
+        let address = conn.address.clone();
+        async move { warn_if_unreachable(&address, retry).await }
+    });
+    let result = run_command(args, retry).await;
+    probe.abort();
+    result
+}
+
+async fn run_command(args: &JobArgs, retry: Duration) -> Result<u8, Failure> {
+    let conn = &args.connection;
     let client = Client::connect(&conn.address)
         .map_err(Failure::from)?
         .with_retry(RetryPolicy { max_elapsed: retry });
