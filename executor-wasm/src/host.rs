@@ -65,6 +65,8 @@ pub struct TaskRun {
     pub stdout: Captured,
     /// What the guest wrote to stderr (bounded).
     pub stderr: Captured,
+    /// Fuel the task burnt, when the host meters fuel and the task got as far as a sandbox.
+    pub fuel_consumed: Option<u64>,
 }
 
 impl WasmHost {
@@ -257,12 +259,14 @@ impl WasmHost {
                 ));
                 run_task(&pkg, sb, function, context, inputs, policy)
             });
+        let fuel_consumed = sandbox.as_ref().and_then(Sandbox::fuel_consumed);
         let (stdout, stderr) = sandbox.map(|sb| sb.take_output()).unwrap_or_default();
         TaskRun {
             outcome,
             elapsed_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             stdout,
             stderr,
+            fuel_consumed,
         }
     }
 
@@ -279,9 +283,24 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
     ) -> Result<(Vec<u8>, u64), TaskFailure> {
+        self.execute_measured(package, function, context, inputs, policy)
+            .0
+    }
+
+    /// As [`WasmHost::execute`], also returning the fuel the task burnt (see
+    /// [`TaskRun::fuel_consumed`]), failed tasks included.
+    pub fn execute_measured(
+        &self,
+        package: &str,
+        function: &str,
+        context: &[u8],
+        inputs: &[u8],
+        policy: &SandboxPolicy,
+    ) -> (Result<(Vec<u8>, u64), TaskFailure>, Option<u64>) {
         let run = self.run(package, function, context, inputs, policy);
         log_output(package, function, context, &run);
-        run.outcome.map(|out| (out, run.elapsed_ns))
+        let elapsed_ns = run.elapsed_ns;
+        (run.outcome.map(|out| (out, elapsed_ns)), run.fuel_consumed)
     }
 }
 

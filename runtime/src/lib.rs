@@ -39,5 +39,6 @@ pub mod em;
 pub mod graph;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod scheduler;
 pub mod storage;
