@@ -145,13 +145,17 @@ fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
         "silk dev: a local cluster for development (not for production)\n\
          \n  storage     {storage}\n  database    {db}\n  scheduler   {scheduler}\n  \
          executor    {slots} slots, packages from {packages}\n  native      {native}; every \
-         other package runs as sandboxed wasm\n\
+         other package runs as sandboxed wasm\n  metrics     {metrics}\n\
          \nNext steps, in another terminal:\n  \
          {address}{example}\n  \
          silk job list\n  \
          silk job status JOB_ID\n\
          \nStop with Ctrl-C.",
         scheduler = cluster.scheduler_url(),
+        metrics = cluster.metrics_addr().map_or_else(
+            || "off (--metrics-listen ADDR to serve Prometheus metrics)".to_owned(),
+            |a| format!("http://{a}/metrics")
+        ),
         slots = cluster.slots(),
         packages = args.packages.display(),
     )
