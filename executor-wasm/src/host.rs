@@ -54,6 +54,9 @@ impl std::fmt::Debug for WasmHost {
     }
 }
 
+/// A task's output frame and the time it took, or its failure.
+pub type TaskResult = Result<(Vec<u8>, u64), TaskFailure>;
+
 /// The full result of one task, including what it printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRun {
@@ -296,7 +299,7 @@ impl WasmHost {
         context: &[u8],
         inputs: &[u8],
         policy: &SandboxPolicy,
-    ) -> (Result<(Vec<u8>, u64), TaskFailure>, Option<u64>) {
+    ) -> (TaskResult, Option<u64>) {
         let run = self.run(package, function, context, inputs, policy);
         log_output(package, function, context, &run);
         let elapsed_ns = run.elapsed_ns;

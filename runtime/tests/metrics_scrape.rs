@@ -22,7 +22,15 @@ struct Dev {
 impl Dev {
     fn start() -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_silk"))
-            .args(["dev", "--port-base", "0", "--slots", "2", "--trust", "fixtures"])
+            .args([
+                "dev",
+                "--port-base",
+                "0",
+                "--slots",
+                "2",
+                "--trust",
+                "fixtures",
+            ])
             .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--packages")
             .arg(support::packages_dir())
@@ -204,7 +212,10 @@ fn metrics_follow_jobs_through_the_cluster() {
     let s = dev.scrape_until("a busy slot", |s| s.get("silk_em_slots_busy") == Some(1.0));
     assert_eq!(s.value("silk_storage_jobs{state=\"Running\"}"), 1.0);
     assert_eq!(s.value(&format!("silk_em_tasks_started_total{sleep}")), 1.0);
-    assert_eq!(s.value(&format!("silk_em_tasks_succeeded_total{sleep}")), 0.0);
+    assert_eq!(
+        s.value(&format!("silk_em_tasks_succeeded_total{sleep}")),
+        0.0
+    );
     assert_eq!(dev.job(&["wait", &slow_id]).0, Some(0));
 
     // A failing native task: counted under its kind; its job failed.
@@ -213,7 +224,10 @@ fn metrics_follow_jobs_through_the_cluster() {
     // A wasm job of three tasks (the diamond example, package `complex`).
     let diamond = repo("docs/examples/diamond.json");
     let inputs = repo("docs/examples/diamond-inputs.json");
-    assert_eq!(dev.job(&["submit", &diamond, "--inputs", &inputs]).0, Some(0));
+    assert_eq!(
+        dev.job(&["submit", &diamond, "--inputs", &inputs]).0,
+        Some(0)
+    );
 
     // Afterwards every gauge is back at rest and the counters add up.
     let s = dev.scrape_until("idle slots", |s| s.get("silk_em_slots_busy") == Some(0.0));
@@ -224,11 +238,20 @@ fn metrics_follow_jobs_through_the_cluster() {
     };
     assert_eq!(fail("TaskError"), 1.0);
     assert_eq!(fail("Panicked"), 0.0);
-    assert_eq!(s.value(&format!("silk_em_tasks_succeeded_total{sleep}")), 1.0);
+    assert_eq!(
+        s.value(&format!("silk_em_tasks_succeeded_total{sleep}")),
+        1.0
+    );
     assert_eq!(s.value(&format!("silk_em_tasks_started_total{sleep}")), 2.0);
     let complex = "{package=\"complex\",backend=\"wasm\"}";
-    assert_eq!(s.value(&format!("silk_em_tasks_succeeded_total{complex}")), 3.0);
-    assert_eq!(s.value(&format!("silk_em_task_duration_seconds_count{complex}")), 3.0);
+    assert_eq!(
+        s.value(&format!("silk_em_tasks_succeeded_total{complex}")),
+        3.0
+    );
+    assert_eq!(
+        s.value(&format!("silk_em_task_duration_seconds_count{complex}")),
+        3.0
+    );
     assert!(s.value("silk_em_wasm_fuel_consumed_total{package=\"complex\"}") > 0.0);
     assert!(s.value(&format!("silk_em_task_input_bytes_total{complex}")) > 0.0);
     assert!(s.value(&format!("silk_em_task_output_bytes_total{complex}")) > 0.0);
@@ -238,7 +261,11 @@ fn metrics_follow_jobs_through_the_cluster() {
             "silk_em_task_duration_seconds_bucket{{package=\"fixtures\",{NATIVE},le=\"{le}\"}}"
         ))
     };
-    assert_eq!(slow_bucket("1"), 1.0, "only always_fail is quicker than 1 s");
+    assert_eq!(
+        slow_bucket("1"),
+        1.0,
+        "only always_fail is quicker than 1 s"
+    );
     assert_eq!(slow_bucket("2.5"), 2.0);
     assert_eq!(s.value("silk_em_executor_restarts_total"), 0.0);
 

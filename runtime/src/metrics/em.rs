@@ -205,7 +205,11 @@ impl PoolMetrics {
             f.output_bytes.clone(),
         );
         r.register("slots", "Executor slots alive", i.slots.clone());
-        r.register("slots_busy", "Executor slots running a task", i.busy.clone());
+        r.register(
+            "slots_busy",
+            "Executor slots running a task",
+            i.busy.clone(),
+        );
         r.register(
             "executor_restarts",
             "Native executor processes restarted after a crash, timeout or broken protocol",

@@ -12,8 +12,8 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Upper bounds (seconds) of task and latency histograms: 100 µs to ~100 s, about ×3 apart.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0, 30.0, 100.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 100.0,
 ];
 
 #[derive(Debug)]
@@ -129,7 +129,10 @@ mod tests {
         registry.register_with_unit("t", "test", Unit::Seconds, h.clone());
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("t_seconds_bucket{le=\"0.001\"} 2\n"), "{text}");
+        assert!(
+            text.contains("t_seconds_bucket{le=\"0.001\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("t_seconds_bucket{le=\"0.01\"} 3\n"), "{text}");
         assert!(text.contains("t_seconds_bucket{le=\"+Inf\"} 4\n"), "{text}");
         assert!(text.contains("t_seconds_sum 2.0065\n"), "{text}");

@@ -68,8 +68,7 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut text = String::with_capacity(16 << 10);
         // Writing to a String cannot fail; a collector that fails ends the text early.
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
-        {
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry) {
             tracing::warn!(error = %e, "metrics encoding stopped early");
         }
         text

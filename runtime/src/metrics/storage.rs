@@ -32,9 +32,7 @@ pub struct DbStats {
 impl DbStats {
     /// The database refused a call for `reason` and it is tried again.
     pub fn retried(&self, reason: &'static str) {
-        self.retries
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
+        self.retries.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// A database call failed: `"refused"` (refused on every try) or `"permanent"`.

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 
 use super::assignment::Assignment;
 use super::error::{Error, Result};
-use crate::storage::ids::SessionId;
 use crate::metrics::scheduler::DispatchMetrics;
+use crate::storage::ids::SessionId;
 use crate::storage::lock;
 
 #[derive(Debug, Default)]
@@ -166,7 +166,9 @@ impl DispatchQueue {
         let now = Instant::now();
         got.into_iter()
             .map(|(a, queued)| {
-                metrics.latency.observe(now.saturating_duration_since(queued));
+                metrics
+                    .latency
+                    .observe(now.saturating_duration_since(queued));
                 a
             })
             .collect()

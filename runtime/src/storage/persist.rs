@@ -129,7 +129,10 @@ async fn run<D: Db>(
         let started = std::time::Instant::now();
         let results = writer.write(&completions).await;
         #[expect(clippy::cast_precision_loss, reason = "a batch size as a sample")]
-        writer.counters.commit_batch.observe(completions.len() as f64);
+        writer
+            .counters
+            .commit_batch
+            .observe(completions.len() as f64);
         writer
             .counters
             .commit_seconds
