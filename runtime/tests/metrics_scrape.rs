@@ -6,169 +6,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-/// `silk dev` as a child, killed on drop.
-struct Dev {
-    child: Child,
-    address: String,
-    metrics: String,
-}
-
-impl Dev {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_silk"))
-            .args([
-                "dev",
-                "--port-base",
-                "0",
-                "--slots",
-                "2",
-                "--trust",
-                "fixtures",
-            ])
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .arg("--packages")
-            .arg(support::packages_dir())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut address, mut metrics, mut banner) = (None, None, String::new());
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            banner.push_str(&line);
-            banner.push('\n');
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("storage") {
-                address = Some(rest.trim().to_owned());
-            }
-            if let Some(rest) = line.strip_prefix("metrics") {
-                metrics = Some(rest.trim().to_owned());
-            }
-            if line.starts_with("Stop with Ctrl-C") {
-                break;
-            }
-        }
-        let address = address.unwrap_or_else(|| panic!("no storage address:\n{banner}"));
-        let metrics = metrics.unwrap_or_else(|| panic!("no metrics address:\n{banner}"));
-        let metrics = metrics
-            .strip_prefix("http://")
-            .and_then(|m| m.strip_suffix("/metrics"))
-            .unwrap_or_else(|| panic!("metrics line is not an URL:\n{banner}"))
-            .to_owned();
-        Self {
-            child,
-            address,
-            metrics,
-        }
-    }
-
-    fn job(&self, args: &[&str]) -> (Option<i32>, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_silk"))
-            .arg("job")
-            .args(args)
-            .args(["--address", &self.address])
-            .env_remove("SILK_GROUP")
-            .env_remove("SILK_GROUP_SECRET")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        eprintln!(
-            "silk job {args:?} -> {:?} {stdout} {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), stdout)
-    }
-
-    /// `GET path` over a fresh connection: the status line and the body.
-    fn get(&self, path: &str) -> (String, String) {
-        let mut stream = TcpStream::connect(&self.metrics).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.metrics
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.lines().next().unwrap_or_default().to_owned();
-        assert!(
-            path != "/metrics" || head.contains("text/plain; version=0.0.4"),
-            "{head}"
-        );
-        (status, body.to_owned())
-    }
-
-    fn scrape(&self) -> Scrape {
-        let (status, body) = self.get("/metrics");
-        assert!(status.contains(" 200 "), "{status}");
-        Scrape(body)
-    }
-
-    /// Scrapes until `ok` holds (10 s at most).
-    fn scrape_until(&self, what: &str, ok: impl Fn(&Scrape) -> bool) -> Scrape {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.scrape();
-            if ok(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "never saw {what}:\n{}", s.0);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One exposition.
-struct Scrape(String);
-
-impl Scrape {
-    /// The value of the series written exactly as `series` (name and labels), if present.
-    fn get(&self, series: &str) -> Option<f64> {
-        self.0.lines().find_map(|line| {
-            let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
-            rest.trim().parse().ok()
-        })
-    }
-
-    fn value(&self, series: &str) -> f64 {
-        self.get(series)
-            .unwrap_or_else(|| panic!("no series {series} in:\n{}", self.0))
-    }
-}
+use support::dev::Dev;
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
-}
-
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
 }
 
 const SLOW: &str = r#"{"schema_version": "1.0", "tasks": [
@@ -222,8 +68,8 @@ fn metrics_follow_jobs_through_the_cluster() {
     let failing = write(dir.path(), "failing.json", FAILING);
     assert_eq!(dev.job(&["submit", &failing]).0, Some(1));
     // A wasm job of three tasks (the diamond example, package `complex`).
-    let diamond = repo("docs/examples/diamond.json");
-    let inputs = repo("docs/examples/diamond-inputs.json");
+    let diamond = support::repo_path("docs/examples/diamond.json");
+    let inputs = support::repo_path("docs/examples/diamond-inputs.json");
     assert_eq!(
         dev.job(&["submit", &diamond, "--inputs", &inputs]).0,
         Some(0)
