@@ -51,8 +51,8 @@ impl Drop for Server {
     }
 }
 
-/// The one sample of an instant `query`, if Prometheus has it.
-fn query(addr: &str, query: &str) -> Option<f64> {
+/// `GET /api/v1/query` of `query`: the response head and body.
+fn api_query(addr: &str, query: &str) -> (String, String) {
     let encoded: String = query
         .bytes()
         .map(|b| {
@@ -63,7 +63,12 @@ fn query(addr: &str, query: &str) -> Option<f64> {
             }
         })
         .collect();
-    let (head, body) = http_get(addr, &format!("/api/v1/query?query={encoded}"));
+    http_get(addr, &format!("/api/v1/query?query={encoded}"))
+}
+
+/// The one sample of an instant `query`, if Prometheus has it.
+fn query(addr: &str, query: &str) -> Option<f64> {
+    let (head, body) = api_query(addr, query);
     if !head.contains(" 200 ") {
         return None;
     }
@@ -88,7 +93,7 @@ fn prometheus_scrapes_silk_dev() {
     .unwrap();
     let web = format!("127.0.0.1:{}", free_port());
     let server = Server(
-        Command::new(bin)
+        Command::new(&bin)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
