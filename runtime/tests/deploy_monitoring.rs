@@ -124,12 +124,14 @@ fn exposed_names() -> BTreeSet<String> {
     let pool = PoolMetrics::default();
     pool.package(&mut LocalCache::default(), "p");
     let dispatch = DispatchMetrics::default();
+    let redispatched = prometheus_client::metrics::counter::Counter::<u64>::default();
     let db = DbStats::default();
     db.retried("busy");
     db.failed("permanent");
     metrics.register(|r| {
         pool.register(r);
         dispatch.register(r);
+        silk_runtime::metrics::scheduler::register_redispatched(r, &redispatched);
         silk_runtime::metrics::storage::register(r, &StorageCounters::default(), &db, || {
             Snapshot {
                 jobs_by_state: vec![("Running", 1)],

@@ -1,5 +1,6 @@
 //! The scheduler's metrics: the dispatch queue's length, assignments handed to execution
-//! managers, how long they waited in the queue, and assignments purged by a new storage session.
+//! managers, how long they waited in the queue, assignments purged by a new storage session, and
+//! assignments of dead or departed execution managers sent back for re-dispatch.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -46,4 +47,13 @@ impl DispatchMetrics {
             self.purged.clone(),
         );
     }
+}
+
+/// Registers the EM registry's count of assignments sent back for re-dispatch.
+pub fn register_redispatched(registry: &mut Registry, redispatched: &Counter) {
+    registry.register(
+        "silk_scheduler_assignments_redispatched",
+        "Assignments of dead or departed execution managers sent back for re-dispatch",
+        redispatched.clone(),
+    );
 }

@@ -230,6 +230,12 @@ mod tests {
         assert_eq!(q.push(&[a(4, 0), a(5, 1)]), 2);
         let got = q.pop(10, Duration::from_millis(10)).await;
         assert_eq!(got, vec![a(5, 1)]);
+        // Metrics: three purged, one dispatched (with its wait observed), none left queued.
+        let m = q.metrics();
+        assert_eq!(m.purged.get(), 3);
+        assert_eq!(m.dispatched.get(), 1);
+        assert_eq!(m.latency.count(), 1);
+        assert_eq!(m.queue_length.get(), 0);
     }
 
     #[tokio::test]
@@ -237,6 +243,7 @@ mod tests {
         let q = DispatchQueue::new(2);
         assert_eq!(q.push(&[a(1, 0), a(2, 0), a(3, 0)]), 2);
         assert_eq!(q.free(), 0);
+        assert_eq!(q.metrics().queue_length.get(), 2);
         let waiter = tokio::spawn({
             let q = q.clone();
             async move { q.space().await }

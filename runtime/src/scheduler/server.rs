@@ -227,6 +227,9 @@ pub async fn run_scheduler_with(
     metrics.register(|r| dispatch.metrics().register(r));
     let (tx, rx) = mpsc::unbounded_channel();
     let registry = EmRegistry::new(config.registry.clone(), tx);
+    metrics.register(|r| {
+        crate::metrics::scheduler::register_redispatched(r, registry.redispatched());
+    });
     let core = RoundRobinCore::with_issuer(config.core.clone(), IdIssuer::starting_at(1));
     let tracker = TaskTracker::new();
     tracker.spawn(run_core(
