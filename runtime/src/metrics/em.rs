@@ -14,7 +14,7 @@ use prometheus_client::registry::{Registry, Unit};
 use silk_ipc::{FailureKind, TaskFailure};
 
 use super::histogram::DurationHistogram;
-use super::labels::{Bounded, LocalCache, MAX_PACKAGES};
+use super::labels::{Bounded, LocalCache, MAX_PACKAGES, OTHER};
 
 /// Labels of a task series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,7 +123,7 @@ impl PackageHandles {
     }
 }
 
-type BackendOf = dyn Fn(&str) -> &'static str + Send + Sync;
+type BackendOf = dyn Fn(&str) -> Option<&'static str> + Send + Sync;
 
 /// The metrics of one slot pool (one EM). Cheap to clone; clones share the counts.
 #[derive(Debug, Clone)]
@@ -141,19 +141,26 @@ struct PoolInner {
 }
 
 impl PoolMetrics {
-    /// Metrics of a pool whose packages run on the backend `backend_of` names
-    /// (`"native"` or `"wasm"`).
-    pub fn new(backend_of: impl Fn(&str) -> &'static str + Send + Sync + 'static) -> Self {
+    /// Metrics of a pool whose packages run on the backend `backend_of` names (`"native"` or
+    /// `"wasm"`), or `None` for a package the pool does not have (labelled [`OTHER`]).
+    pub fn new(backend_of: impl Fn(&str) -> Option<&'static str> + Send + Sync + 'static) -> Self {
         let families = Families::default();
-        let backend_of: Box<BackendOf> = Box::new(backend_of);
+        let backend_of: Arc<BackendOf> = Arc::new(backend_of);
+        let admit = {
+            let backend_of = backend_of.clone();
+            move |package: &str| backend_of(package).is_some()
+        };
         let make = {
             let families = families.clone();
-            move |package: &str| PackageHandles::new(&families, package, backend_of(package))
+            move |package: &str| {
+                let backend = backend_of(package).unwrap_or(OTHER);
+                PackageHandles::new(&families, package, backend)
+            }
         };
         Self {
             inner: Arc::new(PoolInner {
                 families,
-                packages: Bounded::new(MAX_PACKAGES, make),
+                packages: Bounded::new(MAX_PACKAGES, admit, make),
                 slots: Gauge::default(),
                 busy: Gauge::default(),
                 restarts: Counter::default(),
@@ -247,6 +254,6 @@ impl PoolMetrics {
 impl Default for PoolMetrics {
     /// Metrics that label every package `wasm` (pools of tests without a package policy).
     fn default() -> Self {
-        Self::new(|_| "wasm")
+        Self::new(|_| Some("wasm"))
     }
 }

@@ -1,7 +1,9 @@
 //! Bounded label values. Package names come from task graphs (any client may name any package),
-//! so metrics keyed by package keep at most [`MAX_PACKAGES`] distinct values and fold the rest
-//! into [`OTHER`]. Each value's metric handles are built once, when the value is first seen;
-//! hot paths keep a per-thread [`LocalCache`] of them and take no lock per task.
+//! so metrics keyed by package label only names the service admits (an EM: packages it has a
+//! file for), at most [`MAX_PACKAGES`] of them, and fold the rest into [`OTHER`]: made-up names
+//! can neither grow the label set nor crowd real packages out of it. Each value's metric handles
+//! are built once, when the value is first seen; hot paths keep a per-thread [`LocalCache`] of
+//! them and take no lock per task.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,11 +14,13 @@ pub const MAX_PACKAGES: usize = 64;
 pub const OTHER: &str = "other";
 
 type Make<T> = dyn Fn(&str) -> T + Send + Sync;
+type Admit = dyn Fn(&str) -> bool + Send + Sync;
 
-/// Handles per label value, at most `cap` values plus [`OTHER`].
+/// Handles per label value, at most `cap` admitted values plus [`OTHER`].
 pub struct Bounded<T> {
     cap: usize,
     make: Box<Make<T>>,
+    admit: Box<Admit>,
     known: Mutex<HashMap<String, Arc<T>>>,
 }
 
@@ -29,33 +33,50 @@ impl<T> std::fmt::Debug for Bounded<T> {
 }
 
 impl<T> Bounded<T> {
-    /// At most `cap` values; `make` builds the handles of one value (called once per value).
-    pub fn new(cap: usize, make: impl Fn(&str) -> T + Send + Sync + 'static) -> Self {
+    /// At most `cap` values, each one `admit` accepts; `make` builds the handles of one value
+    /// (called once per value).
+    pub fn new(
+        cap: usize,
+        admit: impl Fn(&str) -> bool + Send + Sync + 'static,
+        make: impl Fn(&str) -> T + Send + Sync + 'static,
+    ) -> Self {
         Self {
             cap,
             make: Box::new(make),
+            admit: Box::new(admit),
             known: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The handles of `value`, or of [`OTHER`] once `cap` values are known.
+    /// The handles of `value`, or of [`OTHER`] when it is not admitted or `cap` values are
+    /// known.
     pub fn get(&self, value: &str) -> Arc<T> {
+        self.resolve(value).0
+    }
+
+    /// As [`Self::get`], and whether the answer is final for `value` (false when `value` was
+    /// not admitted: a package file may appear later).
+    fn resolve(&self, value: &str) -> (Arc<T>, bool) {
         let mut known = crate::storage::lock(&self.known);
         if let Some(h) = known.get(value) {
-            return h.clone();
+            return (h.clone(), true);
         }
         // `OTHER` is never counted against the bound, so it always fits.
-        let key = if known.len() < self.cap || value == OTHER {
-            value
+        let (key, fixed) = if value == OTHER {
+            (value, true)
+        } else if !(self.admit)(value) {
+            (OTHER, false)
+        } else if known.len() - usize::from(known.contains_key(OTHER)) < self.cap {
+            (value, true)
         } else {
-            OTHER
+            (OTHER, true)
         };
         if let Some(h) = known.get(key) {
-            return h.clone();
+            return (h.clone(), fixed);
         }
         let h = Arc::new((self.make)(key));
         known.insert(key.to_owned(), h.clone());
-        h
+        (h, fixed)
     }
 }
 
@@ -80,9 +101,9 @@ impl<T> LocalCache<T> {
         if let Some(h) = self.map.get(value) {
             return h.clone();
         }
-        let h = shared.get(value);
-        // Names folded into `other` are not remembered past twice the bound.
-        if self.map.len() < shared.cap.saturating_mul(2) {
+        // Only admitted names are remembered (within the bound, and those folded past it).
+        let (h, fixed) = shared.resolve(value);
+        if fixed {
             self.map.insert(value.to_owned(), h.clone());
         }
         h
@@ -97,17 +118,23 @@ mod tests {
     fn values_past_the_bound_fold_into_other() {
         let made = Arc::new(Mutex::new(Vec::new()));
         let log = made.clone();
-        let set = Bounded::new(2, move |v: &str| {
-            log.lock().unwrap().push(v.to_owned());
-            v.to_owned()
-        });
+        let set = Bounded::new(
+            2,
+            |v: &str| v != "junk",
+            move |v: &str| {
+                log.lock().unwrap().push(v.to_owned());
+                v.to_owned()
+            },
+        );
         let mut cache = LocalCache::default();
+        assert_eq!(*cache.get(&set, "junk"), OTHER, "not admitted");
+        assert!(!cache.map.contains_key("junk"), "asked again next time");
         assert_eq!(*cache.get(&set, "a"), "a");
         assert_eq!(*cache.get(&set, "b"), "b");
         assert_eq!(*cache.get(&set, "c"), OTHER);
         assert_eq!(*cache.get(&set, "d"), OTHER);
         assert_eq!(*cache.get(&set, "a"), "a");
         assert_eq!(*set.get(OTHER), OTHER);
-        assert_eq!(*made.lock().unwrap(), ["a", "b", OTHER]);
+        assert_eq!(*made.lock().unwrap(), [OTHER, "a", "b"]);
     }
 }

@@ -148,9 +148,17 @@ impl SlotPool {
     pub fn start(slots: usize, config: Arc<SlotConfig>, wasm: &WasmHost) -> std::io::Result<Self> {
         let wasm = wasm.clone();
         let policy = config.policy.clone();
-        let metrics = PoolMetrics::new(move |package| match policy.backend_for(package) {
-            Backend::Native => "native",
-            Backend::Wasm => "wasm",
+        let dir = config.native.package_dir.clone();
+        // Only packages the pool has a file for get a label of their own (see `labels.rs`).
+        let metrics = PoolMetrics::new(move |package| {
+            let plain = package
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let (file, backend) = match policy.backend_for(package) {
+                Backend::Native => (format!("lib{package}.so"), "native"),
+                Backend::Wasm => (format!("{package}.wasm"), "wasm"),
+            };
+            (plain && !package.is_empty() && dir.join(file).is_file()).then_some(backend)
         });
         Self::start_measured(slots, metrics, move || {
             Slot::new(config.clone(), wasm.clone())
