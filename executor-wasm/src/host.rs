@@ -55,6 +55,9 @@ impl std::fmt::Debug for WasmHost {
     }
 }
 
+/// A task's output frame and the time it took, or its failure.
+pub type TaskResult = Result<(Vec<u8>, u64), TaskFailure>;
+
 /// The full result of one task, including what it printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRun {
@@ -66,6 +69,8 @@ pub struct TaskRun {
     pub stdout: Captured,
     /// What the guest wrote to stderr (bounded).
     pub stderr: Captured,
+    /// Fuel the task burnt, when the host meters fuel and the task got as far as a sandbox.
+    pub fuel_consumed: Option<u64>,
 }
 
 impl WasmHost {
@@ -277,12 +282,14 @@ impl WasmHost {
                 ));
                 run_task(&pkg, sb, function, context, inputs, policy)
             });
+        let fuel_consumed = sandbox.as_ref().and_then(Sandbox::fuel_consumed);
         let (stdout, stderr) = sandbox.map(|sb| sb.take_output()).unwrap_or_default();
         TaskRun {
             outcome,
             elapsed_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             stdout,
             stderr,
+            fuel_consumed,
         }
     }
 
@@ -299,14 +306,14 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
     ) -> Result<(Vec<u8>, u64), TaskFailure> {
-        self.execute_stoppable(package, function, context, inputs, policy, &Arc::default())
+        self.execute_measured(package, function, context, inputs, policy, &Arc::default())
+            .0
     }
 
-    /// [`WasmHost::execute`], stopped once `stop` is set (see [`WasmHost::run_stoppable`]).
-    ///
-    /// # Errors
-    /// As [`WasmHost::execute`].
-    pub fn execute_stoppable(
+    /// As [`WasmHost::execute`], stopped once `stop` is set (see [`WasmHost::run_stoppable`]),
+    /// also returning the fuel the task burnt (see [`TaskRun::fuel_consumed`]), failed tasks
+    /// included.
+    pub fn execute_measured(
         &self,
         package: &str,
         function: &str,
@@ -314,10 +321,11 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
         stop: &Arc<AtomicBool>,
-    ) -> Result<(Vec<u8>, u64), TaskFailure> {
+    ) -> (TaskResult, Option<u64>) {
         let run = self.run_stoppable(package, function, context, inputs, policy, stop);
         log_output(package, function, context, &run);
-        run.outcome.map(|out| (out, run.elapsed_ns))
+        let elapsed_ns = run.elapsed_ns;
+        (run.outcome.map(|out| (out, elapsed_ns)), run.fuel_consumed)
     }
 }
 

@@ -156,6 +156,8 @@ pub(crate) struct Sandbox {
     pub(crate) store: Store<GuestState>,
     timeout_ms: u64,
     fuel: Option<u64>,
+    /// Fuel metering is on: the store started with `fuel` (or `u64::MAX`) units.
+    metered: bool,
     max_memory: u64,
 }
 
@@ -201,8 +203,21 @@ impl Sandbox {
             store,
             timeout_ms: policy.timeout_ms,
             fuel: policy.fuel,
+            metered: fuel_metering,
             max_memory: policy.max_memory_bytes,
         }
+    }
+
+    /// Fuel burnt so far, when metering is on.
+    pub(crate) fn fuel_consumed(&self) -> Option<u64> {
+        if !self.metered {
+            return None;
+        }
+        let start = self.fuel.unwrap_or(u64::MAX);
+        self.store
+            .get_fuel()
+            .ok()
+            .map(|left| start.saturating_sub(left))
     }
 
     /// The policy's linear memory limit.

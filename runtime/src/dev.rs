@@ -26,8 +26,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::em::{EmConfig, run_em};
-use crate::scheduler::{SchedulerConfig, run_scheduler};
+use crate::em::{EmConfig, run_em_with};
+use crate::metrics::{Metrics, spawn_endpoint};
+use crate::scheduler::{SchedulerConfig, run_scheduler_with};
 use crate::storage::db::AnyDb;
 use crate::storage::{Storage, StorageConfig, grpc};
 
@@ -52,6 +53,9 @@ pub struct DevOptions {
     pub executor_bin: Option<PathBuf>,
     /// The execution manager's long-poll wait and heartbeat period.
     pub em_poll_ms: u64,
+    /// Address of the one Prometheus endpoint serving all three services' metrics; `None`:
+    /// no endpoint (`silk dev` serves it on `127.0.0.1:9150` unless told otherwise).
+    pub metrics_listen: Option<String>,
 }
 
 impl DevOptions {
@@ -66,6 +70,7 @@ impl DevOptions {
             slots: None,
             executor_bin: None,
             em_poll_ms: 1000,
+            metrics_listen: None,
         }
     }
 }
@@ -119,6 +124,8 @@ type Part = JoinHandle<Result<(), DevError>>;
 pub struct DevCluster {
     storage_addr: SocketAddr,
     scheduler_addr: SocketAddr,
+    metrics: Metrics,
+    metrics_addr: Option<SocketAddr>,
     db_path: PathBuf,
     temp: Option<tempfile::TempDir>,
     slots: usize,
@@ -190,6 +197,12 @@ impl DevCluster {
             .map_err(|e| DevError::Storage(e.to_string()))?;
         tracing::info!(address = %storage_addr, db = %db_path.display(), "storage listening");
         let storage_stop = CancellationToken::new();
+        let metrics = Metrics::new();
+        service.register_metrics(&metrics);
+        let metrics_addr = match &options.metrics_listen {
+            Some(addr) => spawn_endpoint(addr, metrics.clone(), storage_stop.clone()).await,
+            None => None,
+        };
         let storage = tokio::spawn({
             let stop = storage_stop.clone();
             async move {
@@ -208,8 +221,9 @@ impl DevCluster {
         };
         let scheduler = tokio::spawn({
             let stop = scheduler_stop.clone();
+            let metrics = metrics.clone();
             async move {
-                run_scheduler(scheduler_config, scheduler_listener, stop)
+                run_scheduler_with(scheduler_config, scheduler_listener, stop, &metrics)
                     .await
                     .map_err(|e| DevError::Scheduler(e.to_string()))
             }
@@ -230,8 +244,9 @@ impl DevCluster {
         let (em_stop, em_kill) = (CancellationToken::new(), CancellationToken::new());
         let em = tokio::spawn({
             let (stop, kill) = (em_stop.clone(), em_kill.clone());
+            let metrics = metrics.clone();
             async move {
-                run_em(em_config, stop, kill)
+                run_em_with(em_config, stop, kill, &metrics)
                     .await
                     .map_err(|e| DevError::Em(e.to_string()))
             }
@@ -239,6 +254,8 @@ impl DevCluster {
         Ok(Self {
             storage_addr,
             scheduler_addr,
+            metrics,
+            metrics_addr,
             db_path,
             temp,
             slots,
@@ -250,6 +267,18 @@ impl DevCluster {
             scheduler: Some(scheduler),
             storage: Some(storage),
         })
+    }
+
+    /// Where the metrics endpoint listens, if it does.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The metrics of all three services (what the endpoint serves).
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The storage endpoint clients connect to (`http://127.0.0.1:PORT`).

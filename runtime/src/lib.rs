@@ -39,6 +39,7 @@ pub mod em;
 pub mod graph;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 mod msgpack;
 pub mod scheduler;
 pub mod storage;

@@ -38,6 +38,7 @@ impl Dev {
             .arg("--packages")
             .arg(support::packages_dir())
             .env("RUST_LOG", "warn")
+            .env("SILK_DEV_METRICS_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

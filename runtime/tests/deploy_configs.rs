@@ -43,6 +43,7 @@ fn parse(service: &str, path: &Path) -> Result<Parsed, ConfigError> {
                 config,
                 db: None,
                 listen: None,
+                metrics_listen: None,
             };
             storage::resolve(&args, |_| None).map(Parsed::Storage)
         }
@@ -51,6 +52,7 @@ fn parse(service: &str, path: &Path) -> Result<Parsed, ConfigError> {
                 config,
                 listen: None,
                 storage_url: None,
+                metrics_listen: None,
             };
             scheduler::resolve(&args).map(Parsed::Scheduler)
         }
@@ -60,6 +62,7 @@ fn parse(service: &str, path: &Path) -> Result<Parsed, ConfigError> {
                 storage_url: None,
                 scheduler_url: None,
                 slots: None,
+                metrics_listen: None,
             };
             em::resolve(&args).map(|c| Parsed::Em(Box::new(c)))
         }
@@ -338,6 +341,7 @@ fn storage_takes_its_database_url_from_the_environment() {
         config: Some(deploy_dir().join("config/storage.toml")),
         db: Some(url.clone()),
         listen: None,
+        metrics_listen: None,
     };
     assert_eq!(storage::resolve(&args, |_| None).unwrap().db, url);
     // Storage listens on all interfaces, on the container port compose publishes.

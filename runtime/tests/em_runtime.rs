@@ -518,6 +518,7 @@ fn silk_em_without_an_executor_exits_2_naming_where_it_looked() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_silk"))
         .args(["em", "--config"])
         .arg(&config)
+        .env("SILK_EM_METRICS_LISTEN", "127.0.0.1:0")
         .env("SILK_EXECUTOR_NATIVE", "/nonexistent/silk-executor-native")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

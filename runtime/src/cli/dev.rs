@@ -35,6 +35,15 @@ pub struct DevArgs {
     /// Executor slots: tasks that run at once (default: the CPU count).
     #[arg(long, value_name = "N")]
     pub slots: Option<usize>,
+    /// Address of the Prometheus endpoint serving all three services' metrics; empty turns it
+    /// off.
+    #[arg(
+        long,
+        env = "SILK_DEV_METRICS_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9150"
+    )]
+    pub metrics_listen: String,
 }
 
 /// Runs `silk dev` until interrupted. Exit 0 after a clean stop, 1 when the cluster cannot start
@@ -57,6 +66,7 @@ async fn serve(args: &DevArgs) -> ExitCode {
         port_base: args.port_base,
         trust: args.trust.clone(),
         slots: args.slots,
+        metrics_listen: Some(args.metrics_listen.clone()),
         ..DevOptions::new(args.packages.clone())
     };
     let mut cluster = match DevCluster::start(options).await {
@@ -161,13 +171,17 @@ fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
         "silk dev: a local cluster for development (not for production)\n\
          \n  storage     {storage}\n  database    {db}\n  scheduler   {scheduler}\n  \
          executor    {slots} slots, packages from {packages}\n  native      {native}; every \
-         other package runs as sandboxed wasm\n\
+         other package runs as sandboxed wasm\n  metrics     {metrics}\n\
          \nNext steps, in another terminal:\n  \
          {address}{example}\n  \
          {silk} job list\n  \
          {silk} job status JOB_ID\n\
          \nStop with Ctrl-C.",
         scheduler = cluster.scheduler_url(),
+        metrics = cluster.metrics_addr().map_or_else(
+            || "off (--metrics-listen ADDR to serve Prometheus metrics)".to_owned(),
+            |a| format!("http://{a}/metrics")
+        ),
         slots = cluster.slots(),
         packages = args.packages.display(),
     )

@@ -12,7 +12,8 @@ pub use super::config_file::ConfigError;
 use super::config_file::read_toml;
 use tokio_util::sync::CancellationToken;
 
-use crate::em::{EmConfig, run_em};
+use crate::em::{EmConfig, run_em_with};
+use crate::metrics::{Metrics, spawn_endpoint};
 
 /// `silk em` arguments.
 #[derive(Debug, Args)]
@@ -29,6 +30,9 @@ pub struct EmArgs {
     /// Executor slots (default: the CPU count).
     #[arg(long, env = "SILK_EM_SLOTS", value_name = "N")]
     pub slots: Option<usize>,
+    /// Address of the Prometheus endpoint (`GET /metrics`); empty turns it off.
+    #[arg(long, env = "SILK_EM_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Reads the file (if any) and applies the flags.
@@ -48,6 +52,9 @@ pub fn resolve(args: &EmArgs) -> Result<EmConfig, ConfigError> {
     }
     if let Some(n) = args.slots {
         config.slots = Some(n);
+    }
+    if let Some(addr) = args.metrics_listen.clone() {
+        config.metrics_listen = addr;
     }
     Ok(config)
 }
@@ -80,7 +87,9 @@ pub fn run(args: &EmArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let (stop, kill) = (CancellationToken::new(), CancellationToken::new());
         let signals = tokio::spawn(watch_signals(stop.clone(), kill.clone()));
-        let r = run_em(config, stop, kill).await;
+        let metrics = Metrics::new();
+        spawn_endpoint(&config.metrics_listen, metrics.clone(), kill.clone()).await;
+        let r = run_em_with(config, stop, kill, &metrics).await;
         signals.abort();
         r
     });
@@ -117,6 +126,7 @@ mod tests {
             storage_url: None,
             scheduler_url: Some("http://t:2".into()),
             slots: None,
+            metrics_listen: None,
         };
         let c = resolve(&args).unwrap();
         assert_eq!(c.storage_url, "http://s:1");

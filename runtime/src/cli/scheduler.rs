@@ -11,7 +11,8 @@ pub use super::config_file::ConfigError;
 use super::config_file::read_toml;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler::{SchedulerConfig, run_scheduler};
+use crate::metrics::{Metrics, spawn_endpoint};
+use crate::scheduler::{SchedulerConfig, run_scheduler_with};
 
 /// `silk scheduler` arguments.
 #[derive(Debug, Args)]
@@ -25,6 +26,9 @@ pub struct SchedulerArgs {
     /// Storage endpoint, e.g. `http://127.0.0.1:50051`.
     #[arg(long, env = "SILK_SCHEDULER_STORAGE_URL", value_name = "URL")]
     pub storage_url: Option<String>,
+    /// Address of the Prometheus endpoint (`GET /metrics`); empty turns it off.
+    #[arg(long, env = "SILK_SCHEDULER_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Reads the file (if any) and applies the flags.
@@ -41,6 +45,9 @@ pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
     }
     if let Some(url) = args.storage_url.clone().filter(|s| !s.is_empty()) {
         config.storage_url = url;
+    }
+    if let Some(addr) = args.metrics_listen.clone() {
+        config.metrics_listen = addr;
     }
     Ok(config)
 }
@@ -63,6 +70,8 @@ pub fn run(args: &SchedulerArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let cancel = CancellationToken::new();
+        let metrics = Metrics::new();
+        spawn_endpoint(&config.metrics_listen, metrics.clone(), cancel.clone()).await;
         tokio::spawn({
             let cancel = cancel.clone();
             async move {
@@ -71,7 +80,7 @@ pub fn run(args: &SchedulerArgs) -> ExitCode {
                 cancel.cancel();
             }
         });
-        run_scheduler(config, listener, cancel).await
+        run_scheduler_with(config, listener, cancel, &metrics).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,6 +108,7 @@ mod tests {
             config: Some(path.clone()),
             listen: None,
             storage_url: Some("http://t:2".into()),
+            metrics_listen: None,
         };
         let c = resolve(&args).unwrap();
         assert_eq!(

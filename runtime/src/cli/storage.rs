@@ -11,6 +11,7 @@ pub use super::config_file::ConfigError;
 use super::config_file::read_toml;
 use serde::Deserialize;
 
+use crate::metrics::{Metrics, spawn_endpoint};
 use crate::storage::db::{AnyDb, redact_url};
 use crate::storage::{Storage, StorageConfig, grpc};
 
@@ -18,6 +19,8 @@ use crate::storage::{Storage, StorageConfig, grpc};
 pub const DEFAULT_DB: &str = "sqlite:silk-storage.db";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default address of the Prometheus endpoint.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9151";
 
 /// `silk storage` arguments. `Debug` hides the database password.
 #[derive(Args)]
@@ -36,6 +39,9 @@ pub struct StorageArgs {
     /// Address to serve gRPC on.
     #[arg(long, env = "SILK_STORAGE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Address of the Prometheus endpoint (`GET /metrics`); empty turns it off.
+    #[arg(long, env = "SILK_STORAGE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The `silk storage` config file. `Debug` hides the database password.
@@ -46,6 +52,8 @@ pub struct StorageFile {
     pub listen: Option<String>,
     /// Database URL (default `sqlite:silk-storage.db`).
     pub db: Option<String>,
+    /// Address of the Prometheus endpoint (default `127.0.0.1:9151`; empty: off).
+    pub metrics_listen: Option<String>,
     /// Service tuning.
     #[serde(default)]
     pub storage: StorageConfig,
@@ -57,6 +65,8 @@ pub struct Resolved {
     pub listen: String,
     /// Database URL.
     pub db: String,
+    /// Address of the Prometheus endpoint (empty: off).
+    pub metrics_listen: String,
     /// Service tuning.
     pub storage: StorageConfig,
 }
@@ -67,6 +77,7 @@ impl std::fmt::Debug for StorageArgs {
             .field("config", &self.config)
             .field("db", &self.db.as_deref().map(redact_url))
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -76,6 +87,7 @@ impl std::fmt::Debug for StorageFile {
         f.debug_struct("StorageFile")
             .field("listen", &self.listen)
             .field("db", &self.db.as_deref().map(redact_url))
+            .field("metrics_listen", &self.metrics_listen)
             .field("storage", &self.storage)
             .finish()
     }
@@ -86,6 +98,7 @@ impl std::fmt::Debug for Resolved {
         f.debug_struct("Resolved")
             .field("listen", &self.listen)
             .field("db", &redact_url(&self.db))
+            .field("metrics_listen", &self.metrics_listen)
             .field("storage", &self.storage)
             .finish()
     }
@@ -181,6 +194,11 @@ pub fn resolve(
             .filter(|s| !s.is_empty())
             .or(file.db)
             .unwrap_or_else(|| DEFAULT_DB.to_owned()),
+        metrics_listen: args
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned()),
         storage,
     })
 }
@@ -214,6 +232,11 @@ async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
     let storage = Storage::open(db, config.storage).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, session = storage.session().0, "storage listening");
+    let metrics = Metrics::new();
+    storage.register_metrics(&metrics);
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    let _stop_metrics_on_exit = stop_metrics.clone().drop_guard();
+    spawn_endpoint(&config.metrics_listen, metrics, stop_metrics).await;
     let served = grpc::serve(storage.clone(), listener, shutdown_signal()).await;
     tracing::info!("storage draining");
     storage.shutdown().await;
@@ -247,6 +270,7 @@ mod tests {
             config,
             db: db.map(str::to_owned),
             listen: None,
+            metrics_listen: None,
         }
     }
 

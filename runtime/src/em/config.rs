@@ -50,6 +50,9 @@ pub struct EmConfig {
     pub heartbeat_interval_ms: u64,
     /// On the first SIGTERM/SIGINT, how long running tasks may take to finish.
     pub drain_grace_ms: u64,
+    /// Address of the Prometheus endpoint (`GET /metrics`) `silk em` serves; empty turns it
+    /// off. Each EM on one host needs its own.
+    pub metrics_listen: String,
 }
 
 impl Default for EmConfig {
@@ -71,6 +74,7 @@ impl Default for EmConfig {
             poll_wait_ms: 1000,
             heartbeat_interval_ms: 500,
             drain_grace_ms: 30_000,
+            metrics_listen: "127.0.0.1:9153".into(),
         }
     }
 }

@@ -22,4 +22,4 @@ mod work;
 
 pub use config::EmConfig;
 pub use error::{Error, Result};
-pub use runtime::{run_em, slot_config};
+pub use runtime::{run_em, run_em_with, slot_config};

@@ -27,6 +27,7 @@ use super::pool::{NativeExecutorConfig, PackagePolicy, SlotConfig, SlotPool};
 use super::pull::Loop;
 use super::reporter::run_reporter;
 use super::session::SessionTracker;
+use crate::metrics::Metrics;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
 
 pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -122,6 +123,19 @@ pub async fn run_em(
     stop: CancellationToken,
     kill: CancellationToken,
 ) -> Result<()> {
+    run_em_with(config, stop, kill, &Metrics::new()).await
+}
+
+/// As [`run_em`], exposing the EM's metrics in `metrics` (the endpoint is the caller's).
+///
+/// # Errors
+/// As [`run_em`].
+pub async fn run_em_with(
+    config: EmConfig,
+    stop: CancellationToken,
+    kill: CancellationToken,
+    metrics: &Metrics,
+) -> Result<()> {
     let clients = Clients::new(&config.storage_url, &config.scheduler_url)?;
     let slots = config.slot_count();
     let mut host_config = config.wasm_host.clone();
@@ -134,6 +148,7 @@ pub async fn run_em(
         })??;
     let pool =
         SlotPool::start(slots, Arc::new(slot_config(&config)?), &wasm).map_err(Error::Slot)?;
+    metrics.register(|r| pool.metrics().register(r));
 
     let Some((em, session)) = register(&clients, &stop).await? else {
         return Ok(());

@@ -6,19 +6,21 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::assignment::Assignment;
 use super::error::{Error, Result};
+use crate::metrics::scheduler::DispatchMetrics;
 use crate::storage::ids::SessionId;
 use crate::storage::lock;
 
 #[derive(Debug, Default)]
 struct State {
     session: SessionId,
-    items: VecDeque<Assignment>,
+    /// Each assignment with when it was queued.
+    items: VecDeque<(Assignment, Instant)>,
 }
 
 #[derive(Debug)]
@@ -29,6 +31,7 @@ struct Inner {
     items: Notify,
     /// Signalled when items are taken or purged.
     space: Notify,
+    metrics: DispatchMetrics,
 }
 
 /// A cloneable handle on one dispatch queue.
@@ -47,8 +50,15 @@ impl DispatchQueue {
                 state: Mutex::new(State::default()),
                 items: Notify::new(),
                 space: Notify::new(),
+                metrics: DispatchMetrics::default(),
             }),
         }
+    }
+
+    /// The queue's metrics (register them to expose them).
+    #[must_use]
+    pub fn metrics(&self) -> &DispatchMetrics {
+        &self.inner.metrics
     }
 
     /// The session in force.
@@ -85,8 +95,11 @@ impl DispatchQueue {
             });
         }
         state.session = session;
-        let purged: Vec<_> = state.items.drain(..).collect();
+        let purged: Vec<_> = state.items.drain(..).map(|(a, _)| a).collect();
         drop(state);
+        let metrics = &self.inner.metrics;
+        metrics.queue_length.set(0);
+        metrics.purged.inc_by(purged.len() as u64);
         self.inner.space.notify_waiters();
         Ok(purged)
     }
@@ -95,6 +108,7 @@ impl DispatchQueue {
     /// many of the batch were consumed (queued or dropped as stale). Stops at the first
     /// assignment that does not fit.
     pub fn push(&self, batch: &[Assignment]) -> usize {
+        let now = Instant::now();
         let mut state = lock(&self.inner.state);
         let mut consumed = 0;
         let mut queued = false;
@@ -106,11 +120,13 @@ impl DispatchQueue {
             if state.items.len() >= self.inner.capacity {
                 break;
             }
-            state.items.push_back(*a);
+            state.items.push_back((*a, now));
             consumed += 1;
             queued = true;
         }
+        let length = state.items.len();
         drop(state);
+        self.inner.metrics.queue_length.set(length as i64);
         if queued {
             self.inner.items.notify_waiters();
         }
@@ -138,11 +154,24 @@ impl DispatchQueue {
         let mut state = lock(&self.inner.state);
         let n = max.min(state.items.len());
         let got: Vec<_> = state.items.drain(..n).collect();
+        let length = state.items.len();
         drop(state);
-        if !got.is_empty() {
-            self.inner.space.notify_waiters();
+        if got.is_empty() {
+            return Vec::new();
         }
-        got
+        self.inner.space.notify_waiters();
+        let metrics = &self.inner.metrics;
+        metrics.queue_length.set(length as i64);
+        metrics.dispatched.inc_by(got.len() as u64);
+        let now = Instant::now();
+        got.into_iter()
+            .map(|(a, queued)| {
+                metrics
+                    .latency
+                    .observe(now.saturating_duration_since(queued));
+                a
+            })
+            .collect()
     }
 
     /// Resolves once the queue has room (at once if it has now).
@@ -201,6 +230,12 @@ mod tests {
         assert_eq!(q.push(&[a(4, 0), a(5, 1)]), 2);
         let got = q.pop(10, Duration::from_millis(10)).await;
         assert_eq!(got, vec![a(5, 1)]);
+        // Metrics: three purged, one dispatched (with its wait observed), none left queued.
+        let m = q.metrics();
+        assert_eq!(m.purged.get(), 3);
+        assert_eq!(m.dispatched.get(), 1);
+        assert_eq!(m.latency.count(), 1);
+        assert_eq!(m.queue_length.get(), 0);
     }
 
     #[tokio::test]
@@ -208,6 +243,7 @@ mod tests {
         let q = DispatchQueue::new(2);
         assert_eq!(q.push(&[a(1, 0), a(2, 0), a(3, 0)]), 2);
         assert_eq!(q.free(), 0);
+        assert_eq!(q.metrics().queue_length.get(), 2);
         let waiter = tokio::spawn({
             let q = q.clone();
             async move { q.space().await }

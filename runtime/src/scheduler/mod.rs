@@ -32,4 +32,4 @@ pub use dispatch::DispatchQueue;
 pub use error::{Error, Result};
 pub use registry::{EmRegistry, RegistryConfig};
 pub use runner::{LaneSource, Polled, run_core};
-pub use server::{GrpcLanes, SchedulerConfig, lazy_channel, run_scheduler};
+pub use server::{GrpcLanes, SchedulerConfig, lazy_channel, run_scheduler, run_scheduler_with};

@@ -9,6 +9,7 @@
 //! may have been lost after it was recorded here. (A lease that expires while the EM is still
 //! registering the task costs nothing: storage refuses the second instance.)
 
+use prometheus_client::metrics::counter::Counter;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ struct Inner {
     config: RegistryConfig,
     state: Mutex<State>,
     reschedule: mpsc::UnboundedSender<Assignment>,
+    /// Assignments sent back for re-dispatch (metrics).
+    redispatched: Counter,
 }
 
 /// A cloneable handle on the registry.
@@ -79,8 +82,15 @@ impl EmRegistry {
                 config,
                 state: Mutex::new(State::default()),
                 reschedule,
+                redispatched: Counter::default(),
             }),
         }
+    }
+
+    /// Counts assignments sent back for re-dispatch (register it to expose it).
+    #[must_use]
+    pub fn redispatched(&self) -> &Counter {
+        &self.inner.redispatched
     }
 
     fn send_back(&self, lost: impl IntoIterator<Item = Assignment>) -> usize {
@@ -91,6 +101,7 @@ impl EmRegistry {
                 n += 1;
             }
         }
+        self.inner.redispatched.inc_by(n as u64);
         n
     }
 
@@ -303,6 +314,7 @@ mod tests {
         r.assign(EM, &batch, Instant::now()).unwrap();
         r.complete(EM, &[AssignmentId(0)], Instant::now());
         assert_eq!(r.mark_dead(EM), 9);
+        assert_eq!(r.redispatched().get(), 9);
         assert!(!r.is_registered(EM));
         let mut back: Vec<_> = drain(&mut rx).iter().map(|a| a.id.0).collect();
         back.sort_unstable();
@@ -347,6 +359,7 @@ mod tests {
         dead.sort_unstable();
         assert_eq!(dead, [EM, ExecutionManagerId(9)]);
         assert_eq!(drain(&mut rx), vec![a(1)]);
+        assert_eq!(r.redispatched().get(), 1);
         // A timed-out EM may come back.
         r.heartbeat(EM, t0 + Duration::from_secs(2)).unwrap();
         assert!(r.is_registered(EM));

@@ -4,6 +4,7 @@
 //! polls back off and retry, and after an outage the scheduler registers again so storage
 //! re-queues every ready task (lane entries popped by a lost poll would otherwise be gone).
 
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub struct SchedulerConfig {
     pub core: CoreConfig,
     /// EM registry tuning.
     pub registry: RegistryConfig,
+    /// Address of the Prometheus endpoint (`GET /metrics`) `silk scheduler` serves; empty
+    /// turns it off.
+    pub metrics_listen: String,
 }
 
 impl Default for SchedulerConfig {
@@ -55,6 +59,7 @@ impl Default for SchedulerConfig {
             storage_url: "http://127.0.0.1:50051".into(),
             core: CoreConfig::default(),
             registry: RegistryConfig::default(),
+            metrics_listen: "127.0.0.1:9152".into(),
         }
     }
 }
@@ -191,6 +196,20 @@ pub async fn run_scheduler(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    run_scheduler_with(config, listener, cancel, &Metrics::new()).await
+}
+
+/// As [`run_scheduler`], exposing the scheduler's metrics in `metrics` (the endpoint is the
+/// caller's).
+///
+/// # Errors
+/// As [`run_scheduler`].
+pub async fn run_scheduler_with(
+    config: SchedulerConfig,
+    listener: TcpListener,
+    cancel: CancellationToken,
+    metrics: &Metrics,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let local = listener.local_addr()?;
     let host = config
         .advertise_host
@@ -205,8 +224,12 @@ pub async fn run_scheduler(
         return Ok(());
     };
     let dispatch = DispatchQueue::new(config.core.dispatch_queue_capacity);
+    metrics.register(|r| dispatch.metrics().register(r));
     let (tx, rx) = mpsc::unbounded_channel();
     let registry = EmRegistry::new(config.registry.clone(), tx);
+    metrics.register(|r| {
+        crate::metrics::scheduler::register_redispatched(r, registry.redispatched());
+    });
     let core = RoundRobinCore::with_issuer(config.core.clone(), IdIssuer::starting_at(1));
     let tracker = TaskTracker::new();
     tracker.spawn(run_core(

@@ -173,6 +173,9 @@ impl<D: Db + Clone> Storage<D> {
         if let Some(k) = key {
             lock(&self.shared.registrations).insert(k, (job_id, instance));
         }
+        let counters = &self.shared.counters;
+        counters.instances_registered.inc();
+        counters.input_bytes.inc_by(ctx.inputs.len() as u64);
         tracing::debug!(job_id = job_id.0, %task, instance = instance.0, em_id = em.0, "instance registered");
         Ok(ctx)
     }
@@ -237,6 +240,9 @@ impl<D: Db + Clone> Storage<D> {
         };
         job.with(|c| c.succeed(task, instance, values))?;
         self.forget_instance(instance);
+        let counters = &self.shared.counters;
+        counters.reports_succeeded.inc();
+        counters.output_bytes.inc_by(outputs.len() as u64);
         tracing::debug!(job_id = job_id.0, %task, instance = instance.0, "task succeeded");
         let TaskId::Index(index) = task else {
             let to = if task == TaskId::Commit {
@@ -335,6 +341,7 @@ impl<D: Db + Clone> Storage<D> {
     ) -> Result<()> {
         let outcome = job.with(|c| c.fail(task, instance, kind, message))?;
         self.forget_instance(instance);
+        self.shared.counters.reports_failed.inc();
         tracing::debug!(job_id = job.id.0, %task, instance = instance.0, %kind, message, "task instance failed");
         match outcome {
             FailOutcome::Retry => {

@@ -33,6 +33,7 @@ pub(crate) mod instances;
 pub mod job;
 pub mod lanes;
 mod liveness;
+mod observe;
 mod outputs;
 mod persist;
 mod service;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::db::{Completion, Db, DbError};
+use crate::metrics::storage::StorageCounters;
 
 /// Longest sleep between two writes of a batch the database refused transiently.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -72,6 +73,7 @@ impl Persister {
         db: D,
         max_batch: usize,
         max_write_bytes: u64,
+        counters: StorageCounters,
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Self {
@@ -79,6 +81,7 @@ impl Persister {
         let writer = Writer {
             db,
             max_write_bytes,
+            counters,
             cancel: cancel.clone(),
         };
         tracker.spawn(run(writer, rx, max_batch.max(1), cancel));
@@ -123,7 +126,17 @@ async fn run<D: Db>(
         }
         // Outputs move into the write, never copied: they can be many MiB.
         let (completions, replies): (Vec<Completion>, Vec<Reply>) = batch.drain(..).unzip();
+        let started = std::time::Instant::now();
         let results = writer.write(&completions).await;
+        #[expect(clippy::cast_precision_loss, reason = "a batch size as a sample")]
+        writer
+            .counters
+            .commit_batch
+            .observe(completions.len() as f64);
+        writer
+            .counters
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         drop(completions);
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
@@ -135,6 +148,7 @@ async fn run<D: Db>(
 struct Writer<D> {
     db: D,
     max_write_bytes: u64,
+    counters: StorageCounters,
     cancel: CancellationToken,
 }
 
@@ -215,6 +229,7 @@ impl<D: Db> Writer<D> {
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(WriteError::Permanent(e)),
             };
+            self.counters.commit_retries.inc();
             let backoff = FIRST_BACKOFF
                 .saturating_mul(1 << attempt.min(10))
                 .min(MAX_BACKOFF);

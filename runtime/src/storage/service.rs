@@ -25,6 +25,7 @@ use super::settle::Pending;
 use super::state::JobState;
 use super::{lock, now_ms};
 use crate::graph::TaskGraph;
+use crate::metrics::storage::StorageCounters;
 
 /// Most bytes of a job's outputs frame in one answer: with the message around it, under the
 /// 4 MiB that gRPC clients accept by default.
@@ -38,7 +39,7 @@ pub(super) struct Job {
     pub(super) group: ResourceGroupId,
     control: Mutex<JobControl>,
     transition: tokio::sync::Mutex<()>,
-    progress: watch::Sender<Progress>,
+    pub(super) progress: watch::Sender<Progress>,
     /// A transition storage decided on that the database has not taken yet (see `settle.rs`).
     pub(super) pending: Mutex<Option<Pending>>,
     /// The last sweep found the job `Running` with every task persisted.
@@ -94,6 +95,8 @@ pub(super) struct Shared<D> {
     /// Instances of jobs that ended early, for their EMs to stop (see `stops.rs`).
     pub(super) stops: Mutex<super::stops::Stops>,
     pub(super) scheduler_seen: AtomicBool,
+    /// Metric counters (see [`crate::metrics::storage`]).
+    pub(super) counters: StorageCounters,
     /// Bytes of task outputs every job together may hold in memory.
     budget: OutputBudget,
     cancel: CancellationToken,
@@ -134,10 +137,12 @@ impl<D: Db + Clone> Storage<D> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let budget = OutputBudget::new(config.output_memory_budget_bytes);
+        let counters = StorageCounters::default();
         let persister = Persister::spawn(
             db.clone(),
             config.group_commit_max_batch,
             config.db_max_write_bytes,
+            counters.clone(),
             &tracker,
             cancel.clone(),
         );
@@ -157,6 +162,7 @@ impl<D: Db + Clone> Storage<D> {
                 alive: Mutex::new(HashSet::new()),
                 stops: Mutex::new(HashMap::new()),
                 scheduler_seen: AtomicBool::new(false),
+                counters,
                 budget,
                 cancel,
                 tracker,

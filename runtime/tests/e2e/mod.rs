@@ -112,6 +112,10 @@ impl Proc {
         cmd.args(args)
             // The EMs' per-task `task started` lines let a test count executions.
             .env("RUST_LOG", "info,silk_runtime::em::pull=debug")
+            // Metrics endpoints on free ports, never the services' fixed defaults.
+            .env("SILK_STORAGE_METRICS_LISTEN", "127.0.0.1:0")
+            .env("SILK_SCHEDULER_METRICS_LISTEN", "127.0.0.1:0")
+            .env("SILK_EM_METRICS_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

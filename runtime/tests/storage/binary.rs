@@ -23,6 +23,7 @@ fn spawn(config: &std::path::Path) -> Child {
         .arg(config)
         .env_remove("SILK_STORAGE_DB")
         .env_remove("SILK_STORAGE_LISTEN")
+        .env("SILK_STORAGE_METRICS_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

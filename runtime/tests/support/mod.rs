@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+pub mod dev;
+
 use silk_ipc::Execute;
 use silk_tdl::TaskContext;
 use silk_tdl::frame::FrameWriter;
@@ -30,6 +32,15 @@ pub fn packages_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// `path` (relative to the repository root) as an absolute path string.
+pub fn repo_path(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
 }
 
 /// The `silk-executor-native` binary built next to this test.

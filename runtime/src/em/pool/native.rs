@@ -125,6 +125,8 @@ struct Live {
 pub struct NativeExecutor {
     config: NativeExecutorConfig,
     live: Option<Live>,
+    /// Restarts since [`NativeExecutor::take_restarts`] last ran.
+    restarts: u64,
 }
 
 static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -301,7 +303,14 @@ impl NativeExecutor {
         Ok(Self {
             config,
             live: Some(live),
+            restarts: 0,
         })
+    }
+
+    /// How many times the executor was restarted (after a crash, timeout or broken protocol)
+    /// since the last call.
+    pub fn take_restarts(&mut self) -> u64 {
+        std::mem::take(&mut self.restarts)
     }
 
     /// The child's process id, if one is running.
@@ -433,6 +442,7 @@ impl NativeExecutor {
     }
 
     fn respawn(&mut self) {
+        self.restarts += 1;
         self.live = match start(&self.config) {
             Ok(live) => Some(live),
             Err(e) => {

@@ -57,6 +57,8 @@ pub struct Slot {
     wasm: WasmHost,
     // Started on the first native task, so a wasm-only EM never spawns a native executor.
     native: Option<NativeExecutor>,
+    /// Fuel the last wasm task burnt.
+    last_fuel: Option<u64>,
 }
 
 impl Slot {
@@ -67,7 +69,20 @@ impl Slot {
             config,
             wasm,
             native: None,
+            last_fuel: None,
         }
+    }
+
+    /// Fuel the last task burnt (wasm with fuel metering), once.
+    pub fn take_fuel(&mut self) -> Option<u64> {
+        self.last_fuel.take()
+    }
+
+    /// Native executor restarts since the last call.
+    pub fn take_restarts(&mut self) -> u64 {
+        self.native
+            .as_mut()
+            .map_or(0, NativeExecutor::take_restarts)
     }
 
     /// The process id of this slot's native executor, if it has started one.
@@ -128,14 +143,16 @@ impl Slot {
                 let mut policy = self.config.wasm_policy(&request.package).clone();
                 let hard_ms = u64::try_from(hard_timeout.as_millis()).unwrap_or(u64::MAX);
                 policy.timeout_ms = policy.timeout_ms.min(hard_ms);
-                let (outputs, elapsed_ns) = self.wasm.execute_stoppable(
+                let (outcome, fuel) = self.wasm.execute_measured(
                     &request.package,
                     &request.function,
                     &request.context,
                     &request.inputs,
                     &policy,
                     stop.flag(),
-                )?;
+                );
+                self.last_fuel = fuel;
+                let (outputs, elapsed_ns) = outcome?;
                 Ok(TaskSuccess {
                     outputs,
                     elapsed_ns,

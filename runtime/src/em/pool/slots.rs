@@ -20,8 +20,20 @@ use silk_ipc::{Execute, TaskFailure};
 use tokio::sync::oneshot;
 
 use super::native::TaskSuccess;
+use super::policy::Backend;
 use super::slot::{Slot, SlotConfig};
 use super::stop::Stop;
+use crate::metrics::em::PoolMetrics;
+use crate::metrics::labels::LocalCache;
+
+/// What a runner measured besides the outcome, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RunStats {
+    /// Wasm fuel the last task burnt (fuel metering on).
+    pub fuel: Option<u64>,
+    /// Native executors restarted since the last call.
+    pub restarts: u64,
+}
 
 /// What a slot thread runs tasks on: a [`Slot`] in production.
 pub(crate) trait Runner {
@@ -32,6 +44,11 @@ pub(crate) trait Runner {
         hard_timeout: Duration,
         stop: &Stop,
     ) -> Result<TaskSuccess, TaskFailure>;
+
+    /// What the last [`Runner::run`] measured.
+    fn take_stats(&mut self) -> RunStats {
+        RunStats::default()
+    }
 }
 
 impl Runner for Slot {
@@ -42,6 +59,13 @@ impl Runner for Slot {
         stop: &Stop,
     ) -> Result<TaskSuccess, TaskFailure> {
         self.execute_stoppable(request, hard_timeout, stop)
+    }
+
+    fn take_stats(&mut self) -> RunStats {
+        RunStats {
+            fuel: self.take_fuel(),
+            restarts: self.take_restarts(),
+        }
     }
 }
 
@@ -55,18 +79,20 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Counts a slot thread as live while it exists (also when it unwinds).
-struct LiveGuard(Arc<AtomicUsize>);
+struct LiveGuard(Arc<AtomicUsize>, PoolMetrics);
 
 impl LiveGuard {
-    fn new(live: &Arc<AtomicUsize>) -> Self {
+    fn new(live: &Arc<AtomicUsize>, metrics: &PoolMetrics) -> Self {
         live.fetch_add(1, Ordering::Relaxed);
-        Self(live.clone())
+        metrics.slot_alive(1);
+        Self(live.clone(), metrics.clone())
     }
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        self.1.slot_alive(-1);
     }
 }
 
@@ -100,6 +126,7 @@ pub struct SlotPool {
     running: Mutex<HashMap<u64, Arc<Stop>>>,
     task_time: Arc<TaskTime>,
     live: Arc<AtomicUsize>,
+    metrics: PoolMetrics,
 }
 
 /// A moving average of how long a task occupies a slot (execution only, not time queued).
@@ -139,13 +166,38 @@ impl SlotPool {
     /// A thread could not be spawned.
     pub fn start(slots: usize, config: Arc<SlotConfig>, wasm: &WasmHost) -> std::io::Result<Self> {
         let wasm = wasm.clone();
-        Self::start_with(slots, move || Slot::new(config.clone(), wasm.clone()))
+        let policy = config.policy.clone();
+        let dir = config.native.package_dir.clone();
+        // Only packages the pool has a file for get a label of their own (see `labels.rs`).
+        let metrics = PoolMetrics::new(move |package| {
+            let plain = package
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let (file, backend) = match policy.backend_for(package) {
+                Backend::Native => (format!("lib{package}.so"), "native"),
+                Backend::Wasm => (format!("{package}.wasm"), "wasm"),
+            };
+            (plain && !package.is_empty() && dir.join(file).is_file()).then_some(backend)
+        });
+        Self::start_measured(slots, metrics, move || {
+            Slot::new(config.clone(), wasm.clone())
+        })
     }
 
     /// Starts `slots` (≥ 1) threads, each running tasks on a runner `make` builds (again after
     /// a panic).
+    #[cfg(test)]
     pub(crate) fn start_with<R: Runner + 'static>(
         slots: usize,
+        make: impl Fn() -> R + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        Self::start_measured(slots, PoolMetrics::default(), make)
+    }
+
+    /// As [`Self::start_with`], counting into `metrics`.
+    pub(crate) fn start_measured<R: Runner + 'static>(
+        slots: usize,
+        metrics: PoolMetrics,
         make: impl Fn() -> R + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel::<Work>();
@@ -156,18 +208,26 @@ impl SlotPool {
         for i in 0..slots.max(1) {
             let (rx, times, make) = (rx.clone(), task_time.clone(), make.clone());
             // Counted from here, so `slots()` is right as soon as `start` returns.
-            let guard = LiveGuard::new(&live);
+            let guard = LiveGuard::new(&live, &metrics);
+            let metrics = metrics.clone();
             // Detached: see `Drop`.
             std::thread::Builder::new()
                 .name(format!("silk-slot-{i}"))
-                .spawn(move || serve(i, &rx, &times, &*make, guard))?;
+                .spawn(move || serve(i, &rx, &times, &metrics, &*make, guard))?;
         }
         Ok(Self {
             queue: Some(tx),
             running: Mutex::new(HashMap::new()),
             task_time,
             live,
+            metrics,
         })
+    }
+
+    /// The pool's metrics (register them to expose them).
+    #[must_use]
+    pub fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
     }
 
     /// Live slots: threads that can take a task.
@@ -276,10 +336,12 @@ fn serve<R: Runner>(
     index: usize,
     rx: &Mutex<std_mpsc::Receiver<Work>>,
     times: &TaskTime,
+    metrics: &PoolMetrics,
     make: &(dyn Fn() -> R + Send + Sync),
     _live: LiveGuard,
 ) {
     let mut runner = make();
+    let mut packages = LocalCache::default();
     loop {
         // The lock is held only while waiting for the next task.
         let next = crate::storage::lock(rx).recv();
@@ -288,18 +350,25 @@ fn serve<R: Runner>(
             let _ = work.reply.send(Err(TaskFailure::stopped()));
             continue;
         }
+        let package = metrics.package(&mut packages, &work.request.package);
         let started = Instant::now();
         let left = work.deadline.saturating_duration_since(started);
         if left.is_zero() {
             // Queued past its hard timeout: not started (storage's expiry runs the same span).
             let after_ms = u64::try_from(work.hard_timeout.as_millis()).unwrap_or(u64::MAX);
-            let _ = work.reply.send(Err(TaskFailure::Timeout { after_ms }));
+            let failure = TaskFailure::Timeout { after_ms };
+            package.finished(Err(&failure), Duration::ZERO, None);
+            let _ = work.reply.send(Err(failure));
             continue;
         }
+        package.started(work.request.inputs.len());
+        metrics.slot_busy(1);
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
             runner.run(&work.request, left, &work.stop)
         }));
-        times.record(started.elapsed());
+        let elapsed = started.elapsed();
+        metrics.slot_busy(-1);
+        times.record(elapsed);
         let outcome = match run {
             Ok(outcome) => outcome,
             Err(payload) => {
@@ -313,6 +382,13 @@ fn serve<R: Runner>(
                 Err(failure)
             }
         };
+        let stats = runner.take_stats();
+        metrics.executor_restarts(stats.restarts);
+        package.finished(
+            outcome.as_ref().map(|s| s.outputs.len()),
+            elapsed,
+            stats.fuel,
+        );
         // The caller may have given up (shutdown); nothing to do then.
         let _ = work.reply.send(outcome);
     }

@@ -54,7 +54,7 @@ macro_rules! backend {
 
             /// The group named `external_id` if the secret matches; `None` if there is none.
             async fn verify_by_name(&self, external_id: &str, secret: &Secret) -> DbResult<Option<ResourceGroupId>> {
-                let row: Option<(i64, String)> = retry(&self.options.retry, "verify_resource_group", || async {
+                let row: Option<(i64, String)> = retry(&self.options.retry, &self.stats, "verify_resource_group", || async {
                     Ok(sqlx::query_as("SELECT id, secret_hash FROM resource_groups WHERE external_id = ?")
                         .bind(external_id)
                         .fetch_optional(&self.pool)
@@ -95,7 +95,7 @@ macro_rules! backend {
                     (None, Some(_)) => "fail_job",
                     (None, None) => "set_state",
                 };
-                retry(&self.options.retry, op, || async {
+                retry(&self.options.retry, &self.stats, op, || async {
                     loop {
                         let from = self.current_state(id).await?;
                         let allowed = from.can_become(to) && require_from.is_none_or(|f| f == from);
@@ -127,7 +127,7 @@ macro_rules! backend {
             }
 
             async fn insert_resource_group(&self, external_id: &str, hash: &str, now_ms: i64) -> DbResult<ResourceGroupId> {
-                retry(&self.options.retry, "add_resource_group", || async {
+                retry(&self.options.retry, &self.stats, "add_resource_group", || async {
                     let $r = sqlx::query(
                         "INSERT INTO resource_groups (external_id, secret_hash, created_at_ms) VALUES (?, ?, ?)",
                     )
@@ -187,8 +187,12 @@ macro_rules! backend {
         }
 
         impl Db for $ty {
+            fn stats(&self) -> &super::retry::DbStats {
+                &self.stats
+            }
+
             async fn start_session(&self, now_ms: i64) -> DbResult<SessionId> {
-                retry(&self.options.retry, "start_session", || async {
+                retry(&self.options.retry, &self.stats, "start_session", || async {
                     let $r = sqlx::query("INSERT INTO sessions (started_at_ms) VALUES (?)")
                         .bind(now_ms)
                         .execute(&self.pool)
@@ -209,7 +213,7 @@ macro_rules! backend {
             }
 
             async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> DbResult<()> {
-                let hash: Option<String> = retry(&self.options.retry, "verify_resource_group", || async {
+                let hash: Option<String> = retry(&self.options.retry, &self.stats, "verify_resource_group", || async {
                     Ok(sqlx::query_scalar("SELECT secret_hash FROM resource_groups WHERE id = ?")
                         .bind(sql_id(id.0))
                         .fetch_optional(&self.pool)
@@ -251,7 +255,7 @@ macro_rules! backend {
                 task_count: u64,
                 now_ms: i64,
             ) -> DbResult<JobId> {
-                retry(&self.options.retry, "insert_job", || async {
+                retry(&self.options.retry, &self.stats, "insert_job", || async {
                     let $r = sqlx::query(
                         "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, task_count, created_at_ms, updated_at_ms) \
                          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -278,7 +282,7 @@ macro_rules! backend {
             }
 
             async fn job(&self, id: JobId) -> DbResult<JobRow> {
-                retry(&self.options.retry, "job", || async {
+                retry(&self.options.retry, &self.stats, "job", || async {
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{JOB_COLUMNS} WHERE id = ?")))
                         .bind(sql_id(id.0))
                         .fetch_optional(&self.pool)
@@ -295,7 +299,7 @@ macro_rules! backend {
                 offset: u64,
                 len: u64,
             ) -> DbResult<OutputsPage> {
-                retry(&self.options.retry, "job_outputs_page", || async {
+                retry(&self.options.retry, &self.stats, "job_outputs_page", || async {
                     // SUBSTR counts from 1 on both databases and works on blobs.
                     let row: Option<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
                         "SELECT state, LENGTH(outputs), SUBSTR(outputs, ?, ?) FROM jobs WHERE id = ?",
@@ -318,7 +322,7 @@ macro_rules! backend {
             }
 
             async fn non_terminal_jobs(&self) -> DbResult<Vec<JobRow>> {
-                retry(&self.options.retry, "non_terminal_jobs", || async {
+                retry(&self.options.retry, &self.stats, "non_terminal_jobs", || async {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "{JOB_COLUMNS} WHERE state IN ('Ready', 'Running', 'CommitReady', 'CleanupReady') ORDER BY id"
                     )))
@@ -341,7 +345,7 @@ macro_rules! backend {
                 }
                 sql.push_str(" ORDER BY id DESC LIMIT ?");
                 let sql = sql.as_str();
-                let rows = retry(&self.options.retry, "list_jobs", || async {
+                let rows = retry(&self.options.retry, &self.stats, "list_jobs", || async {
                     let mut query = sqlx::query_as::<_, (i64, i64, String, i64, Option<i64>, i64)>(sqlx::AssertSqlSafe(sql));
                     if let Some(state) = filter.state {
                         query = query.bind(state.as_str());
@@ -384,7 +388,7 @@ macro_rules! backend {
 
             async fn record_completions(&self, completions: &[Completion], now_ms: i64) -> DbResult<()> {
                 let max_bytes = self.options.insert_bytes();
-                retry(&self.options.retry, "record_completions", || async {
+                retry(&self.options.retry, &self.stats, "record_completions", || async {
                     let mut tx = self.pool.begin().await?;
                     // Many rows per statement: one round trip to the database per chunk, not per row.
                     for chunk in completion_chunks(completions, max_bytes) {
@@ -407,7 +411,7 @@ macro_rules! backend {
             }
 
             async fn completions(&self, id: JobId) -> DbResult<Vec<(u64, Vec<u8>)>> {
-                let rows: Vec<(i64, Vec<u8>)> = retry(&self.options.retry, "completions", || async {
+                let rows: Vec<(i64, Vec<u8>)> = retry(&self.options.retry, &self.stats, "completions", || async {
                     Ok(sqlx::query_as(
                         "SELECT task_index, outputs FROM task_completions WHERE job_id = ? ORDER BY task_index",
                     )
@@ -420,7 +424,7 @@ macro_rules! backend {
             }
 
             async fn completion(&self, id: JobId, task: u64) -> DbResult<Option<Vec<u8>>> {
-                let row: Option<(Vec<u8>,)> = retry(&self.options.retry, "completion", || async {
+                let row: Option<(Vec<u8>,)> = retry(&self.options.retry, &self.stats, "completion", || async {
                     Ok(sqlx::query_as(
                         "SELECT outputs FROM task_completions WHERE job_id = ? AND task_index = ?",
                     )
@@ -436,7 +440,7 @@ macro_rules! backend {
             async fn delete_ended_jobs(&self, ended_before_ms: i64) -> DbResult<u64> {
                 let mut deleted = 0_u64;
                 loop {
-                    let (n, more) = retry(&self.options.retry, "delete_ended_jobs", || {
+                    let (n, more) = retry(&self.options.retry, &self.stats, "delete_ended_jobs", || {
                         self.delete_ended_batch(ended_before_ms)
                     })
                     .await?;
@@ -448,7 +452,7 @@ macro_rules! backend {
             }
 
             async fn register_execution_manager(&self, address: &str, now_ms: i64) -> DbResult<ExecutionManagerId> {
-                retry(&self.options.retry, "register_execution_manager", || async {
+                retry(&self.options.retry, &self.stats, "register_execution_manager", || async {
                     let $r = sqlx::query(
                         "INSERT INTO execution_managers (address, state, registered_at_ms, last_heartbeat_ms) \
                          VALUES (?, 'Alive', ?, ?)",
@@ -464,7 +468,7 @@ macro_rules! backend {
             }
 
             async fn heartbeat(&self, id: ExecutionManagerId, now_ms: i64) -> DbResult<()> {
-                let done = retry(&self.options.retry, "heartbeat", || async {
+                let done = retry(&self.options.retry, &self.stats, "heartbeat", || async {
                     Ok(sqlx::query(
                         "UPDATE execution_managers SET last_heartbeat_ms = ? WHERE id = ? AND state = 'Alive'",
                     )
@@ -491,7 +495,7 @@ macro_rules! backend {
                 // no statement ever holds locks on more than one row, so concurrent heartbeats
                 // (single-row updates too) cannot deadlock with this sweep, and a row is claimed by
                 // exactly one sweep.
-                let candidates: Vec<i64> = retry(&self.options.retry, "mark_dead_execution_managers", || async {
+                let candidates: Vec<i64> = retry(&self.options.retry, &self.stats, "mark_dead_execution_managers", || async {
                     Ok(sqlx::query_scalar(
                         "SELECT id FROM execution_managers WHERE state = 'Alive' AND last_heartbeat_ms < ? ORDER BY id",
                     )
@@ -502,7 +506,7 @@ macro_rules! backend {
                 .await?;
                 let mut dead = Vec::new();
                 for id in candidates {
-                    let done = retry(&self.options.retry, "mark_dead_execution_managers", || async {
+                    let done = retry(&self.options.retry, &self.stats, "mark_dead_execution_managers", || async {
                         Ok(sqlx::query(
                             "UPDATE execution_managers SET state = 'Dead', dead_at_ms = ? \
                              WHERE id = ? AND state = 'Alive' AND last_heartbeat_ms < ?",
@@ -523,7 +527,7 @@ macro_rules! backend {
             }
 
             async fn execution_manager_alive(&self, id: ExecutionManagerId) -> DbResult<bool> {
-                let state: Option<String> = retry(&self.options.retry, "execution_manager_alive", || async {
+                let state: Option<String> = retry(&self.options.retry, &self.stats, "execution_manager_alive", || async {
                     Ok(sqlx::query_scalar("SELECT state FROM execution_managers WHERE id = ?")
                         .bind(sql_id(id.0))
                         .fetch_optional(&self.pool)
@@ -537,7 +541,7 @@ macro_rules! backend {
             }
 
             async fn register_scheduler(&self, host: &str, port: u16, now_ms: i64) -> DbResult<SchedulerId> {
-                retry(&self.options.retry, "register_scheduler", || async {
+                retry(&self.options.retry, &self.stats, "register_scheduler", || async {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query("DELETE FROM schedulers").execute(&mut *tx).await?;
                     let $r = sqlx::query("INSERT INTO schedulers (host, port, registered_at_ms) VALUES (?, ?, ?)")
@@ -554,7 +558,7 @@ macro_rules! backend {
             }
 
             async fn schedulers(&self) -> DbResult<Vec<SchedulerRow>> {
-                let rows: Vec<(i64, String, i64)> = retry(&self.options.retry, "schedulers", || async {
+                let rows: Vec<(i64, String, i64)> = retry(&self.options.retry, &self.stats, "schedulers", || async {
                     Ok(sqlx::query_as("SELECT id, host, port FROM schedulers ORDER BY id")
                         .fetch_all(&self.pool)
                         .await?)

@@ -71,6 +71,7 @@ impl DbOptions {
 pub struct SqliteDb {
     pub(super) pool: SqlitePool,
     pub(super) options: DbOptions,
+    pub(super) stats: retry::DbStats,
 }
 
 impl SqliteDb {
@@ -99,11 +100,16 @@ impl SqliteDb {
             .max_connections(4)
             .connect_with(connect)
             .await?;
-        retry::retry(&options.retry, "migrate", || async {
+        let stats = retry::DbStats::default();
+        retry::retry(&options.retry, &stats, "migrate", || async {
             Ok(sqlx::migrate!("migrations/sqlite").run(&pool).await?)
         })
         .await?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            stats,
+        })
     }
 }
 
@@ -112,6 +118,7 @@ impl SqliteDb {
 pub struct MySqlDb {
     pub(super) pool: MySqlPool,
     pub(super) options: DbOptions,
+    pub(super) stats: retry::DbStats,
 }
 
 impl MySqlDb {
@@ -149,7 +156,11 @@ impl MySqlDb {
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/mysql").run(&pool).await?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            stats: retry::DbStats::default(),
+        })
     }
 }
 

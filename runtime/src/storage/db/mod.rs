@@ -249,6 +249,9 @@ pub struct OutputsPage {
 /// The storage database contract. [`SqliteDb`] and [`MySqlDb`] implement it and pass one
 /// conformance suite.
 pub trait Db: Send + Sync + 'static {
+    /// The database's refusal and error counts (see `retry.rs`).
+    fn stats(&self) -> &retry::DbStats;
+
     /// Starts a new session: inserts a row and returns its id, larger than every earlier one.
     fn start_session(&self, now_ms: i64) -> impl Future<Output = DbResult<SessionId>> + Send;
 
@@ -467,6 +470,12 @@ macro_rules! dispatch {
 }
 
 impl Db for AnyDb {
+    fn stats(&self) -> &retry::DbStats {
+        match self {
+            AnyDb::Sqlite(db) => &db.stats,
+            AnyDb::MySql(db) => &db.stats,
+        }
+    }
     async fn start_session(&self, now_ms: i64) -> DbResult<SessionId> {
         dispatch!(self, db => db.start_session(now_ms))
     }

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{DbError, DbResult};
+pub use crate::metrics::storage::DbStats;
 
 /// How a refused database call is retried: at most `attempts` tries, sleeping between them with
 /// exponential backoff from `first_backoff` up to `max_backoff` (plus up to 50 % jitter, so two
@@ -79,6 +80,19 @@ impl Refusal {
             Self::LockWaitTimeout => "lock wait timeout",
             Self::Busy => "database busy",
             Self::PoolTimedOut => "no free database connection",
+        }
+    }
+}
+
+impl Refusal {
+    /// The metrics label (`silk_storage_db_retries_total{reason}`).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Deadlock => "deadlock",
+            Self::LockWaitTimeout => "lock_wait_timeout",
+            Self::Busy => "busy",
+            Self::PoolTimedOut => "pool_timed_out",
         }
     }
 }
@@ -148,11 +162,17 @@ pub fn too_large(e: &sqlx::Error) -> bool {
 }
 
 /// Runs `call` until it succeeds, fails permanently, or was refused `policy.attempts` times
-/// (then [`DbError::Refused`], naming `op`). Each refusal is logged with the attempt number.
+/// (then [`DbError::Refused`], naming `op`). Each refusal is logged with the attempt number and
+/// counted in `stats`, as is the failure.
 ///
 /// # Errors
 /// The permanent error of a try, or [`DbError::Refused`].
-pub async fn retry<T, F, Fut>(policy: &RetryPolicy, op: &'static str, mut call: F) -> DbResult<T>
+pub async fn retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    stats: &DbStats,
+    op: &'static str,
+    mut call: F,
+) -> DbResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = DbResult<T>>,
@@ -167,9 +187,11 @@ where
             Err(other) => return Err(other),
         };
         let Some(reason) = refusal(&e) else {
+            stats.failed("permanent");
             return Err(DbError::Sql(e));
         };
         if attempt >= attempts {
+            stats.failed("refused");
             tracing::warn!(op, attempt, %reason, error = %e, "database refused the call; giving up");
             return Err(DbError::Refused {
                 op,
@@ -178,6 +200,7 @@ where
                 source: e,
             });
         }
+        stats.retried(reason.label());
         let sleep = policy.backoff(attempt);
         tracing::warn!(op, attempt, %reason, backoff_ms = sleep.as_millis() as u64, error = %e, "database refused the call; retrying");
         tokio::time::sleep(sleep).await;
@@ -210,8 +233,9 @@ mod tests {
             first_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
         };
+        let stats = DbStats::default();
         let mut calls = 0;
-        let r: DbResult<()> = retry(&p, "permanent", || {
+        let r: DbResult<()> = retry(&p, &stats, "permanent", || {
             calls += 1;
             async { Err(DbError::Sql(sqlx::Error::RowNotFound)) }
         })
@@ -220,7 +244,7 @@ mod tests {
         assert_eq!(calls, 1, "a permanent error is not retried");
 
         let mut calls = 0;
-        let r: DbResult<()> = retry(&p, "pool", || {
+        let r: DbResult<()> = retry(&p, &stats, "pool", || {
             calls += 1;
             async { Err(DbError::Sql(sqlx::Error::PoolTimedOut)) }
         })
@@ -234,7 +258,7 @@ mod tests {
         );
 
         let mut calls = 0;
-        let r = retry(&p, "flaky", || {
+        let r = retry(&p, &stats, "flaky", || {
             calls += 1;
             let n = calls;
             async move {
@@ -247,5 +271,23 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 3);
+        // Two refusals of "pool" before it gave up, two of "flaky" before it succeeded.
+        assert_eq!(stats.retries(), 4);
+        let mut registry = prometheus_client::registry::Registry::default();
+        crate::metrics::storage::register(
+            &mut registry,
+            &crate::metrics::storage::StorageCounters::default(),
+            &stats,
+            crate::metrics::storage::Snapshot::default,
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "silk_storage_db_retries_total{reason=\"pool_timed_out\"} 4\n",
+            "silk_storage_db_errors_total{reason=\"permanent\"} 1\n",
+            "silk_storage_db_errors_total{reason=\"refused\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }
