@@ -32,6 +32,7 @@
 //! assert_eq!(silk_tdl::frame::value::<u64>(values[0], 0).unwrap(), 55);
 //! ```
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod dev;

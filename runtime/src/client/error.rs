@@ -28,9 +28,14 @@ pub enum ClientError {
     /// storage refused, ...
     #[error("invalid request: {0}")]
     InvalidArgument(String),
-    /// Unknown resource group or wrong secret.
+    /// No credential, an unknown one, an unknown resource group or a wrong secret.
     #[error("not authorised: {0}")]
     Unauthenticated(String),
+    /// The credential does not allow the call: a job that is not in the token's resource group
+    /// (or does not exist: storage gives one answer for both), or creating a resource group
+    /// without the admin token.
+    #[error("not allowed: {0}")]
+    PermissionDenied(String),
     /// Storage answered with another error (e.g. outputs asked for before the job succeeded).
     #[error("storage refused the request: {message} ({code:?})")]
     Rpc {
@@ -63,6 +68,7 @@ impl ClientError {
             (Code::NotFound, Some(job)) => Self::NotFound(job),
             (Code::InvalidArgument, _) => Self::InvalidArgument(message),
             (Code::Unauthenticated, _) => Self::Unauthenticated(message),
+            (Code::PermissionDenied, _) => Self::PermissionDenied(message),
             (code, _) => Self::Rpc { code, message },
         }
     }

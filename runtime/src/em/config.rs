@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use silk_executor_wasm::{HostConfig, SandboxPolicy};
 
 use super::pool::NativePolicy;
+use crate::auth::config::{ClientTls, PeerAuth};
 
 /// EM settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +51,10 @@ pub struct EmConfig {
     pub heartbeat_interval_ms: u64,
     /// On the first SIGTERM/SIGINT, how long running tasks may take to finish.
     pub drain_grace_ms: u64,
+    /// The cluster token file (`[auth]`); `silk em` refuses to start without it.
+    pub auth: Option<PeerAuth>,
+    /// TLS for `https://` storage and scheduler URLs (`[client_tls]`).
+    pub client_tls: Option<ClientTls>,
 }
 
 impl Default for EmConfig {
@@ -71,6 +76,8 @@ impl Default for EmConfig {
             poll_wait_ms: 1000,
             heartbeat_interval_ms: 500,
             drain_grace_ms: 30_000,
+            auth: None,
+            client_tls: None,
         }
     }
 }

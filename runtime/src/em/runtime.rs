@@ -122,7 +122,12 @@ pub async fn run_em(
     stop: CancellationToken,
     kill: CancellationToken,
 ) -> Result<()> {
-    let clients = Clients::new(&config.storage_url, &config.scheduler_url)?;
+    let security =
+        crate::auth::config::client_security(config.auth.as_ref(), config.client_tls.as_ref())
+            .map_err(|e| Error::Config {
+                message: e.to_string(),
+            })?;
+    let clients = Clients::new(&config.storage_url, &config.scheduler_url, &security)?;
     let slots = config.slot_count();
     let mut host_config = config.wasm_host.clone();
     host_config.package_dir = Some(config.package_dir.clone());
