@@ -118,3 +118,38 @@ impl ClientSecurity {
         Bearer::new(self.token.as_ref())
     }
 }
+
+/// Why a call failed in the TLS layer, in words for an operator, if it did: a TLS client
+/// talking to a plaintext server, or a certificate the client does not trust. Such a failure
+/// is permanent (a retry meets the same server), unlike a refused or broken connection.
+#[must_use]
+pub fn tls_failure(status: &tonic::Status) -> Option<&'static str> {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        text.push_str(&format!(" {e} {e:?}"));
+        source = e.source();
+    }
+    if text.contains("InvalidContentType") {
+        Some("the server does not speak TLS at this address: use an http:// address")
+    } else if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
+        Some(
+            "the server's certificate is not trusted: check the CA file and that the address's host is a name in the certificate",
+        )
+    } else {
+        None
+    }
+}
+
+/// A hint for a plaintext call that broke off at once: the server may require TLS.
+#[must_use]
+pub fn plaintext_hint(status: &tonic::Status, url: &str) -> Option<&'static str> {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        text.push_str(&format!(" {e}"));
+        source = e.source();
+    }
+    (url.starts_with("http://") && (text.contains("broken pipe") || text.contains("reset")))
+        .then_some("if the server uses TLS, connect with an https:// address and a CA file")
+}

@@ -28,7 +28,7 @@ mod token;
 use std::path::PathBuf;
 
 pub use caller::{AUTHORIZATION, Authority, BEARER, Caller};
-pub use client::{AuthChannel, Bearer, ClientSecurity, with_token};
+pub use client::{AuthChannel, Bearer, ClientSecurity, plaintext_hint, tls_failure, with_token};
 pub use group_token::{GroupTokens, group_of_token};
 pub use layer::{AuthLayer, AuthService};
 pub use rules::Rule;

@@ -60,7 +60,17 @@ impl ClientError {
     #[must_use]
     pub fn from_status(status: &tonic::Status, job: Option<JobId>, address: &str) -> Self {
         let message = status.message().to_owned();
+        let hint = crate::auth::tls_failure(status)
+            .or_else(|| crate::auth::plaintext_hint(status, address));
         match (status.code(), job) {
+            (Code::Unavailable | Code::Unknown, _) if hint.is_some() => Self::Unavailable {
+                address: address.to_owned(),
+                message: format!(
+                    "{} ({})",
+                    transport_message(status),
+                    hint.unwrap_or_default()
+                ),
+            },
             (Code::Unavailable, _) => Self::Unavailable {
                 address: address.to_owned(),
                 message: transport_message(status),
