@@ -220,3 +220,68 @@ async fn mutual_tls_refuses_clients_without_a_certificate() {
         "{e}"
     );
 }
+
+/// `deploy/make-certs` (openssl) makes what the services load: storage serves with its
+/// certificate and token files, and a client trusting its CA gets through as `localhost` and
+/// `127.0.0.1`.
+#[tokio::test]
+async fn the_deploy_script_makes_certificates_and_tokens_silk_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/make-certs");
+    let out = std::process::Command::new(script)
+        .arg(&secrets)
+        .env("SILK_UID", nix_uid())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = |name: &str| secrets.join(name);
+    for private in ["ca.key", "storage.key", "cluster-token", "admin-token", "group-token-key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(file(private)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{private}");
+    }
+    let auth = silk_runtime::auth::config::StorageAuth {
+        cluster_token_file: file("cluster-token"),
+        admin_token_file: file("admin-token"),
+        group_token_key_file: file("group-token-key"),
+    };
+    let authority = auth.load().unwrap();
+    let token = authority.cluster.clone().unwrap();
+    let security = ServerSecurity {
+        authority: Some(authority),
+        tls: Some(
+            ServerTls {
+                cert_file: file("storage.pem"),
+                key_file: file("storage.key"),
+                client_ca_file: None,
+            }
+            .load()
+            .unwrap(),
+        ),
+    };
+    let db = SqliteDb::open(&dir.path().join("s.db")).await.unwrap();
+    let storage = Storage::open(db, StorageConfig::default()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move { grpc::serve_secured(storage, listener, &security, stop.cancelled_owned()).await }
+    });
+    let ca = ClientTls {
+        ca_file: Some(file("ca.pem")),
+        ..ClientTls::default()
+    };
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("https://{host}:{port}");
+        assert!(get_session(&url, &token, Some(ca.clone())).await.is_ok(), "{url}");
+    }
+    stop.cancel();
+}
+
+/// The uid running the test (files stay readable to it when the script runs as root).
+fn nix_uid() -> String {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
