@@ -386,14 +386,26 @@ fn every_service_has_tokens_and_tls_from_the_secrets_mount() {
         );
         let name = path.file_name().unwrap().to_str().unwrap();
         let stem = name.trim_end_matches(".pem").trim_end_matches(".key");
-        assert!(script.contains(stem), "{service}: make-certs makes no {name}");
-        let mounted = d.services[service].mounts().into_iter().any(|(src, dst, ro)| {
-            ro && Path::new(&dst) == secrets && src.ends_with("secrets")
-        });
-        assert!(mounted, "{service}: mount the secrets read-only at {}", secrets.display());
+        assert!(
+            script.contains(stem),
+            "{service}: make-certs makes no {name}"
+        );
+        let mounted = d.services[service]
+            .mounts()
+            .into_iter()
+            .any(|(src, dst, ro)| ro && Path::new(&dst) == secrets && src.ends_with("secrets"));
+        assert!(
+            mounted,
+            "{service}: mount the secrets read-only at {}",
+            secrets.display()
+        );
     };
     let auth = d.storage.auth.as_ref().expect("storage [auth]");
-    for path in [&auth.cluster_token_file, &auth.admin_token_file, &auth.group_token_key_file] {
+    for path in [
+        &auth.cluster_token_file,
+        &auth.admin_token_file,
+        &auth.group_token_key_file,
+    ] {
         check("storage", path);
     }
     let tls = d.storage.tls.as_ref().expect("storage [tls]");
@@ -404,10 +416,17 @@ fn every_service_has_tokens_and_tls_from_the_secrets_mount() {
     let tls = d.scheduler.tls.as_ref().expect("scheduler [tls]");
     check("scheduler", &tls.cert_file);
     check("scheduler", &tls.key_file);
-    let ca = d.scheduler.client_tls.as_ref().and_then(|t| t.ca_file.clone());
+    let ca = d
+        .scheduler
+        .client_tls
+        .as_ref()
+        .and_then(|t| t.ca_file.clone());
     check("scheduler", &ca.expect("scheduler [client_tls] ca_file"));
     for (name, em) in &d.ems {
-        check(name, &em.auth.as_ref().expect("em [auth]").cluster_token_file);
+        check(
+            name,
+            &em.auth.as_ref().expect("em [auth]").cluster_token_file,
+        );
         let ca = em.client_tls.as_ref().and_then(|t| t.ca_file.clone());
         check(name, &ca.expect("em [client_tls] ca_file"));
     }

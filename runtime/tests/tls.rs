@@ -234,11 +234,25 @@ async fn the_deploy_script_makes_certificates_and_tokens_silk_accepts() {
         .env("SILK_UID", nix_uid())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = |name: &str| secrets.join(name);
-    for private in ["ca.key", "storage.key", "cluster-token", "admin-token", "group-token-key"] {
+    for private in [
+        "ca.key",
+        "storage.key",
+        "cluster-token",
+        "admin-token",
+        "group-token-key",
+    ] {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(file(private)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(file(private))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{private}");
     }
     let auth = silk_runtime::auth::config::StorageAuth {
@@ -275,7 +289,10 @@ async fn the_deploy_script_makes_certificates_and_tokens_silk_accepts() {
     };
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("https://{host}:{port}");
-        assert!(get_session(&url, &token, Some(ca.clone())).await.is_ok(), "{url}");
+        assert!(
+            get_session(&url, &token, Some(ca.clone())).await.is_ok(),
+            "{url}"
+        );
     }
     stop.cancel();
 }

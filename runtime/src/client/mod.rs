@@ -93,15 +93,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to the storage service. Cheap to clone: clones share one channel and one
 /// credential.
 ///
-/// **Credentials.** Every call carries the client's bearer token. A client starts with the
-/// token of [`ClientSecurity`] (a group token, or the admin token, which may create groups);
-/// [`Client::open_group`] then switches it (and its clones) to the opened group's token, so a
-/// client acts for one resource group at a time.
+/// **Credentials.** Every call carries a bearer token. A client starts with the token of
+/// [`ClientSecurity`] (a group token, or the admin token, which may create groups) and sends it
+/// on resource-group calls; [`Client::open_group`] switches its job calls (and its clones') to
+/// the opened group's token, so a client acts for one resource group at a time.
 #[derive(Debug, Clone)]
 pub struct Client {
     address: Arc<str>,
     channel: Channel,
     retry: RetryPolicy,
+    /// Sent on resource-group calls.
+    base: Bearer,
+    /// Sent on job calls: the last opened group's token, else `base`.
     bearer: Arc<RwLock<Bearer>>,
 }
 
@@ -145,6 +148,7 @@ impl Client {
             address: url.into(),
             channel,
             retry: RetryPolicy::default(),
+            base: security.bearer(),
             bearer: Arc::new(RwLock::new(security.bearer())),
         })
     }
@@ -173,10 +177,11 @@ impl Client {
         Self::connect_with(&address, &security)
     }
 
-    /// The same client (and its clones) sending `token` from now on: a group token, or the
-    /// admin token.
+    /// The same client sending `token` on every call: a group token, or the admin token.
+    /// Clones made before share the job-call token, not the resource-group one.
     #[must_use]
-    pub fn with_token(self, token: &Token) -> Self {
+    pub fn with_token(mut self, token: &Token) -> Self {
+        self.base = Bearer::new(Some(token));
         self.set_token(token);
         self
     }
@@ -221,7 +226,7 @@ impl Client {
     }
 
     fn groups_rpc(&self) -> ResourceGroupsClient<AuthChannel> {
-        ResourceGroupsClient::new(with_bearer(self.channel.clone(), self.bearer()))
+        ResourceGroupsClient::new(with_bearer(self.channel.clone(), self.base.clone()))
     }
 
     fn status_error(&self, status: &tonic::Status, job: Option<JobId>) -> ClientError {

@@ -28,6 +28,8 @@ pub struct Clients {
     pub scheduler: SchedulerClient<Channel>,
     /// The scheduler, on a connection of its own for heartbeats.
     pub scheduler_liveness: SchedulerClient<Channel>,
+    /// Storage's URL, for error messages.
+    pub storage_url: String,
 }
 
 impl Clients {
@@ -50,6 +52,7 @@ impl Clients {
             liveness: ExecutionManagerLivenessClient::new(channel(storage_url)?),
             scheduler: SchedulerClient::new(channel(scheduler_url)?),
             scheduler_liveness: SchedulerClient::new(channel(scheduler_url)?),
+            storage_url: storage_url.to_owned(),
         })
     }
 }

@@ -96,8 +96,20 @@ async fn register(
                 let r = r.into_inner();
                 return Ok(Some((ExecutionManagerId(r.id), SessionId(r.session_id))));
             }
+            // A TLS mismatch or an untrusted certificate will not go away: fail with the reason.
+            Err(s) if crate::auth::tls_failure(&s).is_some() => {
+                return Err(Error::Register {
+                    message: format!(
+                        "{}: {}",
+                        s.message(),
+                        crate::auth::tls_failure(&s).unwrap_or_default()
+                    ),
+                });
+            }
             Err(s) if is_transient(&s) => {
-                tracing::warn!(code = ?s.code(), error = s.message(), "registration failed; retrying");
+                let hint =
+                    crate::auth::plaintext_hint(&s, &clients.storage_url).unwrap_or_default();
+                tracing::warn!(code = ?s.code(), error = s.message(), hint, "registration failed; retrying");
                 if !pause(delay, stop).await {
                     return Ok(None);
                 }

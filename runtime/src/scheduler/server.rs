@@ -83,8 +83,11 @@ pub fn lazy_channel(url: &str, security: &ClientSecurity) -> Result<Channel> {
 }
 
 fn storage_error(s: &tonic::Status) -> Error {
+    let hint = crate::auth::tls_failure(s)
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
     Error::Storage {
-        message: format!("{:?}: {}", s.code(), s.message()),
+        message: format!("{:?}: {}{hint}", s.code(), s.message()),
     }
 }
 

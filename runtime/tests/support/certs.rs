@@ -1,6 +1,8 @@
 //! Test certificates made with rcgen: a CA, a server certificate for `localhost` and
 //! `127.0.0.1`, and a client certificate, written as PEM files.
 
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};

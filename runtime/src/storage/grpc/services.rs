@@ -216,11 +216,19 @@ impl<D: Db + Clone> ResourceGroups for StorageServices<D> {
         r: Request<pb::VerifyResourceGroupRequest>,
     ) -> Reply<pb::Void> {
         let r = r.into_inner();
-        self.storage
-            .verify_resource_group(ResourceGroupId(r.resource_group_id), &Secret::new(r.secret))
+        let group = ResourceGroupId(r.resource_group_id);
+        match self
+            .storage
+            .verify_resource_group(group, &Secret::new(r.secret))
             .await
-            .map_err(|e| status(&e))?;
-        ok(pb::Void {})
+        {
+            Ok(()) => ok(pb::Void {}),
+            // One answer for both: group ids are not disclosed.
+            Err(StorageError::Db(
+                DbError::InvalidSecret(_) | DbError::ResourceGroupNotFound(_),
+            )) => Err(tenant::no_such_group()),
+            Err(e) => Err(status(&e)),
+        }
     }
 }
 
