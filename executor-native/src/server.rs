@@ -39,7 +39,9 @@ impl Executor {
             let path = self.package_dir.join(format!("lib{name}.so"));
             if !path.is_file() {
                 return Err(TaskFailure::package(format!(
-                    "package `{name}` not found: no file {}",
+                    "package `{name}` not found: no file {} (`{name}` is trusted, so it runs \
+                     natively from lib{name}.so; untrusted packages run sandboxed from \
+                     {name}.wasm)",
                     path.display()
                 )));
             }

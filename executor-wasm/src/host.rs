@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -193,7 +194,10 @@ impl WasmHost {
                 let path = dir.join(format!("{name}.wasm"));
                 if !path.is_file() {
                     return Err(TaskFailure::package(format!(
-                        "package `{name}` not found: no file {}",
+                        "package `{name}` not found: no file {} (`{name}` is not trusted, so it \
+                         runs sandboxed from {name}.wasm; a trusted package runs natively from \
+                         lib{name}.so: `native_packages` in the EM config, `silk dev --trust \
+                         {name}`)",
                         path.display()
                     )));
                 }
@@ -244,6 +248,21 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
     ) -> TaskRun {
+        self.run_stoppable(package, function, context, inputs, policy, &Arc::default())
+    }
+
+    /// [`WasmHost::run`], stopped within an epoch tick (or a sleeping guest's next check) once
+    /// `stop` is set: the task then fails `Crashed`, saying it was stopped.
+    #[must_use]
+    pub fn run_stoppable(
+        &self,
+        package: &str,
+        function: &str,
+        context: &[u8],
+        inputs: &[u8],
+        policy: &SandboxPolicy,
+        stop: &Arc<AtomicBool>,
+    ) -> TaskRun {
         let start = Instant::now();
         let mut sandbox = None;
         let outcome = self
@@ -254,6 +273,7 @@ impl WasmHost {
                     &self.inner.engine,
                     policy,
                     self.inner.config.fuel_metering,
+                    stop.clone(),
                 ));
                 run_task(&pkg, sb, function, context, inputs, policy)
             });
@@ -279,7 +299,23 @@ impl WasmHost {
         inputs: &[u8],
         policy: &SandboxPolicy,
     ) -> Result<(Vec<u8>, u64), TaskFailure> {
-        let run = self.run(package, function, context, inputs, policy);
+        self.execute_stoppable(package, function, context, inputs, policy, &Arc::default())
+    }
+
+    /// [`WasmHost::execute`], stopped once `stop` is set (see [`WasmHost::run_stoppable`]).
+    ///
+    /// # Errors
+    /// As [`WasmHost::execute`].
+    pub fn execute_stoppable(
+        &self,
+        package: &str,
+        function: &str,
+        context: &[u8],
+        inputs: &[u8],
+        policy: &SandboxPolicy,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(Vec<u8>, u64), TaskFailure> {
+        let run = self.run_stoppable(package, function, context, inputs, policy, stop);
         log_output(package, function, context, &run);
         run.outcome.map(|out| (out, run.elapsed_ns))
     }

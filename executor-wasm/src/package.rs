@@ -94,7 +94,12 @@ pub(crate) fn probe(env: &LoadEnv<'_>, bytes: &[u8], origin: &str) -> Result<Pro
         .instantiate_pre(&module)
         .map_err(|e| invalid(format!("cannot link: {}", error_text(&e))))?;
 
-    let mut sb = Sandbox::new(env.engine, env.probe_policy, env.fuel_metering);
+    let mut sb = Sandbox::new(
+        env.engine,
+        env.probe_policy,
+        env.fuel_metering,
+        std::sync::Arc::default(),
+    );
     let instance = pre
         .instantiate(&mut sb.store)
         .map_err(|e| invalid(format!("cannot instantiate: {}", sb.classify(&e))))?;

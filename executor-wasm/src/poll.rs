@@ -7,12 +7,13 @@
 //! stdin is closed (readable, at end of file), stdout and stderr always accept writes, and no
 //! other descriptor exists (`EBADF`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use silk_tdl::abi;
 use wasmtime::{Caller, Extern};
 
-use crate::sandbox::{GuestState, TimedOut};
+use crate::sandbox::{GuestState, Stopped, TimedOut};
 
 const SUBSCRIPTION_BYTES: usize = 48;
 const EVENT_BYTES: usize = 32;
@@ -59,6 +60,23 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// Longest a sleeping guest goes without checking whether the host asked it to stop.
+const STOP_CHECK: Duration = Duration::from_millis(20);
+
+/// Sleeps until `wake`, in slices of [`STOP_CHECK`]; false if `stop` was set first.
+fn sleep_until(wake: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = wake.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(STOP_CHECK));
+    }
+}
+
 /// `poll_oneoff(in, out, nsubscriptions, nevents_out) -> errno`.
 pub(crate) fn poll_oneoff(
     mut caller: Caller<'_, GuestState>,
@@ -74,6 +92,7 @@ pub(crate) fn poll_oneoff(
         return Ok(ERRNO_INVAL);
     }
     let (deadline, clock_zero) = (caller.data().deadline, caller.data().clock_zero);
+    let stop = caller.data().stop.clone();
     let count = usize::try_from(n).unwrap_or(usize::MAX);
     let start = usize::try_from(subs).unwrap_or(usize::MAX);
     let Some(input) = start
@@ -141,10 +160,14 @@ pub(crate) fn poll_oneoff(
         if wake >= deadline {
             // Sleeping would outlast the task: sleep out what is left, then stop the guest as the
             // epoch callback would.
-            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            if !sleep_until(deadline, &stop) {
+                return Err(wasmtime::Error::new(Stopped));
+            }
             return Err(wasmtime::Error::new(TimedOut));
         }
-        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+        if !sleep_until(wake, &stop) {
+            return Err(wasmtime::Error::new(Stopped));
+        }
     }
     let now = Instant::now();
     ready.extend(

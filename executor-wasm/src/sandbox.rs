@@ -3,6 +3,8 @@
 //! move bytes in and out of guest memory. Also turns whatever stopped the guest into a
 //! [`TaskFailure`] of the right kind.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use silk_ipc::TaskFailure;
@@ -26,6 +28,12 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 #[derive(Debug, thiserror::Error)]
 #[error("task exceeded its hard timeout")]
 pub(crate) struct TimedOut;
+
+/// The host asked the guest to stop (its task is no longer wanted), noticed by the epoch
+/// callback or a sleeping `poll_oneoff`.
+#[derive(Debug, thiserror::Error)]
+#[error("task stopped by the host")]
+pub(crate) struct Stopped;
 
 /// The guest asked for more linear memory than its policy allows.
 #[derive(Debug, thiserror::Error)]
@@ -121,11 +129,18 @@ pub(crate) struct GuestState {
     pub(crate) panic: Option<String>,
     /// When the hard timeout expires.
     pub(crate) deadline: Instant,
+    /// Set by the host to stop the task early.
+    pub(crate) stop: Arc<AtomicBool>,
     /// Zero of the guest's monotonic clock.
     pub(crate) clock_zero: Instant,
 }
 
 impl GuestState {
+    /// Whether the host asked the task to stop.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     /// The task's WASI context, built on first use.
     pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
         let (max_log_bytes, clock_zero) = (self.max_log_bytes, self.clock_zero);
@@ -145,8 +160,14 @@ pub(crate) struct Sandbox {
 }
 
 impl Sandbox {
-    /// A store limited by `policy`; the timeout runs from now.
-    pub(crate) fn new(engine: &Engine, policy: &SandboxPolicy, fuel_metering: bool) -> Self {
+    /// A store limited by `policy`; the timeout runs from now; setting `stop` stops the guest
+    /// within an epoch tick.
+    pub(crate) fn new(
+        engine: &Engine,
+        policy: &SandboxPolicy,
+        fuel_metering: bool,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         let clock_zero = Instant::now();
         let state = GuestState {
             wasi: None,
@@ -157,6 +178,7 @@ impl Sandbox {
             },
             panic: None,
             deadline: clock_zero + Duration::from_millis(policy.timeout_ms),
+            stop,
             clock_zero,
         };
         let mut store = Store::new(engine, state);
@@ -167,7 +189,9 @@ impl Sandbox {
         }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            if ctx.data().stopped() {
+                Err(wasmtime::Error::new(Stopped))
+            } else if Instant::now() >= ctx.data().deadline {
                 Err(wasmtime::Error::new(TimedOut))
             } else {
                 Ok(UpdateDeadline::Continue(1))
@@ -261,6 +285,9 @@ impl Sandbox {
                 limit_bytes: self.max_memory,
                 message: format!("the guest asked for {desired} bytes of linear memory"),
             };
+        }
+        if err.is::<Stopped>() {
+            return TaskFailure::stopped();
         }
         if err.is::<TimedOut>() || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return TaskFailure::Timeout {

@@ -18,10 +18,18 @@ pub enum CodecError {
     Trailing(usize),
 }
 
-/// Standard bincode config, with every length a message claims capped at 4 GiB in total, so a
-/// corrupt length cannot make the decoder allocate without bound.
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ u32::MAX as usize }>()
+/// Standard bincode config; `LIMIT` caps the bytes that the lengths inside one message may claim
+/// in total, checked before anything is allocated for a claim.
+fn config<const LIMIT: usize>() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<LIMIT>()
+}
+
+/// Decodes `bytes` with claims capped at `LIMIT`; returns the value and the bytes read.
+fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice(bytes, config::<LIMIT>())
+        .map_err(|e| CodecError::Decode(e.to_string()))
 }
 
 /// Appends the encoding of `value` to `out`.
@@ -29,7 +37,7 @@ fn config() -> impl bincode::config::Config {
 /// # Errors
 /// [`CodecError::Encode`] if serde refuses the value.
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, out, config())
+    bincode::serde::encode_into_std_write(value, out, config::<{ u32::MAX as usize }>())
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     Ok(())
 }
@@ -39,8 +47,17 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
 /// # Errors
 /// [`CodecError::Decode`] for malformed bytes, [`CodecError::Trailing`] for leftovers.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    // A message cannot carry more bytes than it is long, so its lengths may claim at most the
+    // first of these limits that is twice its length: a lying length fails before it is
+    // allocated for (bincode allocates a string or byte buffer at its claimed length).
+    const MIB: usize = 1 << 20;
+    let (value, read) = match bytes.len() {
+        n if n <= MIB / 2 => decode_limited::<T, MIB>(bytes),
+        n if n <= 8 * MIB => decode_limited::<T, { 16 * MIB }>(bytes),
+        n if n <= 64 * MIB => decode_limited::<T, { 128 * MIB }>(bytes),
+        n if n <= 512 * MIB => decode_limited::<T, { 1024 * MIB }>(bytes),
+        _ => decode_limited::<T, { u32::MAX as usize }>(bytes),
+    }?;
     if read != bytes.len() {
         return Err(CodecError::Trailing(bytes.len() - read));
     }

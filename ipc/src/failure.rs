@@ -224,6 +224,16 @@ impl TaskFailure {
         }
     }
 
+    /// A task stopped from outside because it is no longer wanted (its job was cancelled or
+    /// failed): the executor running it was stopped, so it counts as `Crashed`.
+    #[must_use]
+    pub fn stopped() -> Self {
+        Self::Crashed {
+            status: "stopped: the task is no longer wanted (its job was cancelled or failed)"
+                .into(),
+        }
+    }
+
     /// The same failure with every text cut to [`MAX_FAILURE_TEXT_BYTES`] ([`cut_text`]).
     #[must_use]
     pub fn bounded(self) -> Self {

@@ -42,5 +42,6 @@ pub mod em;
 pub mod graph;
 pub mod logging;
 pub mod memory;
+mod msgpack;
 pub mod scheduler;
 pub mod storage;

@@ -79,6 +79,19 @@ impl Dev {
             banner.contains("silk job submit"),
             "banner names next steps:\n{banner}"
         );
+        // The next steps run as printed: the `silk` they name is this binary (not on PATH here).
+        let step = banner
+            .lines()
+            .find(|l| l.trim_end().ends_with("job list"))
+            .unwrap_or_else(|| panic!("no `job list` step:\n{banner}"));
+        let named = std::path::Path::new(step.split_whitespace().next().unwrap_or_default());
+        assert_eq!(
+            named.canonicalize().ok(),
+            std::path::Path::new(env!("CARGO_BIN_EXE_silk"))
+                .canonicalize()
+                .ok(),
+            "{banner}"
+        );
         assert!(banner.contains("native      fixtures"), "{banner}");
         assert!(
             banner.contains(&credentials.display().to_string()),
@@ -225,9 +238,10 @@ fn dev_cluster_and_job_commands() {
     assert!(stdout(&out).is_empty());
     let err = stderr(&out);
     assert!(
-        err.contains("failed: TaskError:") && err.contains("always_fail"),
+        err.contains("[TaskError]") && err.contains("always_fail"),
         "{err}"
     );
+    assert_eq!(err.matches("TaskError").count(), 1, "the kind once: {err}");
     let out = dev.job(&["submit", &failing, "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
@@ -252,6 +266,23 @@ fn dev_cluster_and_job_commands() {
     let out = dev.job(&["wait", &slow_id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("was cancelled"), "{}", stderr(&out));
+    // Cancelling a job that succeeded: the user's terms, not a state-machine error; with
+    // -o json the error is a JSON document on stdout too.
+    let out = dev.job(&["cancel", &id, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("has already ended (succeeded): there is nothing to cancel"),
+        "{text}"
+    );
+    assert!(!text.contains("->"), "{text}");
+    assert_eq!(json(&out)["exit_code"], 1, "{}", stdout(&out));
+    assert!(
+        json(&out)["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to cancel")
+    );
 
     // A wait that times out: 124, and the job keeps running.
     let out = dev.job(&[
@@ -323,6 +354,47 @@ fn dev_cluster_and_job_commands() {
     let out = dev.job(&["submit", &diamond, "--inputs", &slow_inputs]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("4 job input(s)"), "{}", stderr(&out));
+    // A value of the wrong type is refused at submit, naming the input, the type and the value.
+    let mistyped = write(
+        dir.path(),
+        "mistyped.json",
+        r#"[[[1,2],[5,6]], [[3,4],[7,8]], [[1,2],[5,6]], "oops"]"#,
+    );
+    let out = dev.job(&["submit", &diamond, "--inputs", &mistyped]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for fact in [
+        "job input 3",
+        "expected list<struct Complex>",
+        r#"the string "oops""#,
+    ] {
+        assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
+    }
+    // A task or package that does not exist: the job fails saying what exists or was looked for.
+    let typo = write(
+        dir.path(),
+        "typo.json",
+        r#"{"schema_version": "1.0", "tasks": [{"package": "fixtures", "function": "fibonaci",
+            "inputs": ["int64"], "outputs": ["int64"]}]}"#,
+    );
+    let out = dev.job(&["submit", &typo, "--inputs", "[10]"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for fact in [
+        r#""fibonaci""#,
+        "always_fail",
+        r#"did you mean "fibonacci"?"#,
+    ] {
+        assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
+    }
+    let missing = write(
+        dir.path(),
+        "missing.json",
+        r#"{"schema_version": "1.0", "tasks": [{"package": "fixturez", "function": "noop"}]}"#,
+    );
+    let out = dev.job(&["submit", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for fact in ["fixturez.wasm", "libfixturez.so", "--trust fixturez"] {
+        assert!(stderr(&out).contains(fact), "{fact}: {}", stderr(&out));
+    }
     let bad = write(
         dir.path(),
         "bad.json",
@@ -340,6 +412,11 @@ fn dev_cluster_and_job_commands() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("retrying for up to 0.3 s (--retry-timeout"),
+        "says at once that it retries, and how to change it: {}",
+        stderr(&out)
+    );
 
     let credentials = dev.credentials.clone();
     assert_eq!(dev.interrupt(), Some(0));

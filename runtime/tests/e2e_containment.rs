@@ -1,8 +1,9 @@
 //! End to end, real `silk` processes: what a task *returns* cannot wedge an execution manager.
 //! The `hostile` test package returns outputs of tens of MiB that finish at the same moment (so
 //! their outcomes meet in one report), and an output too large for any report; each job must end
-//! within a bound (succeeding, or failing `OutputTooLarge` naming the limit), and a normal job
-//! submitted afterwards on the same cluster must succeed.
+//! within a bound (succeeding, or failing `OutputTooLarge` naming the limit), the peak memory of
+//! storage and of the EM must stay within a small multiple of the bytes in flight, and a normal
+//! job submitted afterwards on the same cluster must succeed.
 
 mod e2e;
 
@@ -10,10 +11,19 @@ use serde_json::json;
 
 use e2e::graphs::{fed, graph, single, task};
 use e2e::jobs::{FailureKind, JobState};
+use e2e::memory::Baseline;
 use e2e::values::i;
 use e2e::{Backend, Cluster, EmSpec, watchdog};
 
 const MIB: i64 = 1 << 20;
+const MIB_U64: u64 = 1 << 20;
+
+/// The services whose peak memory these tests bound.
+const BOUNDED: [&str; 2] = ["storage", "em0"];
+
+/// How many times the bytes of the outputs (or inputs) in flight at once storage and the EM may
+/// hold at their peak.
+const IN_FLIGHT_FACTOR: u64 = 3;
 
 /// One scenario at a time: each moves hundreds of MiB through storage, an EM and SQLite, and
 /// three at once on a two-core machine shared with other builds do not finish in their bound.
@@ -78,6 +88,8 @@ async fn simultaneous_large_outputs(native: bool) {
     let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
     let jobs = cluster.jobs().await;
     let group = jobs.add_group("large-outputs").await;
+    normal_job_succeeds(&jobs, group).await;
+    let baseline = Baseline::of(&cluster, &BOUNDED);
     let when = at(3000);
     let inputs: Vec<_> = (0..4).flat_map(|_| [i(40 * MIB), i(when)]).collect();
     let job = jobs.submit(group, &blobs_at(4), &inputs).await;
@@ -88,6 +100,14 @@ async fn simultaneous_large_outputs(native: bool) {
     }
     assert_eq!(state, JobState::Succeeded);
     assert_eq!(jobs.try_outputs(job).await.unwrap(), vec![i(40 * MIB); 4]);
+    // In wasm the guests' linear memories live in the EM too: each holds its output twice more
+    // (the string and its encoding).
+    let factor = if native {
+        IN_FLIGHT_FACTOR
+    } else {
+        IN_FLIGHT_FACTOR + 2
+    };
+    baseline.assert_grew_at_most(&cluster, factor * 4 * 40 * MIB_U64, "in flight");
     normal_job_succeeds(&jobs, group).await;
     cluster.stop().await;
 }
@@ -147,6 +167,8 @@ async fn large_inputs_fanned_out() {
     let cluster = Cluster::start_patient(&Backend::Sqlite, &[spec], PATIENT_CUTOFF_MS).await;
     let jobs = cluster.jobs().await;
     let group = jobs.add_group("fan-out").await;
+    normal_job_succeeds(&jobs, group).await;
+    let baseline = Baseline::of(&cluster, &BOUNDED);
     let (int, string) = (json!("int64"), json!("string"));
     let mut tasks = vec![task("hostile", "blob", [int.clone()], [string.clone()])];
     for _ in 0..6 {
@@ -158,6 +180,7 @@ async fn large_inputs_fanned_out() {
     let job = jobs.submit(group, &graph(tasks), &[i(20 * MIB)]).await;
     let outputs = jobs.wait_succeeded(job).await;
     assert_eq!(outputs, vec![i(20 * MIB); 6]);
+    baseline.assert_grew_at_most(&cluster, IN_FLIGHT_FACTOR * 6 * 20 * MIB_U64, "in flight");
     normal_job_succeeds(&jobs, group).await;
     cluster.stop().await;
 }

@@ -248,7 +248,13 @@ mod cases {
     pub fn unknown_task_is_not_found<B: Backend>() {
         let mut b = B::start();
         let e = task_error(b.execute(&request("fixtures", "nope", frame(&[])), QUICK));
-        assert_eq!(e, TdlError::TaskNotFound("nope".into()));
+        let TdlError::TaskNotFound(message) = e else {
+            panic!("not TaskNotFound: {e:?}");
+        };
+        assert!(
+            message.starts_with(r#""nope"; the package's tasks: abort, "#),
+            "names the task and lists the package's: {message}"
+        );
     }
 
     pub fn bad_inputs_are_deserialization_errors<B: Backend>() {

@@ -69,6 +69,7 @@ on_both_databases!(
     load::nn_cancel,
     scenarios::bad_input_is_answered,
     scenarios::cancel_rules,
+    scenarios::ended_jobs_stop_their_instances,
     scenarios::dead_em_and_soft_timeout,
     scenarios::retention,
     scenarios::replacing_scheduler_gets_ready_tasks_again,

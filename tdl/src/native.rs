@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(s, STATUS_TASK_ERROR);
         assert_eq!(
             TdlError::from_msgpack(&b).unwrap(),
-            TdlError::TaskNotFound("nope".into())
+            TdlError::TaskNotFound(r#""nope"; the package's tasks: err, ok, panic"#.into())
         );
     }
 

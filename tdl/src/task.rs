@@ -141,8 +141,53 @@ pub fn dispatch(
     let (_, f) = table
         .iter()
         .find(|(n, _)| *n == name)
-        .ok_or_else(|| TdlError::TaskNotFound(name.to_owned()))?;
+        .ok_or_else(|| TdlError::TaskNotFound(not_found(table, name)))?;
     f(ctx, inputs)
+}
+
+/// Most task names an unknown-task error lists.
+const LISTED_TASKS: usize = 20;
+
+/// What an unknown-task error says: the name asked for, the package's tasks and the closest
+/// one when it is a likely typo.
+fn not_found(table: &[(&str, TaskFn)], name: &str) -> String {
+    let mut names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    names.sort_unstable();
+    let mut out = format!("{name:?}; the package's tasks: ");
+    if names.is_empty() {
+        out.push_str("none");
+    }
+    out.push_str(&names[..names.len().min(LISTED_TASKS)].join(", "));
+    if names.len() > LISTED_TASKS {
+        out.push_str(&format!(" and {} more", names.len() - LISTED_TASKS));
+    }
+    let near = names
+        .iter()
+        .map(|n| (edit_distance(n, name), *n))
+        .filter(|&(d, n)| d <= (n.len().max(name.len()) / 3).max(1))
+        .min();
+    if let Some((_, n)) = near {
+        out.push_str(&format!("; did you mean {n:?}?"));
+    }
+    out
+}
+
+/// Levenshtein distance of two short names (bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.as_bytes().iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Marks the types a `#[task]` accepts as its first parameter.
@@ -233,8 +278,22 @@ mod tests {
         let table: &[(&str, TaskFn)] = &[("x", |_, _| Ok(vec![]))];
         assert_eq!(
             dispatch(table, "y", TaskContext::standalone(), &[]),
-            Err(TdlError::TaskNotFound("y".into()))
+            Err(TdlError::TaskNotFound(
+                r#""y"; the package's tasks: x; did you mean "x"?"#.into()
+            ))
         );
+        let named: &[(&str, TaskFn)] = &[
+            ("add", |_, _| Ok(vec![])),
+            ("sub", |_, _| Ok(vec![])),
+            ("divmod", |_, _| Ok(vec![])),
+        ];
+        let e = dispatch(named, "addd", TaskContext::standalone(), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"task not found: "addd"; the package's tasks: add, divmod, sub; did you mean "add"?"#
+        );
+        let e = dispatch(named, "fibonacci", TaskContext::standalone(), &[]).unwrap_err();
+        assert!(!e.to_string().contains("did you mean"), "{e}");
         assert_eq!(
             dispatch(table, "x", TaskContext::standalone(), &[]),
             Ok(vec![])

@@ -137,6 +137,31 @@ impl Drop for Written {
     }
 }
 
+/// How to run this `silk` from the current directory: `silk` when that is the one on `PATH`,
+/// else its path (relative when it is below the current directory, as `target/release/silk`).
+fn silk_command() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(|e| e.canonicalize()) else {
+        return "silk".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| dir.join("silk").canonicalize().is_ok_and(|p| p == exe))
+    });
+    if on_path {
+        return "silk".to_owned();
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| {
+            exe.strip_prefix(dir.canonicalize().ok()?)
+                .ok()
+                .map(std::path::Path::to_path_buf)
+        })
+        .unwrap_or(exe)
+        .display()
+        .to_string()
+}
+
 /// Where the cluster listens and what to try next.
 fn banner(cluster: &DevCluster, args: &DevArgs, credentials: &std::path::Path) -> String {
     let storage = cluster.storage_url();
@@ -153,16 +178,17 @@ fn banner(cluster: &DevCluster, args: &DevArgs, credentials: &std::path::Path) -
     } else {
         args.trust.join(", ")
     };
+    let silk = silk_command();
     let example = if args.packages.join("complex.wasm").is_file() {
         format!(
-            "silk package inspect {packages}/complex.wasm\n  \
-             silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json",
+            "{silk} package inspect {packages}/complex.wasm\n  \
+             {silk} job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json",
             packages = args.packages.display()
         )
     } else {
         format!(
-            "silk package inspect {}/NAME.wasm\n  \
-             silk job submit GRAPH.json --inputs INPUTS.json",
+            "{silk} package inspect {}/NAME.wasm\n  \
+             {silk} job submit GRAPH.json --inputs INPUTS.json",
             args.packages.display()
         )
     };
@@ -174,8 +200,8 @@ fn banner(cluster: &DevCluster, args: &DevArgs, credentials: &std::path::Path) -
          token, mode 0600; silk job reads it)\n\
          \nNext steps, in another terminal:\n  \
          {example}\n  \
-         silk job list\n  \
-         silk job status JOB_ID\n\
+         {silk} job list\n  \
+         {silk} job status JOB_ID\n\
          \nStop with Ctrl-C.",
         scheduler = cluster.scheduler_url(),
         slots = cluster.slots(),

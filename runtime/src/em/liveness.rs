@@ -5,6 +5,7 @@
 //! or unknown stops the EM (`dead` is cancelled); transport errors are logged and retried on the
 //! next tick.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use silk_proto::scheduler as spb;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use super::clients::{CALL_TIMEOUT, Clients, request};
+use super::pool::SlotPool;
 use super::session::SessionTracker;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
 
@@ -37,10 +39,13 @@ pub struct Liveness {
     interval: Duration,
     refresh: mpsc::Receiver<()>,
     dead: CancellationToken,
+    /// Where the tasks storage names in its heartbeat answers are stopped.
+    pool: Arc<SlotPool>,
 }
 
 impl Liveness {
-    /// An actor for `em`; `dead` is cancelled when storage declares the EM dead.
+    /// An actor for `em`; `dead` is cancelled when storage declares the EM dead; tasks that
+    /// storage no longer wants are stopped on `pool`.
     #[must_use]
     pub fn new(
         clients: Clients,
@@ -48,6 +53,7 @@ impl Liveness {
         session: SessionTracker,
         interval: Duration,
         dead: CancellationToken,
+        pool: Arc<SlotPool>,
     ) -> (Self, Refresh) {
         let (tx, rx) = mpsc::channel(1);
         let actor = Self {
@@ -57,6 +63,7 @@ impl Liveness {
             interval,
             refresh: rx,
             dead,
+            pool,
         };
         (actor, Refresh(tx))
     }
@@ -102,9 +109,14 @@ impl Liveness {
         }
         match storage {
             Ok(r) => {
-                let session = SessionId(r.into_inner().session_id);
+                let r = r.into_inner();
+                let session = SessionId(r.session_id);
                 if self.session.advance(session) {
                     tracing::info!(em_id = %em, session = %session, "storage session advanced");
+                }
+                if !r.stop_instances.is_empty() {
+                    let stopped = self.pool.stop(&r.stop_instances);
+                    tracing::info!(em_id = %em, asked = r.stop_instances.len(), stopped, "stopping tasks whose jobs ended");
                 }
                 true
             }

@@ -285,7 +285,8 @@ impl Loop {
             let result = match prepared {
                 Ok((execute, hard, deadline)) => {
                     tracing::debug!(em_id = %em, job_id = %a.job, task = %a.task, package = execute.package, function = execute.function, "task started");
-                    pool.execute_by(execute, hard, deadline).await
+                    pool.execute_instance(instance, execute, hard, deadline)
+                        .await
                 }
                 Err(f) => Err(f),
             };

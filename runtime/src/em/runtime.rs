@@ -159,12 +159,14 @@ pub async fn run_em(
     let tracker = SessionTracker::new(session);
     let dead = CancellationToken::new();
     let background = CancellationToken::new();
+    let pool = Arc::new(pool);
     let (liveness, refresh) = Liveness::new(
         clients.clone(),
         em,
         tracker.clone(),
         Duration::from_millis(config.heartbeat_interval_ms),
         dead.clone(),
+        pool.clone(),
     );
     let services = TaskTracker::new();
     services.spawn(liveness.run(background.clone()));
@@ -186,7 +188,7 @@ pub async fn run_em(
         em,
         tracker,
         refresh,
-        pool: Arc::new(pool),
+        pool,
         free: Arc::new(Semaphore::new(slots + config.max_prefetched_tasks)),
         max_queued: config.max_prefetched_tasks,
         unreported: Arc::new(Semaphore::new(config.max_unreported_tasks.max(1))),

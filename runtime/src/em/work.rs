@@ -71,7 +71,11 @@ pub fn outcome(
             // Every path's failure passes here before it is logged or reported: cut its texts
             // (a no-op for those already cut where they entered).
             let failure = failure.bounded();
-            tracing::warn!(job_id = %a.job, task = %a.task, kind = %failure.kind(), error = %failure, "task failed");
+            if failure == TaskFailure::stopped() {
+                tracing::info!(job_id = %a.job, task = %a.task, "task stopped: its job ended");
+            } else {
+                tracing::warn!(job_id = %a.job, task = %a.task, kind = %failure.kind(), error = %failure, "task failed");
+            }
             pb::task_outcome::Outcome::Failure(pb::Failure {
                 kind: pb_kind(failure.kind()).into(),
                 message: failure.to_string(),

@@ -13,7 +13,7 @@ use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use super::db::{Completion, Db, JobError};
 use super::error::{Error, Result, Stale};
 use super::ids::{ExecutionManagerId, SessionId};
-use super::job::{ExecutionContext, FailOutcome, decode_outputs};
+use super::job::{ExecutionContext, FailOutcome, Values, decode_outputs};
 use super::lock;
 use super::persist::Refused;
 use super::service::{Job, Storage};
@@ -204,24 +204,22 @@ impl<D: Db + Clone> Storage<D> {
         job_id: JobId,
         task: TaskId,
         instance: TaskInstanceId,
-        mut outputs: Vec<u8>,
+        outputs: Vec<u8>,
     ) -> Result<()> {
         self.check_session(session)?;
         let job = self.running_job(job_id, task).await?;
+        let outputs = Arc::new(outputs);
         let checked = match job.with(|c| c.declared_outputs(task, instance))? {
-            None => Ok(Vec::new()),
+            None => Ok(Values::default()),
             Some(declared) if outputs.len() <= CHECK_INLINE_BYTES => {
-                decode_outputs(&outputs, declared)
+                decode_outputs(outputs.clone(), declared)
             }
             // Checking walks every byte: not on an async worker for large outputs.
             Some(declared) => {
-                let (checked, back) = tokio::task::spawn_blocking(move || {
-                    (decode_outputs(&outputs, declared), outputs)
-                })
-                .await
-                .map_err(|e| Error::BadRequest(format!("checking outputs panicked: {e}")))?;
-                outputs = back;
-                checked
+                let frame = outputs.clone();
+                tokio::task::spawn_blocking(move || decode_outputs(frame, declared))
+                    .await
+                    .map_err(|e| Error::BadRequest(format!("checking outputs panicked: {e}")))?
             }
         };
         let values = match checked {

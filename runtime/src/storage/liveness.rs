@@ -55,6 +55,19 @@ impl<D: Db + Clone> Storage<D> {
         Ok(self.shared.session)
     }
 
+    /// [`Storage::heartbeat`], also answering which of `em`'s task instances to stop (their
+    /// jobs ended early; see `stops.rs`).
+    ///
+    /// # Errors
+    /// As [`Storage::heartbeat`] (the stops stay queued then).
+    pub async fn heartbeat_and_stops(
+        &self,
+        em: ExecutionManagerId,
+    ) -> Result<(SessionId, Vec<silk_tdl::TaskInstanceId>)> {
+        let session = self.heartbeat(em).await?;
+        Ok((session, self.take_stops(em)))
+    }
+
     /// Registers the scheduler (replacing any other). A replacing scheduler gets every ready
     /// task queued again, since whatever the old one had buffered is lost.
     ///
@@ -120,6 +133,7 @@ impl<D: Db + Clone> Storage<D> {
                 tracing::warn!(em_id = em.0, "execution manager declared dead");
             }
         }
+        self.forget_stops_of(&dead);
         let mut removed = Vec::new();
         let mut soft = Vec::new();
         {

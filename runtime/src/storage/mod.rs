@@ -38,6 +38,7 @@ mod persist;
 mod service;
 mod settle;
 pub mod state;
+mod stops;
 pub mod testing;
 
 pub use catalog::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};

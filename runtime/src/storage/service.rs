@@ -91,6 +91,8 @@ pub(super) struct Shared<D> {
     /// Live instances by the assignment they were registered for (idempotent registration).
     pub(super) registrations: Mutex<HashMap<RegistrationKey, (JobId, TaskInstanceId)>>,
     pub(super) alive: Mutex<HashSet<ExecutionManagerId>>,
+    /// Instances of jobs that ended early, for their EMs to stop (see `stops.rs`).
+    pub(super) stops: Mutex<super::stops::Stops>,
     pub(super) scheduler_seen: AtomicBool,
     /// Bytes of task outputs every job together may hold in memory.
     budget: OutputBudget,
@@ -153,6 +155,7 @@ impl<D: Db + Clone> Storage<D> {
                 instances: Mutex::new(HashMap::new()),
                 registrations: Mutex::new(HashMap::new()),
                 alive: Mutex::new(HashSet::new()),
+                stops: Mutex::new(HashMap::new()),
                 scheduler_seen: AtomicBool::new(false),
                 budget,
                 cancel,
@@ -332,8 +335,7 @@ impl<D: Db + Clone> Storage<D> {
         let (json, bytes) = (graph_json.to_owned(), inputs.to_vec());
         let graph = off_worker(move || {
             let graph = TaskGraph::from_json(&json)?;
-            frame::decode_exact(&bytes, graph.job_inputs().len())
-                .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
+            check_job_inputs(&graph, &bytes)?;
             Ok(graph)
         })
         .await?;
@@ -520,6 +522,9 @@ impl<D: Db + Clone> Storage<D> {
             c.ready_tasks()
         });
         self.shared.lanes.push(job.group, job.id, &ready);
+        if super::stops::ends_work(to) {
+            self.stop_instances_of(job.id);
+        }
         match &error {
             Some(e) => {
                 tracing::info!(job_id = job.id.0, %from, %to, kind = %e.kind, error = %e.message, "job state")
@@ -557,6 +562,24 @@ impl<D: Db + Clone> Storage<D> {
             }
         });
     }
+}
+
+/// Checks a job's inputs frame against its graph: one value per job input, each of its declared
+/// type.
+fn check_job_inputs(graph: &TaskGraph, inputs: &[u8]) -> Result<()> {
+    let at = graph.job_inputs();
+    let values = frame::decode_exact(inputs, at.len())
+        .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
+    for (k, (&(task, position), value)) in at.iter().zip(values).enumerate() {
+        let spec = &graph.tasks[task];
+        crate::graph::check_value(&spec.inputs[position], value).map_err(|e| {
+            Error::BadRequest(format!(
+                "job input {k} (input {position} of task {task}, {}::{}): {e}",
+                spec.package, spec.function
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs CPU-heavy work (graph parsing, frame decoding) on the blocking pool.

@@ -18,6 +18,7 @@
 
 pub mod graphs;
 pub mod jobs;
+pub mod memory;
 pub mod secure;
 pub mod values;
 

@@ -72,6 +72,7 @@ impl ExecutionManagerLiveness for StorageSvc {
         }
         Ok(Response::new(pb::SessionResponse {
             session_id: self.0.session.load(Ordering::SeqCst),
+            stop_instances: Vec::new(),
         }))
     }
 }

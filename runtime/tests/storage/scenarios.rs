@@ -299,6 +299,79 @@ pub async fn cancel_rules<D: Db + Clone>(db: D) {
     storage.shutdown().await;
 }
 
+/// A job that ends early (cancelled, or failed by one task) names its other running instances
+/// to their EMs in the heartbeat answers, once.
+pub async fn ended_jobs_stop_their_instances<D: Db + Clone>(db: D) {
+    let (storage, group, em) = setup(db).await;
+    let s = storage.session();
+    let (other, _) = storage
+        .register_execution_manager("10.9.9.9")
+        .await
+        .unwrap();
+    let stops = |em| {
+        let storage = storage.clone();
+        async move { storage.heartbeat_and_stops(em).await.unwrap().1 }
+    };
+    let cancelled = submit(
+        &storage,
+        group,
+        &flat_graph(3, false, "{}"),
+        &flat_inputs(3, 4),
+    )
+    .await;
+    let a = storage
+        .register_instance(s, cancelled, TaskId::Index(0), em)
+        .await
+        .unwrap();
+    let b = storage
+        .register_instance(s, cancelled, TaskId::Index(1), other)
+        .await
+        .unwrap();
+    assert!(stops(em).await.is_empty(), "nothing to stop while it runs");
+    storage.cancel_job(cancelled).await.unwrap();
+    assert_eq!(stops(em).await, [a.instance]);
+    assert_eq!(stops(other).await, [b.instance]);
+    assert!(stops(em).await.is_empty(), "named once");
+
+    let policy = r#"{"max_retries": 0}"#;
+    let failed = submit(
+        &storage,
+        group,
+        &flat_graph(2, false, policy),
+        &flat_inputs(2, 4),
+    )
+    .await;
+    let c = storage
+        .register_instance(s, failed, TaskId::Index(0), em)
+        .await
+        .unwrap();
+    let d = storage
+        .register_instance(s, failed, TaskId::Index(1), other)
+        .await
+        .unwrap();
+    storage
+        .report_failure(
+            s,
+            failed,
+            TaskId::Index(0),
+            c.instance,
+            silk_ipc::FailureKind::TaskError,
+            "boom",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.db().job(failed).await.unwrap().state,
+        JobState::Failed
+    );
+    assert_eq!(stops(other).await, [d.instance]);
+    assert!(
+        stops(em).await.is_empty(),
+        "the failed instance itself is over"
+    );
+    storage.shutdown().await;
+}
+
 pub async fn dead_em_and_soft_timeout<D: Db + Clone>(db: D) {
     let (storage, group, em) = setup(db).await;
     let s = storage.session();

@@ -141,9 +141,9 @@ pub struct SubmitArgs {
     /// The task graph (JSON, docs/task-graph.md).
     #[arg(value_name = "GRAPH_FILE")]
     pub graph: PathBuf,
-    /// The job inputs: a JSON file holding an array, one element per job input (`-` for
-    /// stdin). Default: no inputs.
-    #[arg(long, value_name = "INPUTS_FILE")]
+    /// The job inputs: a JSON array, one element per job input, given inline (`'[1, 2]'`), in a
+    /// file, or on stdin (`-`). Default: no inputs.
+    #[arg(long, value_name = "JSON|FILE|-")]
     pub inputs: Option<PathBuf>,
     /// Print the job id and return at once.
     #[arg(long)]
@@ -233,8 +233,37 @@ pub fn run(args: &JobArgs) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("error: {}", failure.message);
+            if args.connection.output == Output::Json {
+                // Scripts read stdout: the error is a JSON document there too.
+                render::print_json(&serde_json::json!({
+                    "error": failure.message,
+                    "exit_code": failure.code,
+                }));
+            }
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// Says at once on stderr when storage's port does not accept connections (the command itself
+/// keeps retrying for `retry` and says why it gave up): otherwise a command run without a cluster
+/// is silent for the whole retry period.
+async fn warn_if_unreachable(address: &str, retry: Duration) {
+    let authority = address
+        .split_once("://")
+        .map_or(address, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let Err(e) = tokio::net::TcpStream::connect(authority).await else {
+        return;
+    };
+    if !retry.is_zero() {
+        eprintln!(
+            "cannot reach storage at {address} ({e}); retrying for up to {} s \
+             (--retry-timeout SECONDS or SILK_RETRY_TIMEOUT changes this; is `silk dev` running?)",
+            retry.as_secs_f64()
+        );
     }
 }
 
@@ -245,8 +274,19 @@ async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
     session.client = session
         .client
         .with_retry(RetryPolicy { max_elapsed: retry });
+    let probe = tokio::spawn({
+        let address = session.client.address().to_owned();
+        async move { warn_if_unreachable(&address, retry).await }
+    });
+    let result = run_command(args, &session).await;
+    probe.abort();
+    result
+}
+
+async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, Failure> {
+    let conn = &args.connection;
     if let JobCommand::Submit(submit) = &args.command {
-        return self::submit(&session, conn, submit).await;
+        return self::submit(session, conn, submit).await;
     }
     let all_groups = matches!(&args.command, JobCommand::List(l) if l.all_groups);
     let group = if all_groups {
@@ -282,8 +322,26 @@ async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
             Ok(0)
         }
         JobCommand::Cancel(r) => {
-            let state = client.cancel(JobId(r.job)).await?;
-            render::cancelled(JobId(r.job), state, conn.output);
+            let job = JobId(r.job);
+            let state = match client.cancel(job).await {
+                Ok(state) => state,
+                // Storage refuses to cancel a job that has ended: say so in the user's terms.
+                Err(ClientError::Rpc {
+                    code: tonic::Code::FailedPrecondition,
+                    ..
+                }) => {
+                    let state = client.state(job).await?;
+                    return Err(Failure {
+                        code: 1,
+                        message: format!(
+                            "job {job} has already ended ({}): there is nothing to cancel",
+                            render::state_name(state)
+                        ),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            render::cancelled(job, state, conn.output);
             Ok(0)
         }
         JobCommand::List(l) => {
@@ -329,6 +387,10 @@ async fn submit(
     let graph = TaskGraph::from_json(&graph_json)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.graph.display())))?;
     let inputs = match &args.inputs {
+        // Inline JSON: an array is never a file name anyone means.
+        Some(text) if text.to_string_lossy().trim_start().starts_with('[') => {
+            text.to_string_lossy().into_owned()
+        }
         Some(path) => read_text(path, "inputs file")?,
         None => "[]".to_owned(),
     };

@@ -20,7 +20,7 @@ pub(super) fn state_name(state: JobState) -> &'static str {
     }
 }
 
-fn print_json(value: &Json) {
+pub(super) fn print_json(value: &Json) {
     println!("{value}");
 }
 
@@ -81,6 +81,10 @@ pub(super) fn failed(job: JobId, error: &JobError, output: Output) {
             "state": "failed",
             "error": {"kind": error.kind.as_str(), "message": error.message},
         })),
+        // Storage's messages name the kind already (`… [TaskError]: …`): print it once.
+        Output::Text if error.message.contains(&format!("[{}]", error.kind)) => {
+            eprintln!("error: job {job} failed: {}", error.message);
+        }
         Output::Text => eprintln!("error: job {job} failed: {}: {}", error.kind, error.message),
     }
 }

@@ -17,6 +17,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -114,6 +115,8 @@ pub struct TaskSuccess {
 struct Live {
     id: u64,
     child: Child,
+    /// Names the child for as long as this is open, even once reaped (see `stop.rs`).
+    pidfd: Arc<OwnedFd>,
     transport: Connection,
 }
 
@@ -232,10 +235,21 @@ fn start(config: &NativeExecutorConfig) -> Result<Live, SpawnError> {
             return Err(e);
         }
     };
+    let pidfd = match rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::PidfdFlags::empty(),
+    ) {
+        Ok(fd) => Arc::new(fd),
+        Err(e) => {
+            kill_and_reap(&mut child);
+            return Err(SpawnError::Watch(e.into()));
+        }
+    };
     tracing::debug!(executor = id, pid, transport = %transport.kind(), "executor started");
     Ok(Live {
         id,
         child,
+        pidfd,
         transport,
     })
 }
@@ -296,6 +310,28 @@ impl NativeExecutor {
         self.live.as_ref().map(|l| l.child.id())
     }
 
+    /// A pidfd of the executor, started first if none runs (after a failed restart).
+    ///
+    /// # Errors
+    /// [`TaskFailure::Crashed`] if it cannot be started.
+    pub fn pidfd(&mut self) -> Result<Arc<OwnedFd>, TaskFailure> {
+        Ok(self.live()?.pidfd.clone())
+    }
+
+    /// The running child, started first if none runs.
+    fn live(&mut self) -> Result<&mut Live, TaskFailure> {
+        if self.live.is_none() {
+            let live = start(&self.config).map_err(|e| TaskFailure::Crashed {
+                status: format!("executor could not be started: {e}"),
+            })?;
+            self.live = Some(live);
+        }
+        // Some: set just above if it was not.
+        self.live.as_mut().ok_or_else(|| TaskFailure::Crashed {
+            status: "executor could not be started".into(),
+        })
+    }
+
     /// The transport of the running child (pipes when shared memory was configured but could not
     /// be set up), if one is running.
     #[must_use]
@@ -341,15 +377,7 @@ impl NativeExecutor {
             limit_bytes: max_output_bytes,
             limit: "max_output_bytes".into(),
         };
-        let live = match &mut self.live {
-            Some(live) => live,
-            None => {
-                let live = start(&self.config).map_err(|e| TaskFailure::Crashed {
-                    status: format!("executor could not be started: {e}"),
-                })?;
-                self.live.insert(live)
-            }
-        };
+        let live = self.live()?;
         let frame_limit = max_output_bytes.saturating_add(RESPONSE_OVERHEAD_BYTES);
         live.transport
             .set_max_recv_bytes(usize::try_from(frame_limit).unwrap_or(usize::MAX));

@@ -13,6 +13,7 @@ use silk_ipc::{Execute, TaskFailure};
 
 use super::native::{NativeExecutor, NativeExecutorConfig, TaskSuccess};
 use super::policy::{Backend, NativePolicy, PackagePolicy};
+use super::stop::Stop;
 
 /// What every slot of a pool shares.
 #[derive(Debug, Clone)]
@@ -85,6 +86,20 @@ impl Slot {
         request: &Execute,
         hard_timeout: Duration,
     ) -> Result<TaskSuccess, TaskFailure> {
+        self.execute_stoppable(request, hard_timeout, &Stop::default())
+    }
+
+    /// [`Slot::execute`], ended early when `stop` is stopped: the task then fails with
+    /// [`TaskFailure::stopped`] (a native executor is killed for it and replaced).
+    ///
+    /// # Errors
+    /// As [`Slot::execute`].
+    pub fn execute_stoppable(
+        &mut self,
+        request: &Execute,
+        hard_timeout: Duration,
+        stop: &Stop,
+    ) -> Result<TaskSuccess, TaskFailure> {
         match self.config.policy.backend_for(&request.package) {
             Backend::Native => {
                 let native =
@@ -99,18 +114,27 @@ impl Slot {
                         }
                     };
                 let limit = self.config.native_policy(&request.package).max_output_bytes;
-                native.execute_with_limit(request, hard_timeout, limit)
+                if !stop.watch_executor(native.pidfd()?) {
+                    return Err(TaskFailure::stopped());
+                }
+                let result = native.execute_with_limit(request, hard_timeout, limit);
+                stop.unwatch_executor();
+                match result {
+                    Err(_) if stop.is_stopped() => Err(TaskFailure::stopped()),
+                    result => result,
+                }
             }
             Backend::Wasm => {
                 let mut policy = self.config.wasm_policy(&request.package).clone();
                 let hard_ms = u64::try_from(hard_timeout.as_millis()).unwrap_or(u64::MAX);
                 policy.timeout_ms = policy.timeout_ms.min(hard_ms);
-                let (outputs, elapsed_ns) = self.wasm.execute(
+                let (outputs, elapsed_ns) = self.wasm.execute_stoppable(
                     &request.package,
                     &request.function,
                     &request.context,
                     &request.inputs,
                     &policy,
+                    stop.flag(),
                 )?;
                 Ok(TaskSuccess {
                     outputs,

@@ -8,6 +8,7 @@
 //! [`SlotPool::slots`] counts the threads that are alive, so the EM never asks for work for a
 //! slot that is gone.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -20,14 +21,16 @@ use tokio::sync::oneshot;
 
 use super::native::TaskSuccess;
 use super::slot::{Slot, SlotConfig};
+use super::stop::Stop;
 
 /// What a slot thread runs tasks on: a [`Slot`] in production.
 pub(crate) trait Runner {
-    /// Runs one task.
+    /// Runs one task, ended early when `stop` is stopped.
     fn run(
         &mut self,
         request: &Execute,
         hard_timeout: Duration,
+        stop: &Stop,
     ) -> Result<TaskSuccess, TaskFailure>;
 }
 
@@ -36,8 +39,9 @@ impl Runner for Slot {
         &mut self,
         request: &Execute,
         hard_timeout: Duration,
+        stop: &Stop,
     ) -> Result<TaskSuccess, TaskFailure> {
-        self.execute(request, hard_timeout)
+        self.execute_stoppable(request, hard_timeout, stop)
     }
 }
 
@@ -72,13 +76,28 @@ struct Work {
     hard_timeout: Duration,
     /// The hard timeout's end: a task still queued then is not started.
     deadline: Instant,
+    stop: Arc<Stop>,
     reply: oneshot::Sender<Result<TaskSuccess, TaskFailure>>,
+}
+
+/// Removes an instance's [`Stop`] from the pool's registry when dropped.
+struct Registered<'a> {
+    running: &'a Mutex<HashMap<u64, Arc<Stop>>>,
+    instance: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        crate::storage::lock(self.running).remove(&self.instance);
+    }
 }
 
 /// A pool of slot threads.
 #[derive(Debug)]
 pub struct SlotPool {
     queue: Option<std_mpsc::Sender<Work>>,
+    /// The [`Stop`] of every queued or running task storage knows by an instance id.
+    running: Mutex<HashMap<u64, Arc<Stop>>>,
     task_time: Arc<TaskTime>,
     live: Arc<AtomicUsize>,
 }
@@ -145,6 +164,7 @@ impl SlotPool {
         }
         Ok(Self {
             queue: Some(tx),
+            running: Mutex::new(HashMap::new()),
             task_time,
             live,
         })
@@ -184,11 +204,52 @@ impl SlotPool {
         hard_timeout: Duration,
         deadline: Instant,
     ) -> Result<TaskSuccess, TaskFailure> {
+        self.run_work(request, hard_timeout, deadline, Arc::default())
+            .await
+    }
+
+    /// [`SlotPool::execute_by`] for task instance `instance`, which [`SlotPool::stop`] stops
+    /// while it is queued or runs.
+    pub async fn execute_instance(
+        &self,
+        instance: u64,
+        request: Execute,
+        hard_timeout: Duration,
+        deadline: Instant,
+    ) -> Result<TaskSuccess, TaskFailure> {
+        let stop = Arc::new(Stop::default());
+        crate::storage::lock(&self.running).insert(instance, stop.clone());
+        // Unregistered however this call ends, dropped futures included.
+        let _registered = Registered {
+            running: &self.running,
+            instance,
+        };
+        self.run_work(request, hard_timeout, deadline, stop).await
+    }
+
+    /// Stops those of `instances` queued or running here; returns how many were.
+    pub fn stop(&self, instances: &[u64]) -> usize {
+        let running = crate::storage::lock(&self.running);
+        instances
+            .iter()
+            .filter_map(|i| running.get(i))
+            .inspect(|stop| stop.stop())
+            .count()
+    }
+
+    async fn run_work(
+        &self,
+        request: Execute,
+        hard_timeout: Duration,
+        deadline: Instant,
+        stop: Arc<Stop>,
+    ) -> Result<TaskSuccess, TaskFailure> {
         let (reply, outcome) = oneshot::channel();
         let work = Work {
             request,
             hard_timeout,
             deadline,
+            stop,
             reply,
         };
         let lost = || TaskFailure::Crashed {
@@ -223,6 +284,10 @@ fn serve<R: Runner>(
         // The lock is held only while waiting for the next task.
         let next = crate::storage::lock(rx).recv();
         let Ok(work) = next else { return };
+        if work.stop.is_stopped() {
+            let _ = work.reply.send(Err(TaskFailure::stopped()));
+            continue;
+        }
         let started = Instant::now();
         let left = work.deadline.saturating_duration_since(started);
         if left.is_zero() {
@@ -231,7 +296,9 @@ fn serve<R: Runner>(
             let _ = work.reply.send(Err(TaskFailure::Timeout { after_ms }));
             continue;
         }
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| runner.run(&work.request, left)));
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            runner.run(&work.request, left, &work.stop)
+        }));
         times.record(started.elapsed());
         let outcome = match run {
             Ok(outcome) => outcome,
@@ -267,7 +334,12 @@ mod tests {
     struct Flaky(usize);
 
     impl Runner for Flaky {
-        fn run(&mut self, request: &Execute, _: Duration) -> Result<TaskSuccess, TaskFailure> {
+        fn run(
+            &mut self,
+            request: &Execute,
+            _: Duration,
+            _: &Stop,
+        ) -> Result<TaskSuccess, TaskFailure> {
             assert!(
                 request.function != "panic",
                 "deliberate panic in {}",
@@ -336,5 +408,57 @@ mod tests {
             "{} slots still counted after every thread ended",
             pool.slots()
         );
+    }
+
+    /// Runs until stopped (counting its runs), then fails as stopped.
+    struct UntilStopped(Arc<AtomicUsize>);
+
+    impl Runner for UntilStopped {
+        fn run(
+            &mut self,
+            _: &Execute,
+            timeout: Duration,
+            stop: &Stop,
+        ) -> Result<TaskSuccess, TaskFailure> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let end = Instant::now() + timeout;
+            while !stop.is_stopped() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(TaskFailure::stopped())
+        }
+    }
+
+    #[tokio::test]
+    async fn stopped_instances_end_running_or_queued() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = runs.clone();
+        let pool =
+            Arc::new(SlotPool::start_with(1, move || UntilStopped(counter.clone())).unwrap());
+        let long = Duration::from_secs(60);
+        let run = |instance| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + long;
+                pool.execute_instance(instance, task("t"), long, deadline)
+                    .await
+            })
+        };
+        let (running, queued) = (run(1), run(2));
+        while runs.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(pool.stop(&[2, 99]), 1, "only instance 2 is known");
+        assert_eq!(pool.stop(&[1]), 1);
+        let watchdog = Duration::from_secs(10);
+        for handle in [running, queued] {
+            let outcome = tokio::time::timeout(watchdog, handle)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(outcome.unwrap_err(), TaskFailure::stopped());
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the queued task never ran");
+        assert_eq!(pool.stop(&[1, 2]), 0, "finished instances are forgotten");
     }
 }

@@ -195,7 +195,7 @@ async fn completions_and_retention<D: Db>(db: D) {
         .map(|i| Completion {
             job: j,
             task: i,
-            outputs: vec![u8::try_from(i).unwrap(); 3],
+            outputs: Arc::new(vec![u8::try_from(i).unwrap(); 3]),
         })
         .collect();
     db.record_completions(&batch, T0).await.unwrap();

@@ -21,6 +21,7 @@ mod sql;
 mod conformance;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
@@ -223,8 +224,8 @@ pub struct Completion {
     pub job: JobId,
     /// The task index.
     pub task: u64,
-    /// The outputs frame.
-    pub outputs: Vec<u8>,
+    /// The outputs frame (shared with the values kept in memory for the task's children).
+    pub outputs: Arc<Vec<u8>>,
 }
 
 /// A registered scheduler.

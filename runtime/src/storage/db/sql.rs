@@ -77,7 +77,7 @@ mod tests {
         Completion {
             job: JobId(1),
             task,
-            outputs: vec![0; bytes],
+            outputs: std::sync::Arc::new(vec![0; bytes]),
         }
     }
 

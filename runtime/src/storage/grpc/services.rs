@@ -528,9 +528,14 @@ impl<D: Db + Clone> ExecutionManagerLiveness for StorageServices<D> {
         r: Request<pb::ExecutionManagerIdRequest>,
     ) -> Reply<pb::SessionResponse> {
         let em = ExecutionManagerId(r.into_inner().execution_manager_id);
-        let session = self.storage.heartbeat(em).await.map_err(|e| status(&e))?;
+        let (session, stops) = self
+            .storage
+            .heartbeat_and_stops(em)
+            .await
+            .map_err(|e| status(&e))?;
         ok(pb::SessionResponse {
             session_id: session.0,
+            stop_instances: stops.into_iter().map(|i| i.0).collect(),
         })
     }
 }
@@ -578,6 +583,7 @@ impl<D: Db + Clone> Session for StorageServices<D> {
     async fn get_session(&self, _: Request<pb::Void>) -> Reply<pb::SessionResponse> {
         ok(pb::SessionResponse {
             session_id: self.storage.session().0,
+            stop_instances: Vec::new(),
         })
     }
 }

@@ -4,10 +4,11 @@
 //! child reads any more, is dropped from memory and read back from the database if it is needed
 //! again (a retried child, the job outputs, the commit task).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Bytes an output costs in memory beyond its values: the vectors holding them.
+/// Bytes an output costs in memory beyond its frame: the range of each value, the frame's vector.
 const OVERHEAD_PER_VALUE: u64 = 24;
 
 /// A byte budget shared by every job of one storage service. Cheap to clone.
@@ -76,6 +77,44 @@ impl Drop for Charge {
     }
 }
 
+/// A task's output values: slices of its outputs frame, which they share with the completion
+/// being written to the database (one copy of the bytes in memory, not two).
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    frame: Arc<Vec<u8>>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl Values {
+    /// The values at `ranges` of `frame`.
+    pub(super) fn new(frame: Arc<Vec<u8>>, ranges: Vec<Range<usize>>) -> Self {
+        Self { frame, ranges }
+    }
+
+    /// How many values.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Value `position`.
+    #[must_use]
+    pub fn get(&self, position: usize) -> Option<&[u8]> {
+        self.frame.get(self.ranges.get(position)?.clone())
+    }
+
+    /// Bytes they cost in memory: the frame and the ranges.
+    fn cost(&self) -> u64 {
+        self.ranges.len() as u64 * OVERHEAD_PER_VALUE + self.frame.len() as u64 + OVERHEAD_PER_VALUE
+    }
+}
+
 /// Where one task's outputs are.
 #[derive(Debug, Default)]
 pub(super) enum Output {
@@ -83,21 +122,15 @@ pub(super) enum Output {
     #[default]
     Missing,
     /// In memory (and, once persisted, in the database).
-    Held {
-        values: Vec<Vec<u8>>,
-        _charge: Charge,
-    },
+    Held { values: Values, _charge: Charge },
     /// Only in the database.
     Stored,
 }
 
 impl Output {
     /// Keeps `values` in memory if the budget has room, else records them as stored.
-    pub(super) fn keep(values: Vec<Vec<u8>>, budget: &OutputBudget) -> Self {
-        let cost = values.iter().fold(OVERHEAD_PER_VALUE, |n, v| {
-            n.saturating_add(v.len() as u64 + OVERHEAD_PER_VALUE)
-        });
-        match budget.try_charge(cost) {
+    pub(super) fn keep(values: Values, budget: &OutputBudget) -> Self {
+        match budget.try_charge(values.cost()) {
             Some(charge) => Self::Held {
                 values,
                 _charge: charge,
@@ -121,7 +154,7 @@ impl Output {
     /// Output `position`, if held in memory.
     pub(super) fn held(&self, position: usize) -> Option<&[u8]> {
         match self {
-            Self::Held { values, .. } => values.get(position).map(Vec::as_slice),
+            Self::Held { values, .. } => values.get(position),
             _ => None,
         }
     }
@@ -145,18 +178,32 @@ pub enum Part {
 mod tests {
     use super::*;
 
+    /// One value of `len` bytes, filling its frame.
+    fn one(len: usize) -> Values {
+        Values::new(Arc::new(vec![0; len]), std::iter::once(0..len).collect())
+    }
+
+    #[test]
+    fn values_are_slices_of_the_frame() {
+        let v = Values::new(Arc::new(vec![1, 2, 3, 4]), vec![1..2, 2..4]);
+        assert_eq!(
+            (v.len(), v.get(0), v.get(1), v.get(2)),
+            (2, Some(&[2][..]), Some(&[3, 4][..]), None)
+        );
+    }
+
     #[test]
     fn charges_are_returned_on_drop() {
         let budget = OutputBudget::new(1000);
-        let a = Output::keep(vec![vec![0; 400]], &budget);
+        let a = Output::keep(one(400), &budget);
         assert!(matches!(a, Output::Held { .. }));
         assert_eq!(budget.used(), 400 + 2 * OVERHEAD_PER_VALUE);
-        let b = Output::keep(vec![vec![0; 600]], &budget);
+        let b = Output::keep(one(600), &budget);
         assert!(matches!(b, Output::Stored), "over budget");
         let mut a = a;
         a.evict();
         assert_eq!(budget.used(), 0);
-        let c = Output::keep(vec![vec![0; 600]], &budget);
+        let c = Output::keep(one(600), &budget);
         assert_eq!(c.held(0).map(<[u8]>::len), Some(600));
         drop(c);
         assert_eq!(budget.used(), 0);

@@ -3,6 +3,8 @@
 
 use silk_tdl::TaskId;
 
+use std::sync::Arc;
+
 use super::{JobControl, Output, Part, decode_outputs};
 use crate::storage::error::{Error, Result};
 use crate::storage::state::{JobState, TaskState};
@@ -70,7 +72,8 @@ impl JobControl {
         let task = TaskId::Index(index);
         let i = usize::try_from(index).unwrap_or(usize::MAX);
         let declared = self.tcb(task).map(|_| self.graph.tasks[i].outputs.len())?;
-        let values = decode_outputs(outputs, declared).map_err(Error::BadRequest)?;
+        let values =
+            decode_outputs(Arc::new(outputs.to_vec()), declared).map_err(Error::BadRequest)?;
         self.outputs[i] = if self.unread_by[i] == 0 && !self.children[i].is_empty() {
             Output::Stored
         } else {

@@ -14,6 +14,8 @@ mod tcb;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
 
@@ -24,7 +26,7 @@ use crate::graph::{Policy, TaskGraph};
 use held::Output;
 use tcb::Tcb;
 
-pub use held::{OutputBudget, Part};
+pub use held::{OutputBudget, Part, Values};
 pub use tcb::{FailOutcome, Progress};
 
 /// What an execution manager needs to run a task instance.
@@ -372,10 +374,10 @@ impl JobControl {
         task: TaskId,
         instance: TaskInstanceId,
         outputs: &[u8],
-    ) -> Result<std::result::Result<Vec<Vec<u8>>, String>> {
+    ) -> Result<std::result::Result<Values, String>> {
         Ok(match self.declared_outputs(task, instance)? {
-            Some(declared) => decode_outputs(outputs, declared),
-            None => Ok(Vec::new()),
+            Some(declared) => decode_outputs(Arc::new(outputs.to_vec()), declared),
+            None => Ok(Values::default()),
         })
     }
 
@@ -412,7 +414,7 @@ impl JobControl {
         &mut self,
         task: TaskId,
         instance: TaskInstanceId,
-        values: Vec<Vec<u8>>,
+        values: Values,
     ) -> Result<()> {
         self.check_phase(task)?;
         let id = self.id;
@@ -578,13 +580,14 @@ fn empty_frame() -> Vec<u8> {
     vec![0, 0, 0, 0]
 }
 
-/// Decodes an outputs frame of `declared` values, each one complete MessagePack value; `Err`
-/// says why not. Walks every byte once in constant memory.
+/// Checks an outputs frame of `declared` values, each one complete MessagePack value, and returns
+/// the values as slices of it (no copy); `Err` says why not. Walks every byte once in constant
+/// memory.
 pub fn decode_outputs(
-    outputs: &[u8],
+    outputs: Arc<Vec<u8>>,
     declared: usize,
-) -> std::result::Result<Vec<Vec<u8>>, String> {
-    let values = frame::decode(outputs).map_err(|e| format!("malformed outputs frame: {e}"))?;
+) -> std::result::Result<Values, String> {
+    let values = frame::decode(&outputs).map_err(|e| format!("malformed outputs frame: {e}"))?;
     if values.len() != declared {
         return Err(format!(
             "task returned {} output(s), the graph declares {declared}",
@@ -595,5 +598,13 @@ pub fn decode_outputs(
         msgpack::check_one_value(value)
             .map_err(|e| format!("output {position} is not one MessagePack value: {e}"))?;
     }
-    Ok(values.into_iter().map(<[u8]>::to_vec).collect())
+    let base = outputs.as_ptr() as usize;
+    let ranges = values
+        .iter()
+        .map(|v| {
+            let start = v.as_ptr() as usize - base;
+            start..start + v.len()
+        })
+        .collect();
+    Ok(Values::new(outputs, ranges))
 }

@@ -154,7 +154,11 @@ fn instance_limit_and_terminated_task() {
         matches!(e, Error::Stale(Stale::InstanceLimit { max: 2, .. })),
         "{e}"
     );
-    c.succeed(t, TaskInstanceId(2), vec![bin(&[1])]).unwrap();
+    let values = c
+        .check_success(t, TaskInstanceId(2), &frame_of(&[bin(&[1])]))
+        .unwrap()
+        .unwrap();
+    c.succeed(t, TaskInstanceId(2), values).unwrap();
     let e = c.register(t, TaskInstanceId(4)).unwrap_err();
     assert!(
         matches!(
