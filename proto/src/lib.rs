@@ -23,3 +23,7 @@ pub mod scheduler {
     #![expect(clippy::all, reason = "generated code")]
     tonic::include_proto!("silk.scheduler.v1");
 }
+
+/// The gRPC path (`/package.Service/Method`) of every RPC of every silk service, generated from
+/// the `.proto` files.
+pub const METHOD_PATHS: &[&str] = include!(concat!(env!("OUT_DIR"), "/method_paths.rs"));

@@ -1,7 +1,9 @@
 //! An all-in-one local cluster for development, tests and benches: the storage service on an
 //! embedded SQLite file, a scheduler and one execution manager, in this process, on loopback.
 //! `silk dev` is a thin wrapper around [`DevCluster`]. Not for production: one process holds
-//! every part, and the default database is a temporary file deleted on stop.
+//! every part, and the default database is a temporary file deleted on stop. Credentials are
+//! on, as in production: each start generates a cluster token, an admin token and a group-token
+//! key ([`DevCluster::admin_token`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +28,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::config::PeerAuth;
+use crate::auth::{
+    Authority, ClientSecurity, GroupTokens, ServerSecurity, Token, write_secret_file,
+};
 use crate::em::{EmConfig, run_em_with};
 use crate::metrics::{Metrics, spawn_endpoint};
 use crate::scheduler::{SchedulerConfig, run_scheduler_with};
@@ -102,6 +108,9 @@ pub enum DevError {
     /// The temporary directory could not be made.
     #[error("cannot create a temporary directory: {0}")]
     TempDir(std::io::Error),
+    /// The cluster's tokens could not be made or written.
+    #[error("credentials: {0}")]
+    Credentials(String),
     /// Storage could not open its database.
     #[error("storage: {0}")]
     Storage(String),
@@ -128,6 +137,9 @@ pub struct DevCluster {
     metrics_addr: Option<SocketAddr>,
     db_path: PathBuf,
     temp: Option<tempfile::TempDir>,
+    /// Holds the token files (mode 0600 in a 0700 directory) the scheduler and EM read.
+    secrets: tempfile::TempDir,
+    admin_token: Token,
     slots: usize,
     em_stop: CancellationToken,
     em_kill: CancellationToken,
@@ -175,6 +187,7 @@ impl DevCluster {
                 (Some(dir), path)
             }
         };
+        let (secrets, authority, peer_auth, admin_token) = credentials()?;
         let storage_listener = bind(options.port_base).await?;
         let scheduler_port = match options.port_base {
             0 => 0,
@@ -206,8 +219,14 @@ impl DevCluster {
         let storage = tokio::spawn({
             let stop = storage_stop.clone();
             async move {
-                let served =
-                    grpc::serve(service.clone(), storage_listener, stop.cancelled_owned()).await;
+                let security = ServerSecurity::checking(authority);
+                let served = grpc::serve_secured(
+                    service.clone(),
+                    storage_listener,
+                    &security,
+                    stop.cancelled_owned(),
+                )
+                .await;
                 service.shutdown().await;
                 served.map_err(|e| DevError::Storage(e.to_string()))
             }
@@ -217,6 +236,7 @@ impl DevCluster {
         let scheduler_config = SchedulerConfig {
             listen: scheduler_addr.to_string(),
             storage_url: storage_url.clone(),
+            auth: Some(peer_auth.clone()),
             ..SchedulerConfig::default()
         };
         let scheduler = tokio::spawn({
@@ -238,6 +258,7 @@ impl DevCluster {
             executor_bin: options.executor_bin.clone(),
             poll_wait_ms: options.em_poll_ms,
             heartbeat_interval_ms: options.em_poll_ms,
+            auth: Some(peer_auth),
             ..EmConfig::default()
         };
         let slots = em_config.slot_count();
@@ -258,6 +279,8 @@ impl DevCluster {
             metrics_addr,
             db_path,
             temp,
+            secrets,
+            admin_token,
             slots,
             em_stop,
             em_kill,
@@ -291,6 +314,28 @@ impl DevCluster {
     #[must_use]
     pub fn scheduler_url(&self) -> String {
         format!("http://{}", self.scheduler_addr)
+    }
+
+    /// The admin token of this cluster (generated at start): it creates resource groups, so
+    /// a client holding it can open any new group (see [`DevCluster::client_security`]).
+    #[must_use]
+    pub fn admin_token(&self) -> &Token {
+        &self.admin_token
+    }
+
+    /// Client settings holding the admin token, for [`crate::client::Client::connect_with`].
+    #[must_use]
+    pub fn client_security(&self) -> ClientSecurity {
+        ClientSecurity {
+            token: Some(self.admin_token.clone()),
+            tls: None,
+        }
+    }
+
+    /// The directory of the cluster's token files (deleted on stop).
+    #[must_use]
+    pub fn secrets_dir(&self) -> &std::path::Path {
+        self.secrets.path()
     }
 
     /// The SQLite database file.
@@ -374,6 +419,26 @@ fn keep_first(
         Err(_) => DevError::Stopped("a cluster task"),
     };
     first.get_or_insert(error);
+}
+
+/// Fresh tokens for a cluster: a private directory holding the token files, what storage
+/// accepts, the scheduler's and EM's `[auth]`, and the admin token.
+fn credentials() -> Result<(tempfile::TempDir, Authority, PeerAuth, Token), DevError> {
+    let fail = |e: &dyn std::fmt::Display| DevError::Credentials(e.to_string());
+    let dir = tempfile::Builder::new()
+        .prefix("silk-dev-secrets-")
+        .tempdir()
+        .map_err(DevError::TempDir)?;
+    let generate = || Token::generate().map_err(|e| fail(&e));
+    let (cluster, admin, key) = (generate()?, generate()?, generate()?);
+    let cluster_token_file = dir.path().join("cluster-token");
+    write_secret_file(&cluster_token_file, cluster.expose()).map_err(|e| fail(&e))?;
+    let authority = Authority {
+        cluster: Some(cluster),
+        admin: Some(admin.clone()),
+        groups: Some(GroupTokens::new(key)),
+    };
+    Ok((dir, authority, PeerAuth { cluster_token_file }, admin))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, DevError> {

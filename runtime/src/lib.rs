@@ -9,6 +9,8 @@
 //! The scheduler — fair round robin over resource groups and jobs, the dispatch queue and the EM
 //! registry, its gRPC service — is [`scheduler`]; the execution manager's runtime (registration,
 //! liveness, pull loop, slot pool, reports, drain) is [`em::run_em`].
+//! Credentials and TLS of every gRPC server and client — the cluster, admin and group tokens,
+//! the one table of which RPC needs which, the auth layer — are [`auth`].
 //!
 //! Run one task of a native package in a fresh executor:
 //!
@@ -32,6 +34,7 @@
 //! assert_eq!(silk_tdl::frame::value::<u64>(values[0], 0).unwrap(), 55);
 //! ```
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod dev;

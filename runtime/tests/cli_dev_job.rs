@@ -1,6 +1,8 @@
 //! The user's path, with the real `silk` binary: `silk dev` on free ports (the test reads them
-//! from its banner), then `silk job submit|wait|status|outputs|cancel|list` against it, checking
-//! stdout, stderr and exit codes; finally Ctrl-C (SIGINT) stops `silk dev` cleanly.
+//! from its banner), then `silk job submit|wait|status|outputs|cancel|list` against it with no
+//! flags (address and admin token come from the credentials file `silk dev` writes, mode 0600),
+//! checking stdout, stderr and exit codes, and that another group's token or a wrong one opens
+//! nothing; finally Ctrl-C (SIGINT) stops `silk dev` cleanly and removes the file.
 
 mod support;
 
@@ -13,7 +15,17 @@ fn silk() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_silk"));
     cmd.env_remove("SILK_ADDRESS")
         .env_remove("SILK_GROUP")
-        .env_remove("SILK_GROUP_SECRET");
+        .env_remove("SILK_GROUP_SECRET")
+        .env_remove("SILK_TOKEN")
+        .env_remove("SILK_CA_FILE")
+        .env_remove("SILK_CREDENTIALS");
+    cmd
+}
+
+/// `silk job` with the credentials file at `credentials`.
+fn silk_job(credentials: &Path) -> Command {
+    let mut cmd = silk();
+    cmd.arg("job").env("SILK_CREDENTIALS", credentials);
     cmd
 }
 
@@ -21,11 +33,16 @@ fn silk() -> Command {
 struct Dev {
     child: Option<Child>,
     address: String,
+    credentials: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Dev {
     fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("silk/credentials.toml");
         let mut child = silk()
+            .env("SILK_CREDENTIALS", &credentials)
             .args([
                 "dev",
                 "--port-base",
@@ -77,17 +94,27 @@ impl Dev {
             "{banner}"
         );
         assert!(banner.contains("native      fixtures"), "{banner}");
+        assert!(
+            banner.contains(&credentials.display().to_string()),
+            "{banner}"
+        );
         Self {
             child: Some(child),
             address,
+            credentials,
+            _dir: dir,
         }
     }
 
     fn job(&self, args: &[&str]) -> Output {
-        let out = silk()
-            .arg("job")
+        self.job_with(args, &[])
+    }
+
+    /// `silk job ARGS` with extra environment variables.
+    fn job_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = silk_job(&self.credentials)
             .args(args)
-            .args(["--address", &self.address])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -101,7 +128,7 @@ impl Dev {
     }
 
     /// SIGINT, then the exit code within 60 s.
-    fn interrupt(mut self) -> Option<i32> {
+    fn interrupt(&mut self) -> Option<i32> {
         let mut child = self.child.take().unwrap();
         let pid = child.id().to_string();
         assert!(
@@ -173,7 +200,7 @@ const SLOW: &str = r#"{"schema_version": "1.0", "tasks": [
 #[test]
 fn dev_cluster_and_job_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = Dev::start();
+    let mut dev = Dev::start();
     let diamond = repo("docs/examples/diamond.json");
     let diamond_inputs = repo("docs/examples/diamond-inputs.json");
 
@@ -291,6 +318,39 @@ fn dev_cluster_and_job_commands() {
     );
     assert_eq!(text.lines().count(), 2, "header and one job: {text}");
 
+    // The credentials file: private, naming the cluster.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(&dev.credentials).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&dev.credentials).unwrap();
+        assert!(text.contains(&dev.address), "{text}");
+    }
+    // Another group sees none of the default group's jobs (4, as for a job that does not
+    // exist); a wrong token or group secret opens nothing (5).
+    let other = [("SILK_GROUP", "other"), ("SILK_GROUP_SECRET", "s2")];
+    assert_eq!(
+        dev.job_with(&["status", &id], &other).status.code(),
+        Some(4)
+    );
+    assert_eq!(
+        dev.job_with(&["outputs", &id], &other).status.code(),
+        Some(4)
+    );
+    let out = dev.job_with(&["list", "-o", "json"], &other);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "[]"));
+    let forged = format!("silk-group-1-{}", "0".repeat(64));
+    let wrong = [("SILK_TOKEN", forged.as_str())];
+    assert_eq!(
+        dev.job_with(&["status", &id], &wrong).status.code(),
+        Some(5)
+    );
+    let wrong_secret = [("SILK_GROUP", "other"), ("SILK_GROUP_SECRET", "nope")];
+    assert_eq!(
+        dev.job_with(&["status", &id], &wrong_secret).status.code(),
+        Some(5)
+    );
+
     // Usage errors: 2; unknown job: 4; nothing listening: 3.
     let out = dev.job(&["submit", &diamond, "--inputs", &slow_inputs]);
     assert_eq!(out.status.code(), Some(2));
@@ -347,8 +407,8 @@ fn dev_cluster_and_job_commands() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let out = silk()
-        .args(["job", "list", "--retry-timeout", "0.3", "--address"])
+    let out = silk_job(&dev.credentials)
+        .args(["list", "--retry-timeout", "0.3", "--address"])
         .arg(format!("127.0.0.1:{closed}"))
         .output()
         .unwrap();
@@ -359,7 +419,12 @@ fn dev_cluster_and_job_commands() {
         stderr(&out)
     );
 
+    let credentials = dev.credentials.clone();
     assert_eq!(dev.interrupt(), Some(0));
+    assert!(
+        !credentials.exists(),
+        "silk dev leaves no stale credentials"
+    );
 }
 
 #[test]

@@ -360,8 +360,8 @@ fn storage_takes_its_database_url_from_the_environment() {
 #[test]
 fn services_reach_each_other_by_compose_name() {
     let d = deployment();
-    let storage_url = format!("http://storage:{}", port(&d.storage.listen));
-    let scheduler_url = format!("http://scheduler:{}", port(&d.scheduler.listen));
+    let storage_url = format!("https://storage:{}", port(&d.storage.listen));
+    let scheduler_url = format!("https://scheduler:{}", port(&d.scheduler.listen));
     assert!(d.scheduler.listen.starts_with("0.0.0.0:"));
     assert_eq!(d.scheduler.storage_url, storage_url);
     assert_eq!(d.scheduler.advertise_host.as_deref(), Some("scheduler"));
@@ -371,6 +371,68 @@ fn services_reach_each_other_by_compose_name() {
     }
     for name in ["storage", "scheduler"] {
         assert!(d.services.contains_key(name), "no compose service {name}");
+    }
+}
+
+/// Every service checks credentials and speaks TLS, reading token, key and certificate files
+/// from the read-only mount of `deploy/make-certs`'s output, under the names the script makes.
+#[test]
+fn every_service_has_tokens_and_tls_from_the_secrets_mount() {
+    let d = deployment();
+    let script = read(&deploy_dir().join("make-certs"));
+    let secrets = Path::new("/etc/silk/secrets");
+    let check = |service: &str, path: &Path| {
+        assert!(
+            path.starts_with(secrets),
+            "{service}: {} is outside {}",
+            path.display(),
+            secrets.display()
+        );
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let stem = name.trim_end_matches(".pem").trim_end_matches(".key");
+        assert!(
+            script.contains(stem),
+            "{service}: make-certs makes no {name}"
+        );
+        let mounted = d.services[service]
+            .mounts()
+            .into_iter()
+            .any(|(src, dst, ro)| ro && Path::new(&dst) == secrets && src.ends_with("secrets"));
+        assert!(
+            mounted,
+            "{service}: mount the secrets read-only at {}",
+            secrets.display()
+        );
+    };
+    let auth = d.storage.auth.as_ref().expect("storage [auth]");
+    for path in [
+        &auth.cluster_token_file,
+        &auth.admin_token_file,
+        &auth.group_token_key_file,
+    ] {
+        check("storage", path);
+    }
+    let tls = d.storage.tls.as_ref().expect("storage [tls]");
+    check("storage", &tls.cert_file);
+    check("storage", &tls.key_file);
+    let auth = d.scheduler.auth.as_ref().expect("scheduler [auth]");
+    check("scheduler", &auth.cluster_token_file);
+    let tls = d.scheduler.tls.as_ref().expect("scheduler [tls]");
+    check("scheduler", &tls.cert_file);
+    check("scheduler", &tls.key_file);
+    let ca = d
+        .scheduler
+        .client_tls
+        .as_ref()
+        .and_then(|t| t.ca_file.clone());
+    check("scheduler", &ca.expect("scheduler [client_tls] ca_file"));
+    for (name, em) in &d.ems {
+        check(
+            name,
+            &em.auth.as_ref().expect("em [auth]").cluster_token_file,
+        );
+        let ca = em.client_tls.as_ref().and_then(|t| t.ca_file.clone());
+        check(name, &ca.expect("em [client_tls] ca_file"));
     }
 }
 

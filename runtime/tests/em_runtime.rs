@@ -506,11 +506,14 @@ async fn native_packages_without_an_executor_is_a_config_error() {
 fn silk_em_without_an_executor_exits_2_naming_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("em.toml");
+    let token = dir.path().join("cluster-token");
+    std::fs::write(&token, "t".repeat(64)).unwrap();
     std::fs::write(
         &config,
         format!(
             "storage_url = \"http://127.0.0.1:9\"\nscheduler_url = \"http://127.0.0.1:9\"\n\
-             package_dir = {:?}\nnative_packages = [\"fixtures\"]\nslots = 1\n",
+             package_dir = {:?}\nnative_packages = [\"fixtures\"]\nslots = 1\n\
+             [auth]\ncluster_token_file = {token:?}\n",
             support::packages_dir()
         ),
     )

@@ -6,6 +6,10 @@
 mod binary;
 #[path = "storage/budget.rs"]
 mod budget;
+#[path = "support/certs.rs"]
+mod certs;
+#[path = "storage/db_tls.rs"]
+mod db_tls;
 #[path = "storage/faults.rs"]
 mod faults;
 #[path = "storage/grpc.rs"]

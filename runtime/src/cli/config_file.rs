@@ -24,6 +24,16 @@ pub enum ConfigError {
         /// Why.
         source: Box<toml::de::Error>,
     },
+    /// A service config without the `[auth]` table (services always check credentials).
+    #[error(
+        "{service} needs an [auth] table naming {keys} (see docs/config.md; deploy/make-certs makes them)"
+    )]
+    MissingAuth {
+        /// The service.
+        service: &'static str,
+        /// The keys it needs.
+        keys: &'static str,
+    },
     /// An environment override is not a number.
     #[error("{var}: expected a non-negative integer, got {value:?}")]
     Env {
@@ -47,4 +57,16 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         path: path.to_owned(),
         source: Box::new(source),
     })
+}
+
+/// `auth` itself, or [`ConfigError::MissingAuth`] naming `service` and the `keys` it needs.
+///
+/// # Errors
+/// [`ConfigError::MissingAuth`] when `auth` is `None`.
+pub fn require_auth<T>(
+    auth: Option<T>,
+    service: &'static str,
+    keys: &'static str,
+) -> Result<T, ConfigError> {
+    auth.ok_or(ConfigError::MissingAuth { service, keys })
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::client::Credentials;
 use crate::dev::{DEFAULT_PORT_BASE, DevCluster, DevOptions};
 
 /// `silk dev` arguments.
@@ -44,6 +45,11 @@ pub struct DevArgs {
         default_value = "127.0.0.1:9150"
     )]
     pub metrics_listen: String,
+    /// Where to write the cluster's address and admin token (mode 0600) for `silk job` and
+    /// `Client::from_env`. Default: ~/.config/silk/credentials.toml (or under
+    /// $XDG_CONFIG_HOME). Removed on exit.
+    #[arg(long, env = "SILK_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 /// Runs `silk dev` until interrupted. Exit 0 after a clean stop, 1 when the cluster cannot start
@@ -76,7 +82,26 @@ async fn serve(args: &DevArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("{}", banner(&cluster, args));
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(path) = args
+        .credentials
+        .clone()
+        .or_else(|| Credentials::default_path(env))
+    else {
+        eprintln!("error: no place for the credentials file: set HOME or pass --credentials FILE");
+        return ExitCode::FAILURE;
+    };
+    let credentials = Credentials {
+        address: Some(cluster.storage_url()),
+        token: Some(cluster.admin_token().expose().to_owned()),
+        ca_file: None,
+    };
+    if let Err(e) = credentials.write(&path) {
+        eprintln!("error: writing {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let written = Written { path, credentials };
+    println!("{}", banner(&cluster, args, &written.path));
     tokio::select! {
         () = super::storage::shutdown_signal() => {}
         e = cluster.failed() => {
@@ -107,6 +132,21 @@ async fn serve(args: &DevArgs) -> ExitCode {
     }
 }
 
+/// The credentials file of this run, removed on exit unless another `silk dev` has rewritten it
+/// since.
+struct Written {
+    path: PathBuf,
+    credentials: Credentials,
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        if Credentials::read(&self.path).ok().flatten().as_ref() == Some(&self.credentials) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// How to run this `silk` from the current directory: `silk` when that is the one on `PATH`,
 /// else its path (relative when it is below the current directory, as `target/release/silk`).
 fn silk_command() -> String {
@@ -133,7 +173,7 @@ fn silk_command() -> String {
 }
 
 /// Where the cluster listens and what to try next.
-fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
+fn banner(cluster: &DevCluster, args: &DevArgs, credentials: &std::path::Path) -> String {
     let storage = cluster.storage_url();
     let db = if cluster.db_is_temporary() {
         format!(
@@ -147,11 +187,6 @@ fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
         "none (--trust NAME to run a package natively)".to_owned()
     } else {
         args.trust.join(", ")
-    };
-    let address = if args.port_base == DEFAULT_PORT_BASE {
-        String::new()
-    } else {
-        format!("export SILK_ADDRESS={storage}\n  ")
     };
     let silk = silk_command();
     let example = if args.packages.join("complex.wasm").is_file() {
@@ -171,9 +206,10 @@ fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
         "silk dev: a local cluster for development (not for production)\n\
          \n  storage     {storage}\n  database    {db}\n  scheduler   {scheduler}\n  \
          executor    {slots} slots, packages from {packages}\n  native      {native}; every \
-         other package runs as sandboxed wasm\n  metrics     {metrics}\n\
+         other package runs as sandboxed wasm\n  metrics     {metrics}\n  credentials {credentials} (address and admin \
+         token, mode 0600; silk job reads it)\n\
          \nNext steps, in another terminal:\n  \
-         {address}{example}\n  \
+         {example}\n  \
          {silk} job list\n  \
          {silk} job status JOB_ID\n\
          \nStop with Ctrl-C.",
@@ -184,5 +220,6 @@ fn banner(cluster: &DevCluster, args: &DevArgs) -> String {
         ),
         slots = cluster.slots(),
         packages = args.packages.display(),
+        credentials = credentials.display(),
     )
 }

@@ -73,7 +73,10 @@ async fn watch_signals(stop: CancellationToken, kill: CancellationToken) {
 /// declared the EM dead, 2 on a configuration error.
 #[must_use]
 pub fn run(args: &EmArgs) -> ExitCode {
-    let config = match resolve(args) {
+    let config = match resolve(args).and_then(|c| {
+        super::config_file::require_auth(c.auth.as_ref(), "silk em", "cluster_token_file")?;
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");

@@ -17,7 +17,8 @@ use crate::scheduler::{SchedulerConfig, run_scheduler_with};
 /// `silk scheduler` arguments.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
-    /// TOML config file (keys: `listen`, `advertise_host`, `storage_url`, `[core]`, `[registry]`).
+    /// TOML config file (keys: `listen`, `advertise_host`, `storage_url`, `[core]`, `[registry]`,
+    /// `[auth]`, `[tls]`, `[client_tls]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to serve gRPC on.
@@ -56,7 +57,10 @@ pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
 /// server error, 2 on a configuration error.
 #[must_use]
 pub fn run(args: &SchedulerArgs) -> ExitCode {
-    let config = match resolve(args) {
+    let config = match resolve(args).and_then(|c| {
+        super::config_file::require_auth(c.auth.as_ref(), "silk scheduler", "cluster_token_file")?;
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");

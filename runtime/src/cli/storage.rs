@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 pub use super::config_file::ConfigError;
-use super::config_file::read_toml;
+use super::config_file::{read_toml, require_auth};
+use crate::auth::config::{ServerTls, StorageAuth, server_security};
 use serde::Deserialize;
 
 use crate::metrics::{Metrics, spawn_endpoint};
@@ -25,7 +26,7 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9151";
 /// `silk storage` arguments. `Debug` hides the database password.
 #[derive(Args)]
 pub struct StorageArgs {
-    /// TOML config file (keys: `listen`, `db`, and a `[storage]` table).
+    /// TOML config file (keys: `listen`, `db`, and the tables `[storage]`, `[auth]`, `[tls]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database: `sqlite:PATH` or `mysql://user:password@host:port/database`.
@@ -57,6 +58,10 @@ pub struct StorageFile {
     /// Service tuning.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Token files (required).
+    pub auth: Option<StorageAuth>,
+    /// Certificate and key; without them storage serves plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 /// The resolved service configuration. `Debug` hides the database password.
@@ -69,6 +74,10 @@ pub struct Resolved {
     pub metrics_listen: String,
     /// Service tuning.
     pub storage: StorageConfig,
+    /// Token files.
+    pub auth: Option<StorageAuth>,
+    /// Certificate and key.
+    pub tls: Option<ServerTls>,
 }
 
 impl std::fmt::Debug for StorageArgs {
@@ -89,6 +98,8 @@ impl std::fmt::Debug for StorageFile {
             .field("db", &self.db.as_deref().map(redact_url))
             .field("metrics_listen", &self.metrics_listen)
             .field("storage", &self.storage)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -100,6 +111,8 @@ impl std::fmt::Debug for Resolved {
             .field("db", &redact_url(&self.db))
             .field("metrics_listen", &self.metrics_listen)
             .field("storage", &self.storage)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -200,6 +213,8 @@ pub fn resolve(
             .or(file.metrics_listen)
             .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned()),
         storage,
+        auth: file.auth,
+        tls: file.tls,
     })
 }
 
@@ -228,6 +243,12 @@ pub fn run(args: &StorageArgs) -> ExitCode {
 }
 
 async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
+    let auth = require_auth(
+        config.auth.as_ref(),
+        "silk storage",
+        "cluster_token_file, admin_token_file and group_token_key_file",
+    )?;
+    let security = server_security(Some(auth.load()?), config.tls.as_ref())?;
     let db = AnyDb::connect_with(&config.db, config.storage.db_options()).await?;
     let storage = Storage::open(db, config.storage).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
@@ -237,7 +258,7 @@ async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
     let stop_metrics = tokio_util::sync::CancellationToken::new();
     let _stop_metrics_on_exit = stop_metrics.clone().drop_guard();
     spawn_endpoint(&config.metrics_listen, metrics, stop_metrics).await;
-    let served = grpc::serve(storage.clone(), listener, shutdown_signal()).await;
+    let served = grpc::serve_secured(storage.clone(), listener, &security, shutdown_signal()).await;
     tracing::info!("storage draining");
     storage.shutdown().await;
     served?;
@@ -305,7 +326,18 @@ mod tests {
     fn debug_and_errors_hide_the_database_password() {
         let url = "mysq://silk:hunter2@db:3306/silk";
         let a = args(None, Some(url));
-        let r = resolve(&a, |_| None).unwrap();
+        let mut r = resolve(&a, |_| None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let token = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "t".repeat(40)).unwrap();
+            path
+        };
+        r.auth = Some(StorageAuth {
+            cluster_token_file: token("c"),
+            admin_token_file: token("a"),
+            group_token_key_file: token("k"),
+        });
         let file = StorageFile {
             db: Some(url.to_owned()),
             ..StorageFile::default()
@@ -320,6 +352,16 @@ mod tests {
         let e = runtime.block_on(serve(r)).unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("unsupported database url"), "{e}");
+    }
+
+    #[test]
+    fn storage_refuses_to_start_without_credentials() {
+        let r = resolve(&args(None, Some("sqlite::memory:")), |_| None).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = runtime.block_on(serve(r)).unwrap_err().to_string();
+        assert!(e.contains("needs an [auth] table"), "{e}");
     }
 
     #[test]

@@ -28,9 +28,14 @@ pub enum ClientError {
     /// storage refused, ...
     #[error("invalid request: {0}")]
     InvalidArgument(String),
-    /// Unknown resource group or wrong secret.
+    /// No credential, an unknown one, an unknown resource group or a wrong secret.
     #[error("not authorised: {0}")]
     Unauthenticated(String),
+    /// The credential does not allow the call: a job that is not in the token's resource group
+    /// (or does not exist: storage gives one answer for both), or creating a resource group
+    /// without the admin token.
+    #[error("not allowed: {0}")]
+    PermissionDenied(String),
     /// Storage answered with another error (e.g. outputs asked for before the job succeeded).
     #[error("storage refused the request: {message} ({code:?})")]
     Rpc {
@@ -55,7 +60,17 @@ impl ClientError {
     #[must_use]
     pub fn from_status(status: &tonic::Status, job: Option<JobId>, address: &str) -> Self {
         let message = status.message().to_owned();
+        let hint = crate::auth::tls_failure(status)
+            .or_else(|| crate::auth::plaintext_hint(status, address));
         match (status.code(), job) {
+            (Code::Unavailable | Code::Unknown, _) if hint.is_some() => Self::Unavailable {
+                address: address.to_owned(),
+                message: format!(
+                    "{} ({})",
+                    transport_message(status),
+                    hint.unwrap_or_default()
+                ),
+            },
             (Code::Unavailable, _) => Self::Unavailable {
                 address: address.to_owned(),
                 message: transport_message(status),
@@ -63,6 +78,7 @@ impl ClientError {
             (Code::NotFound, Some(job)) => Self::NotFound(job),
             (Code::InvalidArgument, _) => Self::InvalidArgument(message),
             (Code::Unauthenticated, _) => Self::Unauthenticated(message),
+            (Code::PermissionDenied, _) => Self::PermissionDenied(message),
             (code, _) => Self::Rpc { code, message },
         }
     }

@@ -75,11 +75,13 @@ fn state_of(raw: i32) -> Result<JobState, ClientError> {
 }
 
 impl Client {
-    /// The resource group named `name`: created with `secret` if the name is new, else checked
-    /// against its secret.
+    /// The resource group named `name`, checked against its secret (or created with `secret` if
+    /// the name is new and this client holds the admin token). From then on this client (and
+    /// its clones) sends the group's token, which storage issued in the answer.
     ///
     /// # Errors
-    /// [`ClientError::Unauthenticated`] for a wrong secret; [`ClientError::Unavailable`].
+    /// [`ClientError::Unauthenticated`] for a wrong secret or an unknown name (without the admin
+    /// token); [`ClientError::Unavailable`].
     pub async fn open_group(
         &self,
         name: &str,
@@ -93,8 +95,14 @@ impl Client {
             rpc!(self.groups_rpc(), open_resource_group, request.clone())
         })
         .await
-        .map_err(|s| self.status_error(&s, None))?;
-        Ok(ResourceGroupId(reply.into_inner().resource_group_id))
+        .map_err(|s| self.status_error(&s, None))?
+        .into_inner();
+        if !reply.token.is_empty() {
+            let token = crate::auth::Token::new(&reply.token, "group token")
+                .map_err(|e| ClientError::decode("group token", e.to_string()))?;
+            self.set_token(&token);
+        }
+        Ok(ResourceGroupId(reply.resource_group_id))
     }
 
     /// Submits `graph` with one value per job input (in `graph.job_inputs()` order) and starts

@@ -37,7 +37,9 @@
 //!     .add();
 //! let graph = g.build()?;
 //!
-//! let client = Client::connect(&cluster.storage_url())?;
+//! // The admin token lets this client create the group; `open_group` then switches the client
+//! // to the group's own token.
+//! let client = Client::connect_with(&cluster.storage_url(), &cluster.client_security())?;
 //! let group = client.open_group("examples", b"secret").await?;
 //! let job = client.submit(group, &graph, &[Value::Binary(b"hello".to_vec())]).await?;
 //! match client.wait(job).await? {
@@ -50,21 +52,26 @@
 //! ```
 
 mod builder;
+pub mod credentials;
 mod error;
 mod jobs;
 mod retry;
 mod values;
 mod watch;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use silk_proto::storage::job_orchestration_client::JobOrchestrationClient;
 use silk_proto::storage::resource_groups_client::ResourceGroupsClient;
 use silk_tdl::JobId;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::auth::{AuthChannel, Bearer, ClientSecurity, Token};
 
 pub use builder::{GraphBuilder, TaskBuilder, TaskHandle};
+pub use credentials::Credentials;
 pub use error::ClientError;
 pub use jobs::{JobError, JobSummary, ListFilter};
 pub use retry::RetryPolicy;
@@ -77,32 +84,58 @@ pub use silk_tdl::ResourceGroupId;
 
 use crate::storage::grpc::MAX_MESSAGE_BYTES;
 
+/// Where `silk dev` serves storage by default.
+pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:50051";
+
 /// How long establishing a connection may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection to the storage service. Cheap to clone: clones share one channel.
+/// A connection to the storage service. Cheap to clone: clones share one channel and one
+/// credential.
+///
+/// **Credentials.** Every call carries a bearer token. A client starts with the token of
+/// [`ClientSecurity`] (a group token, or the admin token, which may create groups) and sends it
+/// on resource-group calls; [`Client::open_group`] switches its job calls (and its clones') to
+/// the opened group's token, so a client acts for one resource group at a time.
 #[derive(Debug, Clone)]
 pub struct Client {
     address: Arc<str>,
     channel: Channel,
     retry: RetryPolicy,
+    /// Sent on resource-group calls.
+    base: Bearer,
+    /// Sent on job calls: the last opened group's token, else `base`.
+    bearer: Arc<RwLock<Bearer>>,
 }
 
 impl Client {
-    /// A client of storage at `address` (`host:port` or `http://host:port`). The connection is
-    /// made lazily by the first call (with `TCP_NODELAY`), so this never waits for storage.
+    /// A client of storage at `address` (`host:port` or `http://host:port`) without a
+    /// credential or TLS; see [`Client::connect_with`].
     ///
     /// # Errors
-    /// [`ClientError::InvalidArgument`] for an address that is not a valid URI, or when called
-    /// outside a tokio runtime.
+    /// As [`Client::connect_with`].
     pub fn connect(address: &str) -> Result<Self, ClientError> {
+        Self::connect_with(address, &ClientSecurity::default())
+    }
+
+    /// A client of storage at `address` (`host:port`, `http://host:port` or
+    /// `https://host:port`; a bare `host:port` is `https` when `security` has TLS settings)
+    /// sending `security`'s token. The connection is made lazily by the first call (with
+    /// `TCP_NODELAY`), so this never waits for storage.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidArgument`] for an address that is not a valid URI or does not fit
+    /// the TLS settings, or when called outside a tokio runtime.
+    pub fn connect_with(address: &str, security: &ClientSecurity) -> Result<Self, ClientError> {
         let address = address.trim();
         let url = if address.contains("://") {
             address.to_owned()
+        } else if security.tls.is_some() {
+            format!("https://{address}")
         } else {
             format!("http://{address}")
         };
-        let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| {
+        let endpoint = security.endpoint(&url).map_err(|e| {
             ClientError::InvalidArgument(format!("invalid storage address {address:?}: {e}"))
         })?;
         if tokio::runtime::Handle::try_current().is_err() {
@@ -110,14 +143,61 @@ impl Client {
                 "the silk client needs a tokio runtime".into(),
             ));
         }
-        let channel = crate::storage::grpc::tune(endpoint)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
+        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
         Ok(Self {
             address: url.into(),
             channel,
             retry: RetryPolicy::default(),
+            base: security.bearer(),
+            bearer: Arc::new(RwLock::new(security.bearer())),
         })
+    }
+
+    /// A client configured from the environment, as the job CLI is: the address from
+    /// `SILK_ADDRESS`, else the credentials file, else [`DEFAULT_ADDRESS`]; the token from
+    /// `SILK_TOKEN`, else the credentials file (which `silk dev` writes; see
+    /// [`credentials`]); TLS with the file's `ca_file`.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidArgument`] for an unreadable credentials file or a bad address.
+    pub fn from_env() -> Result<Self, ClientError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let file = match Credentials::default_path(env) {
+            Some(path) => Credentials::read(&path)
+                .map_err(|e| ClientError::InvalidArgument(e.to_string()))?
+                .unwrap_or_default(),
+            None => Credentials::default(),
+        };
+        let security = file
+            .security(env(credentials::TOKEN_ENV).as_deref())
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        let address = env("SILK_ADDRESS")
+            .or(file.address)
+            .unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
+        Self::connect_with(&address, &security)
+    }
+
+    /// The same client sending `token` on every call: a group token, or the admin token.
+    /// Clones made before share the job-call token, not the resource-group one.
+    #[must_use]
+    pub fn with_token(mut self, token: &Token) -> Self {
+        self.base = Bearer::new(Some(token));
+        self.set_token(token);
+        self
+    }
+
+    fn set_token(&self, token: &Token) {
+        *self
+            .bearer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Bearer::new(Some(token));
+    }
+
+    fn bearer(&self) -> Bearer {
+        self.bearer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The same client with another retry policy.
@@ -139,17 +219,21 @@ impl Client {
         self.retry
     }
 
-    fn jobs_rpc(&self) -> JobOrchestrationClient<Channel> {
-        JobOrchestrationClient::new(self.channel.clone())
+    fn jobs_rpc(&self) -> JobOrchestrationClient<AuthChannel> {
+        JobOrchestrationClient::new(with_bearer(self.channel.clone(), self.bearer()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    fn groups_rpc(&self) -> ResourceGroupsClient<Channel> {
-        ResourceGroupsClient::new(self.channel.clone())
+    fn groups_rpc(&self) -> ResourceGroupsClient<AuthChannel> {
+        ResourceGroupsClient::new(with_bearer(self.channel.clone(), self.base.clone()))
     }
 
     fn status_error(&self, status: &tonic::Status, job: Option<JobId>) -> ClientError {
         ClientError::from_status(status, job, &self.address)
     }
+}
+
+fn with_bearer(channel: Channel, bearer: Bearer) -> AuthChannel {
+    InterceptedService::new(channel, bearer)
 }

@@ -46,7 +46,9 @@ pub(super) enum Repeat {
 
 impl Repeat {
     fn allows(self, status: &Status) -> bool {
-        status.code() == Code::Unavailable && (self == Self::Idempotent || never_sent(status))
+        status.code() == Code::Unavailable
+            && crate::auth::tls_failure(status).is_none()
+            && (self == Self::Idempotent || never_sent(status))
     }
 }
 

@@ -1,15 +1,16 @@
 //! The EM's gRPC clients (storage's task-instance and liveness services, the scheduler), all on
-//! lazily connected, reconnecting channels with `TCP_NODELAY`, and how their errors are read.
+//! lazily connected, reconnecting channels with `TCP_NODELAY` that carry the cluster token, and
+//! how their errors are read.
 
 use std::time::Duration;
 
 use silk_proto::scheduler::scheduler_client::SchedulerClient;
 use silk_proto::storage::execution_manager_liveness_client::ExecutionManagerLivenessClient;
 use silk_proto::storage::task_instances_client::TaskInstancesClient;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::error::{Error, Result};
+use crate::auth::{AuthChannel as Channel, ClientSecurity};
 use crate::storage::grpc::MAX_MESSAGE_BYTES;
 
 /// Slack on top of a call's own wait before it counts as lost.
@@ -27,22 +28,22 @@ pub struct Clients {
     pub scheduler: SchedulerClient<Channel>,
     /// The scheduler, on a connection of its own for heartbeats.
     pub scheduler_liveness: SchedulerClient<Channel>,
-}
-
-fn channel(url: &str) -> Result<Channel> {
-    let endpoint =
-        tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Config {
-            message: format!("invalid url {url:?}: {e}"),
-        })?;
-    Ok(crate::storage::grpc::tune(endpoint).connect_lazy())
+    /// Storage's URL, for error messages.
+    pub storage_url: String,
 }
 
 impl Clients {
-    /// Clients of storage at `storage_url` and the scheduler at `scheduler_url`.
+    /// Clients of storage at `storage_url` and the scheduler at `scheduler_url`, sending
+    /// `security`'s cluster token (with TLS for `https://` URLs).
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid URL.
-    pub fn new(storage_url: &str, scheduler_url: &str) -> Result<Self> {
+    /// [`Error::Config`] for an invalid URL or TLS settings that do not fit it.
+    pub fn new(storage_url: &str, scheduler_url: &str, security: &ClientSecurity) -> Result<Self> {
+        let channel = |url: &str| {
+            security.lazy_channel(url).map_err(|e| Error::Config {
+                message: e.to_string(),
+            })
+        };
         let storage = channel(storage_url)?;
         Ok(Self {
             instances: TaskInstancesClient::new(storage.clone())
@@ -51,6 +52,7 @@ impl Clients {
             liveness: ExecutionManagerLivenessClient::new(channel(storage_url)?),
             scheduler: SchedulerClient::new(channel(scheduler_url)?),
             scheduler_liveness: SchedulerClient::new(channel(scheduler_url)?),
+            storage_url: storage_url.to_owned(),
         })
     }
 }

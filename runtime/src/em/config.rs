@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use silk_executor_wasm::{HostConfig, SandboxPolicy};
 
 use super::pool::NativePolicy;
+use crate::auth::config::{ClientTls, PeerAuth};
 
 /// EM settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,10 @@ pub struct EmConfig {
     /// Address of the Prometheus endpoint (`GET /metrics`) `silk em` serves; empty turns it
     /// off. Each EM on one host needs its own.
     pub metrics_listen: String,
+    /// The cluster token file (`[auth]`); `silk em` refuses to start without it.
+    pub auth: Option<PeerAuth>,
+    /// TLS for `https://` storage and scheduler URLs (`[client_tls]`).
+    pub client_tls: Option<ClientTls>,
 }
 
 impl Default for EmConfig {
@@ -75,6 +80,8 @@ impl Default for EmConfig {
             heartbeat_interval_ms: 500,
             drain_grace_ms: 30_000,
             metrics_listen: "127.0.0.1:9153".into(),
+            auth: None,
+            client_tls: None,
         }
     }
 }

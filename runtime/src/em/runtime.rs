@@ -97,8 +97,20 @@ async fn register(
                 let r = r.into_inner();
                 return Ok(Some((ExecutionManagerId(r.id), SessionId(r.session_id))));
             }
+            // A TLS mismatch or an untrusted certificate will not go away: fail with the reason.
+            Err(s) if crate::auth::tls_failure(&s).is_some() => {
+                return Err(Error::Register {
+                    message: format!(
+                        "{}: {}",
+                        s.message(),
+                        crate::auth::tls_failure(&s).unwrap_or_default()
+                    ),
+                });
+            }
             Err(s) if is_transient(&s) => {
-                tracing::warn!(code = ?s.code(), error = s.message(), "registration failed; retrying");
+                let hint =
+                    crate::auth::plaintext_hint(&s, &clients.storage_url).unwrap_or_default();
+                tracing::warn!(code = ?s.code(), error = s.message(), hint, "registration failed; retrying");
                 if !pause(delay, stop).await {
                     return Ok(None);
                 }
@@ -136,7 +148,12 @@ pub async fn run_em_with(
     kill: CancellationToken,
     metrics: &Metrics,
 ) -> Result<()> {
-    let clients = Clients::new(&config.storage_url, &config.scheduler_url)?;
+    let security =
+        crate::auth::config::client_security(config.auth.as_ref(), config.client_tls.as_ref())
+            .map_err(|e| Error::Config {
+                message: e.to_string(),
+            })?;
+    let clients = Clients::new(&config.storage_url, &config.scheduler_url, &security)?;
     let slots = config.slot_count();
     let mut host_config = config.wasm_host.clone();
     host_config.package_dir = Some(config.package_dir.clone());

@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::auth::ServerSecurity;
+
 use super::assignment::{Assignment, AssignmentId};
 use super::dispatch::DispatchQueue;
 use super::error::Error;
@@ -174,17 +176,21 @@ impl Scheduler for SchedulerService {
     }
 }
 
-/// Serves `service` on `listener` (with `TCP_NODELAY`) until `shutdown` completes.
+/// Serves `service` on `listener` until `shutdown` completes, with `security`'s credential
+/// checks and TLS (the default: neither, for servers inside one process).
 ///
 /// # Errors
-/// The transport error that stopped the server.
+/// The transport error that stopped the server, or an unusable TLS certificate.
 pub async fn serve(
     service: SchedulerService,
     listener: TcpListener,
+    security: &ServerSecurity,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    security
+        .apply_tls(tonic::transport::Server::builder())?
+        .layer(security.layer())
         .tcp_nodelay(true)
         .add_service(SchedulerServer::new(service))
         .serve_with_incoming_shutdown(incoming, shutdown)

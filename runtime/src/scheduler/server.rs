@@ -8,6 +8,8 @@ use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::config::{ClientTls, PeerAuth, ServerTls};
+use crate::auth::{AuthChannel as Channel, ClientSecurity};
 use serde::{Deserialize, Serialize};
 use silk_proto::storage as spb;
 use silk_proto::storage::inbound_queues_client::InboundQueuesClient;
@@ -16,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::Channel;
 
 use super::assignment::IdIssuer;
 use super::config::CoreConfig;
@@ -49,6 +50,14 @@ pub struct SchedulerConfig {
     /// Address of the Prometheus endpoint (`GET /metrics`) `silk scheduler` serves; empty
     /// turns it off.
     pub metrics_listen: String,
+    /// The cluster token file (`[auth]`): sent to storage and required of execution managers.
+    /// `silk scheduler` refuses to start without it; a scheduler run in-process without it
+    /// checks no credentials.
+    pub auth: Option<PeerAuth>,
+    /// The server's certificate and key (`[tls]`); without it the scheduler serves plaintext.
+    pub tls: Option<ServerTls>,
+    /// TLS for an `https://` storage URL (`[client_tls]`).
+    pub client_tls: Option<ClientTls>,
 }
 
 impl Default for SchedulerConfig {
@@ -60,25 +69,30 @@ impl Default for SchedulerConfig {
             core: CoreConfig::default(),
             registry: RegistryConfig::default(),
             metrics_listen: "127.0.0.1:9152".into(),
+            auth: None,
+            tls: None,
+            client_tls: None,
         }
     }
 }
 
-/// A lazily connected (and transparently reconnecting) channel with `TCP_NODELAY`.
+/// A lazily connected (and transparently reconnecting) channel with `TCP_NODELAY`, sending
+/// `security`'s token.
 ///
 /// # Errors
-/// [`Error::Storage`] for an invalid URL.
-pub fn lazy_channel(url: &str) -> Result<Channel> {
-    let endpoint =
-        tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Storage {
-            message: format!("invalid storage url {url:?}: {e}"),
-        })?;
-    Ok(crate::storage::grpc::tune(endpoint).connect_lazy())
+/// [`Error::Storage`] for an invalid URL or TLS settings that do not fit it.
+pub fn lazy_channel(url: &str, security: &ClientSecurity) -> Result<Channel> {
+    security.lazy_channel(url).map_err(|e| Error::Storage {
+        message: e.to_string(),
+    })
 }
 
 fn storage_error(s: &tonic::Status) -> Error {
+    let hint = crate::auth::tls_failure(s)
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
     Error::Storage {
-        message: format!("{:?}: {}", s.code(), s.message()),
+        message: format!("{:?}: {}{hint}", s.code(), s.message()),
     }
 }
 
@@ -215,8 +229,12 @@ pub async fn run_scheduler_with(
         .advertise_host
         .clone()
         .unwrap_or_else(|| local.ip().to_string());
+    let authority = config.auth.as_ref().map(PeerAuth::authority).transpose()?;
+    let server = crate::auth::config::server_security(authority, config.tls.as_ref())?;
+    let client =
+        crate::auth::config::client_security(config.auth.as_ref(), config.client_tls.as_ref())?;
     let lanes = Arc::new(GrpcLanes::new(
-        lazy_channel(&config.storage_url)?,
+        lazy_channel(&config.storage_url, &client)?,
         host,
         local.port(),
     ));
@@ -245,6 +263,7 @@ pub async fn run_scheduler_with(
     let served = serve(
         SchedulerService::new(id, dispatch, registry),
         listener,
+        &server,
         cancel.clone().cancelled_owned(),
     )
     .await;

@@ -1,8 +1,8 @@
 //! Client-facing lookups of the storage service that read the database rather than the job
-//! cache: opening a resource group by name (create or verify) and listing jobs, terminated ones
-//! included until their retention ends.
+//! cache: opening or finding a resource group by name, a job's group, and listing jobs,
+//! terminated ones included until their retention ends.
 
-use silk_tdl::ResourceGroupId;
+use silk_tdl::{JobId, ResourceGroupId};
 
 use super::db::{Db, JobFilter, JobSummary, Secret};
 use super::error::Result;
@@ -31,6 +31,34 @@ impl<D: Db + Clone> Storage<D> {
             .db
             .open_resource_group(external_id, secret, now_ms())
             .await?)
+    }
+
+    /// The resource group named `external_id` if `secret` is its secret; `None` when there is
+    /// no such group (nothing is created: creating needs the admin credential).
+    ///
+    /// # Errors
+    /// A database error; a wrong secret is `DbError::InvalidSecret`.
+    pub async fn find_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+    ) -> Result<Option<ResourceGroupId>> {
+        Ok(self
+            .shared
+            .db
+            .find_resource_group(external_id, secret)
+            .await?)
+    }
+
+    /// The resource group of a job (the job cache first, then the database).
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`](super::Error::JobNotFound), a database error.
+    pub async fn job_group(&self, id: JobId) -> Result<ResourceGroupId> {
+        match self.cached(id) {
+            Some(job) => Ok(job.group),
+            None => Ok(self.shared.db.job(id).await?.resource_group),
+        }
     }
 
     /// Jobs newest first, optionally only those in `state` or of `group`. `limit` 0 means

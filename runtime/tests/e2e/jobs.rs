@@ -1,13 +1,18 @@
-//! A raw-gRPC job client for end-to-end tests (`silk_proto` clients only). Unary calls are
-//! retried while storage is unreachable, and waits follow `WatchJob`, re-opening it (with a
-//! `GetJobState` look in between) when the stream breaks because storage restarted.
+//! A raw-gRPC job client for end-to-end tests (`silk_proto` clients only), over TLS with the
+//! cluster's credentials: groups are added with the admin token, and each job's calls carry its
+//! group's token (the one `AddResourceGroup` answered with). Unary calls are retried while
+//! storage is unreachable, and waits follow `WatchJob`, re-opening it (with a `GetJobState` look
+//! in between) when the stream breaks because storage restarted.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmpv::Value;
 use silk_proto::storage as pb;
 use silk_proto::storage::job_orchestration_client::JobOrchestrationClient;
 use silk_proto::storage::resource_groups_client::ResourceGroupsClient;
+use silk_runtime::auth::{AuthChannel, ClientSecurity, Token, with_token};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -15,11 +20,12 @@ use super::values;
 
 pub use pb::{FailureKind, JobProgress, JobState};
 
-/// A channel to storage at `url`, retried until storage answers (no deadline of its own:
-/// scenarios run under a watchdog).
-pub async fn connect(url: &str) -> Channel {
+/// A channel to storage at `url` with `security`'s TLS, retried until storage answers (no
+/// deadline of its own: scenarios run under a watchdog).
+pub async fn connect(url: &str, security: &ClientSecurity) -> Channel {
+    let endpoint = security.endpoint(url).unwrap();
     loop {
-        if let Ok(c) = silk_runtime::storage::grpc::connect(url).await {
+        if let Ok(c) = endpoint.connect().await {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -46,28 +52,45 @@ pub fn is_terminal(state: JobState) -> bool {
 #[derive(Debug, Clone)]
 pub struct Jobs {
     channel: Channel,
+    /// `security`'s token: the cluster's admin token.
+    admin: Token,
+    /// The token of each group added.
+    group_tokens: Arc<Mutex<HashMap<u64, Token>>>,
+    /// The group of each job submitted.
+    owners: Arc<Mutex<HashMap<u64, u64>>>,
 }
 
 impl Jobs {
-    /// Connects to storage at `url`.
-    pub async fn connect(url: &str) -> Self {
+    /// Connects to storage at `url` with `security` (TLS and the admin token).
+    pub async fn connect(url: &str, security: &ClientSecurity) -> Self {
         Self {
-            channel: connect(url).await,
+            channel: connect(url, security).await,
+            admin: security.token.clone().expect("the admin token"),
+            group_tokens: Arc::default(),
+            owners: Arc::default(),
         }
     }
 
-    fn client(&self) -> JobOrchestrationClient<Channel> {
-        JobOrchestrationClient::new(self.channel.clone())
+    fn group_client(&self, group: u64) -> JobOrchestrationClient<AuthChannel> {
+        let token = self.group_tokens.lock().unwrap().get(&group).cloned();
+        JobOrchestrationClient::new(with_token(self.channel.clone(), token.as_ref()))
+    }
+
+    /// A client sending the token of `job`'s group (no token for a job this client did not
+    /// submit).
+    fn client(&self, job: u64) -> JobOrchestrationClient<AuthChannel> {
+        let group = self.owners.lock().unwrap().get(&job).copied();
+        self.group_client(group.unwrap_or(u64::MAX))
     }
 
     /// Calls `job_id`-taking `rpc`, retrying while storage is unreachable.
     async fn call<T, F, Fut>(&self, job_id: u64, rpc: F) -> Result<T, Status>
     where
-        F: Fn(JobOrchestrationClient<Channel>, pb::JobIdRequest) -> Fut,
+        F: Fn(JobOrchestrationClient<AuthChannel>, pb::JobIdRequest) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
     {
         loop {
-            match rpc(self.client(), pb::JobIdRequest { job_id }).await {
+            match rpc(self.client(job_id), pb::JobIdRequest { job_id }).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) if retryable(&s) => tokio::time::sleep(Duration::from_millis(100)).await,
                 Err(s) => return Err(s),
@@ -75,23 +98,28 @@ impl Jobs {
         }
     }
 
-    /// Adds a resource group.
+    /// Adds a resource group (with the admin token) and keeps its token.
     pub async fn add_group(&self, name: &str) -> u64 {
-        ResourceGroupsClient::new(self.channel.clone())
+        let reply = ResourceGroupsClient::new(with_token(self.channel.clone(), Some(&self.admin)))
             .add_resource_group(pb::AddResourceGroupRequest {
                 external_id: name.into(),
                 secret: b"e2e-secret".to_vec(),
             })
             .await
             .unwrap()
-            .into_inner()
-            .resource_group_id
+            .into_inner();
+        let token = Token::new(&reply.token, "group token").unwrap();
+        self.group_tokens
+            .lock()
+            .unwrap()
+            .insert(reply.resource_group_id, token);
+        reply.resource_group_id
     }
 
     /// Registers and starts a job of `graph` with `inputs`.
     pub async fn submit(&self, group: u64, graph: &serde_json::Value, inputs: &[Value]) -> u64 {
         let job_id = self
-            .client()
+            .group_client(group)
             .register_job(pb::RegisterJobRequest {
                 resource_group_id: group,
                 task_graph_json: graph.to_string(),
@@ -101,7 +129,8 @@ impl Jobs {
             .unwrap_or_else(|s| panic!("register_job: {s}\ngraph: {graph}"))
             .into_inner()
             .job_id;
-        self.client()
+        self.owners.lock().unwrap().insert(job_id, group);
+        self.client(job_id)
             .start_job(pb::JobIdRequest { job_id })
             .await
             .unwrap_or_else(|s| panic!("start_job {job_id}: {s}"));
@@ -174,7 +203,7 @@ impl Jobs {
         };
         loop {
             match self
-                .client()
+                .client(job)
                 .watch_job(pb::JobIdRequest { job_id: job })
                 .await
             {

@@ -19,6 +19,7 @@
 pub mod graphs;
 pub mod jobs;
 pub mod memory;
+pub mod secure;
 pub mod values;
 
 use std::fs::File;
@@ -28,6 +29,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 pub use jobs::Jobs;
+pub use secure::Secrets;
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -213,6 +215,7 @@ pub struct Cluster {
     mysql: Option<(String, String)>,
     storage_port: u16,
     scheduler_port: u16,
+    secrets: Secrets,
     storage: Option<Proc>,
     scheduler: Option<Proc>,
     ems: Vec<Option<Proc>>,
@@ -284,14 +287,16 @@ impl Cluster {
             }
         };
         let (storage_port, scheduler_port) = (free_port(), free_port());
-        let storage_url = format!("http://127.0.0.1:{storage_port}");
-        let scheduler_url = format!("http://127.0.0.1:{scheduler_port}");
+        let storage_url = format!("https://127.0.0.1:{storage_port}");
+        let scheduler_url = format!("https://127.0.0.1:{scheduler_port}");
+        let secrets = Secrets::make(dir.path());
         write(
             dir.path(),
             "storage.toml",
             &format!(
                 "listen = \"127.0.0.1:{storage_port}\"\ndb = \"{db_url}\"\n\
-                 [storage]\n{cutoffs}{storage_toml}\n"
+                 [storage]\n{cutoffs}{storage_toml}\n{}",
+                secrets.storage_toml()
             ),
         );
         write(
@@ -300,7 +305,8 @@ impl Cluster {
             &format!(
                 "listen = \"127.0.0.1:{scheduler_port}\"\nstorage_url = \"{storage_url}\"\n\
                  [core]\nstorage_poll_wait_ms = 200\n\
-                 [registry]\n{cutoffs}"
+                 [registry]\n{cutoffs}{}",
+                secrets.scheduler_toml()
             ),
         );
         // Compiled wasm modules are shared by every cluster of the test run (the cache writes
@@ -321,11 +327,12 @@ impl Cluster {
                     "storage_url = \"{storage_url}\"\nscheduler_url = \"{scheduler_url}\"\n\
                      slots = {}\npackage_dir = \"{}\"\nnative_packages = [{native}]\n\
                      poll_wait_ms = 200\n{heartbeat}\
-                     drain_grace_ms = 10000\n{}\n[wasm_host]\ncache_dir = \"{}\"\n",
+                     drain_grace_ms = 10000\n{}\n[wasm_host]\ncache_dir = \"{}\"\n{}",
                     spec.slots,
                     packages.display(),
                     spec.extra,
                     cache.display(),
+                    secrets.em_toml(),
                 ),
             );
         }
@@ -335,6 +342,7 @@ impl Cluster {
             mysql,
             storage_port,
             scheduler_port,
+            secrets,
             storage: None,
             scheduler: None,
             ems: Vec::new(),
@@ -353,7 +361,7 @@ impl Cluster {
             cluster.start_scheduler();
             cluster.start_storage();
         }
-        drop(jobs::connect(&cluster.storage_url()).await);
+        drop(jobs::connect(&cluster.storage_url(), &cluster.secrets.admin_client()).await);
         cluster
     }
 
@@ -371,9 +379,14 @@ impl Cluster {
         )
     }
 
-    /// `http://127.0.0.1:<storage port>`.
+    /// `https://127.0.0.1:<storage port>` (storage serves TLS).
     pub fn storage_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.storage_port)
+        format!("https://127.0.0.1:{}", self.storage_port)
+    }
+
+    /// The cluster's tokens and certificates.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// The storage database URL (`sqlite:…` or `mysql://…`).
@@ -398,7 +411,7 @@ impl Cluster {
 
     /// A job client.
     pub async fn jobs(&self) -> Jobs {
-        Jobs::connect(&self.storage_url()).await
+        Jobs::connect(&self.storage_url(), &self.secrets.admin_client()).await
     }
 
     /// Starts storage (again) on its port and database.
@@ -510,7 +523,8 @@ impl Cluster {
         }
     }
 
-    /// SIGTERM every process (EMs first, storage last); each must exit 0.
+    /// SIGTERM every process (EMs first, storage last); each must exit 0. Then no log line of
+    /// any process may hold a secret: the cluster, admin and group-key tokens, or a group token.
     pub async fn stop(mut self) {
         let mut procs: Vec<Proc> = self.ems.iter_mut().filter_map(Option::take).collect();
         procs.extend(self.scheduler.take());
@@ -520,10 +534,35 @@ impl Cluster {
             let status = p.terminate().await;
             assert!(status.success(), "{name} exited with {status} on SIGTERM");
         }
+        self.assert_no_secret_logged();
         if let Some((server, name)) = self.mysql.take() {
             let _ = silk_runtime::storage::testing::drop_mysql_database(&server, &name).await;
         }
         self.stopped = true;
+    }
+
+    /// Panics when a log line of any process holds one of the cluster's secrets or a group
+    /// token (they all start `silk-group-`).
+    pub fn assert_no_secret_logged(&self) {
+        let mut secrets = self.secrets.all();
+        secrets.push("silk-group-".into());
+        let mut lines = 0;
+        for service in ["storage", "scheduler", "em"] {
+            for log in self.logs_of(service) {
+                let text = std::fs::read_to_string(&log).unwrap();
+                for line in text.lines() {
+                    lines += 1;
+                    for secret in &secrets {
+                        assert!(
+                            !line.contains(secret.as_str()),
+                            "{} logs a secret: {line}",
+                            log.display()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(lines > 0, "no log lines to check");
     }
 
     /// Prints the last lines of every process log.

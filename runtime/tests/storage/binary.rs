@@ -1,5 +1,6 @@
-//! The `silk storage` binary: starts from a config file, serves gRPC, and on SIGTERM drains and
-//! exits 0; a job registered before the restart is still there after it.
+//! The `silk storage` binary: starts from a config file (credentials on), serves gRPC, and on
+//! SIGTERM drains and exits 0; a job registered before the restart is still there after it, and
+//! its group's token still opens it (the key comes from the same file).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use silk_proto::storage as pb;
 use silk_proto::storage::job_orchestration_client::JobOrchestrationClient;
 use silk_proto::storage::resource_groups_client::ResourceGroupsClient;
 use silk_proto::storage::session_client::SessionClient;
+use silk_runtime::auth::{Token, with_token, write_secret_file};
 use silk_runtime::storage::grpc;
 
 use crate::harness::{flat_graph, flat_inputs};
@@ -65,36 +67,49 @@ async fn run() {
     let port = free_port();
     let config = dir.path().join("storage.toml");
     let db = dir.path().join("storage.db");
+    let token = |name: &str| {
+        let (token, path) = (Token::generate().unwrap(), dir.path().join(name));
+        write_secret_file(&path, token.expose()).unwrap();
+        (token, path)
+    };
+    let ((cluster, cluster_file), (admin, admin_file), (_, key_file)) =
+        (token("cluster"), token("admin"), token("key"));
     std::fs::write(
         &config,
-        format!("listen = \"127.0.0.1:{port}\"\ndb = \"sqlite:{}\"\n[storage]\nsweep_interval_ms = 100\n", db.display()),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndb = \"sqlite:{}\"\n[storage]\nsweep_interval_ms = 100\n\
+             [auth]\ncluster_token_file = {cluster_file:?}\nadmin_token_file = {admin_file:?}\n\
+             group_token_key_file = {key_file:?}\n",
+            db.display()
+        ),
     )
     .unwrap();
     let url = format!("http://127.0.0.1:{port}");
 
     let child = spawn(&config);
     let channel = connect(&url).await;
-    let first = SessionClient::new(channel.clone())
+    let first = SessionClient::new(with_token(channel.clone(), Some(&cluster)))
         .get_session(pb::Void {})
         .await
         .unwrap()
         .into_inner()
         .session_id;
-    let group = ResourceGroupsClient::new(channel.clone())
+    let reply = ResourceGroupsClient::new(with_token(channel.clone(), Some(&admin)))
         .add_resource_group(pb::AddResourceGroupRequest {
             external_id: "bin".into(),
             secret: b"pw".to_vec(),
         })
         .await
         .unwrap()
-        .into_inner()
-        .resource_group_id;
+        .into_inner();
+    let group = reply.resource_group_id;
+    let group_token = Token::new(&reply.token, "group token").unwrap();
     let register = pb::RegisterJobRequest {
         resource_group_id: group,
         task_graph_json: flat_graph(2, false, "{}"),
         inputs: flat_inputs(2, 4),
     };
-    let job = JobOrchestrationClient::new(channel.clone())
+    let job = JobOrchestrationClient::new(with_token(channel.clone(), Some(&group_token)))
         .register_job(register)
         .await
         .unwrap()
@@ -105,14 +120,14 @@ async fn run() {
 
     let child = spawn(&config);
     let channel = connect(&url).await;
-    let second = SessionClient::new(channel.clone())
+    let second = SessionClient::new(with_token(channel.clone(), Some(&cluster)))
         .get_session(pb::Void {})
         .await
         .unwrap()
         .into_inner()
         .session_id;
     assert!(second > first);
-    let state = JobOrchestrationClient::new(channel.clone())
+    let state = JobOrchestrationClient::new(with_token(channel.clone(), Some(&group_token)))
         .start_job(pb::JobIdRequest { job_id: job })
         .await
         .unwrap()

@@ -35,6 +35,11 @@ impl PrivateMariaDb {
     /// Starts a server with `max_allowed_packet` = `max_packet` bytes. `None` (with a notice)
     /// when MySQL tests are off (`SILK_TEST_MYSQL_URL` unset) or MariaDB is not installed.
     pub fn start(test: &str, max_packet: u64) -> Option<Self> {
+        Self::start_with(test, max_packet, &[])
+    }
+
+    /// As [`PrivateMariaDb::start`], with more `mariadbd` options (e.g. `--ssl-cert=…`).
+    pub fn start_with(test: &str, max_packet: u64, options: &[String]) -> Option<Self> {
         silk_runtime::storage::testing::mysql_url(test)?;
         let (Some(install), Some(server), Some(client)) = (
             find("mariadb-install-db"),
@@ -74,6 +79,7 @@ impl PrivateMariaDb {
                 "--innodb-buffer-pool-size=16M",
                 "--innodb-log-file-size=8M",
             ])
+            .args(options)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()

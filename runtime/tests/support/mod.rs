@@ -7,6 +7,8 @@
     reason = "each test binary uses a different subset"
 )]
 
+pub mod certs;
+
 use std::path::PathBuf;
 
 pub mod dev;

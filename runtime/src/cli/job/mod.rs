@@ -1,6 +1,7 @@
 //! `silk job`: submit jobs to a cluster and follow them. Built on [`crate::client`]. Data goes to
 //! stdout (outputs, ids, tables, JSON with `-o json`); progress, hints and errors to stderr.
 
+mod connect;
 mod render;
 mod wait;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use silk_tdl::JobId;
 
-use crate::client::{Client, ClientError, JobState, ListFilter, RetryPolicy};
+use crate::client::{ClientError, JobState, ListFilter, RetryPolicy};
 use crate::graph::TaskGraph;
 
 /// Exit codes of `silk job`, shown in `--help`.
@@ -20,8 +21,9 @@ pub const EXIT_CODES: &str = "Exit codes:
   1    the job failed or was cancelled, or another error
   2    usage error: bad arguments, graph or inputs
   3    cannot reach storage (after retrying)
-  4    no such job, or its outputs do not exist (the job did not succeed)
-  5    wrong resource group secret
+  4    no such job in your resource group, or its outputs do not exist (the job did not
+       succeed)
+  5    missing or wrong credential (token or resource group secret)
   124  wait timed out (--timeout); the job keeps running
   130  interrupted (Ctrl-C); the job keeps running";
 
@@ -37,17 +39,22 @@ pub enum Output {
 /// Where the cluster is and who submits.
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// Storage endpoint (`host:port` or `http://host:port`).
-    #[arg(
-        long,
-        global = true,
-        env = "SILK_ADDRESS",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub address: String,
-    /// Resource group that owns submitted jobs (created on first use). Its secret is read from
-    /// the `SILK_GROUP_SECRET` environment variable (empty when unset).
+    /// Storage endpoint (`host:port`, `http://host:port` or `https://host:port`). Default: the
+    /// credentials file's address, else `http://127.0.0.1:50051`.
+    #[arg(long, global = true, env = "SILK_ADDRESS", value_name = "URL")]
+    pub address: Option<String>,
+    /// File holding the token to send: a resource-group token, or the admin token. Default: the
+    /// `SILK_TOKEN` environment variable, else the credentials file (`SILK_CREDENTIALS`, else
+    /// ~/.config/silk/credentials.toml, which `silk dev` writes).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that a TLS storage server's certificate must chain to. Default: the
+    /// credentials file's `ca_file`.
+    #[arg(long, global = true, env = "SILK_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Resource group the commands act for, opened with the secret in the `SILK_GROUP_SECRET`
+    /// environment variable (empty when unset); created on first use when the token is the
+    /// admin token. Ignored when the token is a resource-group token (it names its group).
     #[arg(
         long,
         global = true,
@@ -178,7 +185,7 @@ pub struct ListArgs {
     /// At most this many jobs (at most 1000).
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// Jobs of every resource group, not only --group's.
+    /// Jobs of every resource group, not only --group's (needs the admin token).
     #[arg(long)]
     pub all_groups: bool,
 }
@@ -203,7 +210,7 @@ impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         let code = match &e {
             ClientError::Unavailable { .. } => 3,
-            ClientError::NotFound { .. } => 4,
+            ClientError::NotFound { .. } | ClientError::PermissionDenied(_) => 4,
             ClientError::InvalidGraph(_) | ClientError::InvalidArgument(_) => 2,
             ClientError::Unauthenticated(_) => 5,
             _ => 1,
@@ -263,29 +270,40 @@ async fn warn_if_unreachable(address: &str, retry: Duration) {
 async fn dispatch(args: &JobArgs) -> Result<u8, Failure> {
     let conn = &args.connection;
     let retry = timeout(Some(conn.retry_timeout))?.unwrap_or_default();
+    let mut session = connect::session(conn)?;
+    session.client = session
+        .client
+        .with_retry(RetryPolicy { max_elapsed: retry });
     let probe = tokio::spawn({
-        let address = conn.address.clone();
+        let address = session.client.address().to_owned();
         async move { warn_if_unreachable(&address, retry).await }
     });
-    let result = run_command(args, retry).await;
+    let result = run_command(args, &session).await;
     probe.abort();
     result
 }
 
-async fn run_command(args: &JobArgs, retry: Duration) -> Result<u8, Failure> {
+async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, Failure> {
     let conn = &args.connection;
-    let client = Client::connect(&conn.address)
-        .map_err(Failure::from)?
-        .with_retry(RetryPolicy { max_elapsed: retry });
+    if let JobCommand::Submit(submit) = &args.command {
+        return self::submit(session, conn, submit).await;
+    }
+    let all_groups = matches!(&args.command, JobCommand::List(l) if l.all_groups);
+    let group = if all_groups {
+        None
+    } else {
+        Some(session.group(conn).await?)
+    };
+    let client = &session.client;
     match &args.command {
-        JobCommand::Submit(submit) => self::submit(&client, conn, submit).await,
+        JobCommand::Submit(_) => unreachable!("handled above"),
         JobCommand::Status(r) => {
-            let progress = wait::current(&client, JobId(r.job)).await?;
+            let progress = wait::current(client, JobId(r.job)).await?;
             render::status(JobId(r.job), &progress, conn.output);
             Ok(0)
         }
         JobCommand::Wait(w) => {
-            wait::follow(&client, JobId(w.job), timeout(w.timeout)?, conn.output).await
+            wait::follow(client, JobId(w.job), timeout(w.timeout)?, conn.output).await
         }
         JobCommand::Outputs(r) => {
             let state = client.state(JobId(r.job)).await?;
@@ -327,11 +345,6 @@ async fn run_command(args: &JobArgs, retry: Duration) -> Result<u8, Failure> {
             Ok(0)
         }
         JobCommand::List(l) => {
-            let group = if l.all_groups {
-                None
-            } else {
-                Some(open_group(&client, conn).await?)
-            };
             let jobs = client
                 .list(ListFilter {
                     limit: l.limit,
@@ -343,14 +356,6 @@ async fn run_command(args: &JobArgs, retry: Duration) -> Result<u8, Failure> {
             Ok(0)
         }
     }
-}
-
-async fn open_group(
-    client: &Client,
-    conn: &Connection,
-) -> Result<silk_tdl::ResourceGroupId, Failure> {
-    let secret = std::env::var("SILK_GROUP_SECRET").unwrap_or_default();
-    Ok(client.open_group(&conn.group, secret.as_bytes()).await?)
 }
 
 fn timeout(seconds: Option<f64>) -> Result<Option<Duration>, Failure> {
@@ -372,7 +377,12 @@ fn read_text(path: &std::path::Path, what: &str) -> Result<String, Failure> {
     result.map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))
 }
 
-async fn submit(client: &Client, conn: &Connection, args: &SubmitArgs) -> Result<u8, Failure> {
+async fn submit(
+    session: &connect::Session,
+    conn: &Connection,
+    args: &SubmitArgs,
+) -> Result<u8, Failure> {
+    let client = &session.client;
     let graph_json = read_text(&args.graph, "graph file")?;
     let graph = TaskGraph::from_json(&graph_json)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.graph.display())))?;
@@ -393,7 +403,7 @@ async fn submit(client: &Client, conn: &Connection, args: &SubmitArgs) -> Result
         )));
     }
     let timeout = timeout(args.timeout)?;
-    let group = open_group(client, conn).await?;
+    let group = session.group(conn).await?;
     let job = client.submit_json(group, &graph_json, frame).await?;
     if args.no_wait {
         render::submitted(job, conn.output);

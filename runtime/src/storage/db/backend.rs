@@ -228,6 +228,14 @@ macro_rules! backend {
                 }
             }
 
+            async fn find_resource_group(
+                &self,
+                external_id: &str,
+                secret: &Secret,
+            ) -> DbResult<Option<ResourceGroupId>> {
+                self.verify_by_name(external_id, secret).await
+            }
+
             async fn open_resource_group(
                 &self,
                 external_id: &str,

@@ -83,6 +83,9 @@ pub enum DbError {
     /// Hashing a secret failed.
     #[error("secret hashing failed: {0}")]
     Hash(String),
+    /// Too many secret checks are already running or queued; transient.
+    #[error("too many resource-group secret checks in progress; try again")]
+    HashBusy,
     /// The database refused the call `attempts` times in a row (deadlock, lock wait timeout,
     /// busy; see [`retry`]): transient, the caller may try again.
     #[error("database refused {op} {attempts} times ({reason}); try again")]
@@ -125,7 +128,7 @@ impl DbError {
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Refused { .. } => true,
+            Self::Refused { .. } | Self::HashBusy => true,
             Self::Sql(e) => {
                 retry::refusal(e).is_some()
                     || matches!(
@@ -285,6 +288,16 @@ pub trait Db: Send + Sync + 'static {
         secret: &Secret,
         now_ms: i64,
     ) -> impl Future<Output = DbResult<ResourceGroupId>> + Send;
+
+    /// The resource group named `external_id` if `secret` matches its secret; `None` when no
+    /// group has that name (nothing is created).
+    ///
+    /// Errors: [`DbError::InvalidSecret`].
+    fn find_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+    ) -> impl Future<Output = DbResult<Option<ResourceGroupId>>> + Send;
 
     /// Inserts a job in state `Ready`; `task_count` is the number of regular tasks of its graph.
     ///
@@ -497,6 +510,13 @@ impl Db for AnyDb {
         now_ms: i64,
     ) -> DbResult<ResourceGroupId> {
         dispatch!(self, db => db.open_resource_group(external_id, secret, now_ms))
+    }
+    async fn find_resource_group(
+        &self,
+        external_id: &str,
+        secret: &Secret,
+    ) -> DbResult<Option<ResourceGroupId>> {
+        dispatch!(self, db => db.find_resource_group(external_id, secret))
     }
     async fn insert_job(
         &self,

@@ -1,6 +1,9 @@
 //! Resource-group secrets: hashed with argon2id (random salt, PHC string) before they reach the
 //! database, verified with the hash's constant-time comparison. Hashing costs tens of
-//! milliseconds of CPU, so it runs on the blocking pool, never on a tokio worker. A [`Secret`]
+//! milliseconds of CPU and ~19 MiB of memory, so it runs on the blocking pool, never on a tokio
+//! worker, at most one per CPU at a time with at most [`MAX_QUEUED_HASHES`] more waiting; past
+//! that a check is refused as busy (transient), so callers without credentials cannot exhaust
+//! CPU or memory. A [`Secret`]
 //! never appears in `Debug` output or logs, nor does a database URL's password ([`redact_url`]).
 
 use argon2::Argon2;
@@ -48,29 +51,75 @@ pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Hashes a secret into an argon2id PHC string (on the blocking pool).
-pub(super) async fn hash(secret: &Secret) -> DbResult<String> {
-    let bytes = secret.0.clone();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(&bytes, &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| DbError::Hash(e.to_string()))
-    })
-    .await
-    .map_err(|e| DbError::Hash(e.to_string()))?
+/// Most secret hashes that wait for a free CPU before further ones are refused.
+pub const MAX_QUEUED_HASHES: usize = 64;
+
+/// Bounds on argon2 work: how many run at once, how many more may wait.
+#[derive(Debug)]
+struct Limiter {
+    running: tokio::sync::Semaphore,
+    admitted: tokio::sync::Semaphore,
 }
 
-/// Whether `secret` matches the stored PHC string (on the blocking pool).
+impl Limiter {
+    fn new(running: usize, queued: usize) -> Self {
+        Self {
+            running: tokio::sync::Semaphore::new(running),
+            admitted: tokio::sync::Semaphore::new(running + queued),
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a running permit is free; refused at once with
+    /// [`DbError::HashBusy`] when the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        let Ok(_admitted) = self.admitted.try_acquire() else {
+            return Err(DbError::HashBusy);
+        };
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| DbError::HashBusy)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| DbError::Hash(e.to_string()))?
+    }
+}
+
+/// One hash per CPU at a time, [`MAX_QUEUED_HASHES`] waiting.
+static LIMITER: std::sync::LazyLock<Limiter> = std::sync::LazyLock::new(|| {
+    Limiter::new(
+        std::thread::available_parallelism().map_or(1, usize::from),
+        MAX_QUEUED_HASHES,
+    )
+});
+
+/// Hashes a secret into an argon2id PHC string (on the blocking pool, bounded).
+pub(super) async fn hash(secret: &Secret) -> DbResult<String> {
+    let bytes = secret.0.clone();
+    LIMITER
+        .run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(&bytes, &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| DbError::Hash(e.to_string()))
+        })
+        .await
+}
+
+/// Whether `secret` matches the stored PHC string (on the blocking pool, bounded).
 pub(super) async fn verify(secret: &Secret, stored: String) -> DbResult<bool> {
     let bytes = secret.0.clone();
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&stored).map_err(|e| DbError::Corrupt(e.to_string()))?;
-        Ok(Argon2::default().verify_password(&bytes, &parsed).is_ok())
-    })
-    .await
-    .map_err(|e| DbError::Hash(e.to_string()))?
+    LIMITER
+        .run(move || {
+            let parsed = PasswordHash::new(&stored).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            Ok(Argon2::default().verify_password(&bytes, &parsed).is_ok())
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -105,6 +154,42 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn hashing_is_bounded_and_refuses_past_the_queue() {
+        let limiter = std::sync::Arc::new(Limiter::new(1, 2));
+        // Hold the one running permit: calls can only queue.
+        let held = limiter.running.acquire().await.unwrap();
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let l = limiter.clone();
+                tokio::spawn(async move { l.run(|| Ok(())).await })
+            })
+            .collect();
+        let mut refused = 0;
+        let mut waiting = Vec::new();
+        for call in calls {
+            // Refused calls end at once; admitted ones wait for the held permit.
+            tokio::task::yield_now().await;
+            if call.is_finished() {
+                assert!(matches!(call.await.unwrap(), Err(DbError::HashBusy)));
+                refused += 1;
+            } else {
+                waiting.push(call);
+            }
+        }
+        drop(held);
+        let mut done = 0;
+        for call in waiting {
+            match call.await.unwrap() {
+                Ok(()) => done += 1,
+                Err(DbError::HashBusy) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!((done, refused), (3, 2));
+        assert!(DbError::HashBusy.is_transient());
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ pub fn classify(e: &Error) -> (Code, &'static str) {
         Error::Stopping => (Code::Unavailable, "stopping"),
         Error::Persist { .. } => (Code::InvalidArgument, "completion-refused"),
         Error::Db(db) => match db {
+            DbError::HashBusy => (Code::Unavailable, "secret-checks-busy"),
             _ if db.is_transient() => (Code::Unavailable, "database-unavailable"),
             DbError::ResourceGroupNotFound(_) => {
                 (Code::Unauthenticated, "resource-group-not-found")

@@ -5,8 +5,10 @@
 
 pub mod convert;
 mod services;
+mod tenant;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use silk_proto::storage::execution_manager_liveness_server::ExecutionManagerLivenessServer;
 use silk_proto::storage::inbound_queues_server::InboundQueuesServer;
@@ -20,6 +22,8 @@ use tonic::transport::server::TcpIncoming;
 
 pub use services::StorageServices;
 
+use crate::auth::ServerSecurity;
+
 use super::db::Db;
 use super::service::Storage;
 
@@ -32,8 +36,9 @@ pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
 /// Largest request or response message accepted (64 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// Serves every storage service on `listener` until `shutdown` completes; in-flight calls are
-/// drained before it returns.
+/// Serves every storage service on `listener` until `shutdown` completes, without TLS and
+/// without checking credentials (for servers inside one process: tests, benches); see
+/// [`serve_secured`].
 ///
 /// # Errors
 /// The transport error that stopped the server.
@@ -42,10 +47,31 @@ pub async fn serve<D: Db + Clone>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let s = StorageServices { storage };
+    serve_secured(storage, listener, &ServerSecurity::default(), shutdown).await
+}
+
+/// Serves every storage service on `listener` until `shutdown` completes, with `security`'s
+/// credential checks and TLS; in-flight calls are drained before it returns.
+///
+/// # Errors
+/// The transport error that stopped the server, or an unusable TLS certificate.
+pub async fn serve_secured<D: Db + Clone>(
+    storage: Storage<D>,
+    listener: TcpListener,
+    security: &ServerSecurity,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let tokens = security
+        .authority
+        .as_ref()
+        .and_then(|a| a.groups.clone())
+        .map(Arc::new);
+    let s = StorageServices { storage, tokens };
     let max = MAX_MESSAGE_BYTES;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    security
+        .apply_tls(tonic::transport::Server::builder())?
+        .layer(security.layer())
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))

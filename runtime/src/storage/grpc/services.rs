@@ -1,6 +1,7 @@
 //! The tonic service implementations: thin adapters from `silk.storage.v1` requests to
 //! [`Storage`] calls. Every error goes through [`convert::status`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use silk_proto::storage as pb;
@@ -17,7 +18,10 @@ use tonic::{Request, Response, Status};
 
 use super::MAX_MESSAGE_BYTES;
 use super::convert::{self, status};
-use crate::storage::db::{Db, Secret};
+use super::tenant;
+use crate::auth::GroupTokens;
+use crate::storage::Error as StorageError;
+use crate::storage::db::{Db, DbError, Secret};
 use crate::storage::ids::{ExecutionManagerId, SessionId};
 use crate::storage::instances::RegistrationKey;
 use crate::storage::lanes::LaneKind;
@@ -32,12 +36,15 @@ const MAX_ITEMS: u64 = 65_536;
 #[derive(Debug)]
 pub struct StorageServices<D> {
     pub(super) storage: Storage<D>,
+    /// Issues group tokens (`None` when the server checks no credentials).
+    pub(super) tokens: Option<Arc<GroupTokens>>,
 }
 
 impl<D> Clone for StorageServices<D> {
     fn clone(&self) -> Self {
         Self {
             storage: self.storage.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -51,8 +58,9 @@ fn ok<T>(v: T) -> Reply<T> {
 #[tonic::async_trait]
 impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
     async fn register_job(&self, r: Request<pb::RegisterJobRequest>) -> Reply<pb::JobIdResponse> {
+        let group = ResourceGroupId(r.get_ref().resource_group_id);
+        Self::own_group(&r, group)?;
         let r = r.into_inner();
-        let group = ResourceGroupId(r.resource_group_id);
         let job = self
             .storage
             .register_job(group, &r.task_graph_json, &r.inputs)
@@ -62,33 +70,27 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
     }
 
     async fn start_job(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
-        let state = self
-            .storage
-            .start_job(JobId(r.into_inner().job_id))
-            .await
-            .map_err(|e| status(&e))?;
+        let job = JobId(r.get_ref().job_id);
+        self.own_job(&r, job).await?;
+        let state = self.storage.start_job(job).await.map_err(|e| status(&e))?;
         ok(pb::JobStateResponse {
             state: convert::pb_state(state) as i32,
         })
     }
 
     async fn cancel_job(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
-        let state = self
-            .storage
-            .cancel_job(JobId(r.into_inner().job_id))
-            .await
-            .map_err(|e| status(&e))?;
+        let job = JobId(r.get_ref().job_id);
+        self.own_job(&r, job).await?;
+        let state = self.storage.cancel_job(job).await.map_err(|e| status(&e))?;
         ok(pb::JobStateResponse {
             state: convert::pb_state(state) as i32,
         })
     }
 
     async fn get_job_state(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
-        let state = self
-            .storage
-            .job_state(JobId(r.into_inner().job_id))
-            .await
-            .map_err(|e| status(&e))?;
+        let job = JobId(r.get_ref().job_id);
+        self.own_job(&r, job).await?;
+        let state = self.storage.job_state(job).await.map_err(|e| status(&e))?;
         ok(pb::JobStateResponse {
             state: convert::pb_state(state) as i32,
         })
@@ -98,6 +100,7 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         &self,
         r: Request<pb::GetJobOutputsRequest>,
     ) -> Reply<pb::JobOutputsResponse> {
+        self.own_job(&r, JobId(r.get_ref().job_id)).await?;
         let r = r.into_inner();
         let (total_bytes, outputs) = self
             .storage
@@ -111,11 +114,9 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
     }
 
     async fn get_job_error(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobErrorResponse> {
-        let error = self
-            .storage
-            .job_error(JobId(r.into_inner().job_id))
-            .await
-            .map_err(|e| status(&e))?;
+        let job = JobId(r.get_ref().job_id);
+        self.own_job(&r, job).await?;
+        let error = self.storage.job_error(job).await.map_err(|e| status(&e))?;
         ok(pb::JobErrorResponse {
             message: error.message,
             kind: convert::pb_kind(error.kind) as i32,
@@ -125,7 +126,8 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
     type WatchJobStream = ReceiverStream<Result<pb::JobProgress, Status>>;
 
     async fn watch_job(&self, r: Request<pb::JobIdRequest>) -> Reply<Self::WatchJobStream> {
-        let job = JobId(r.into_inner().job_id);
+        let job = JobId(r.get_ref().job_id);
+        self.own_job(&r, job).await?;
         let mut watch = self.storage.watch_job(job).await.map_err(|e| status(&e))?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -145,11 +147,12 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
     }
 
     async fn list_jobs(&self, r: Request<pb::ListJobsRequest>) -> Reply<pb::ListJobsResponse> {
+        let group = Self::listed_group(&r, r.get_ref().resource_group_id.map(ResourceGroupId))?;
         let r = r.into_inner();
         let state = r.state.map(convert::requested_state).transpose()?;
         let jobs = self
             .storage
-            .list_jobs(r.limit, state, r.resource_group_id.map(ResourceGroupId))
+            .list_jobs(r.limit, state, group)
             .await
             .map_err(|e| status(&e))?;
         ok(pb::ListJobsResponse {
@@ -164,14 +167,31 @@ impl<D: Db + Clone> ResourceGroups for StorageServices<D> {
         &self,
         r: Request<pb::OpenResourceGroupRequest>,
     ) -> Reply<pb::ResourceGroupIdResponse> {
+        let create = Self::may_create_groups(&r);
         let r = r.into_inner();
-        let id = self
-            .storage
-            .open_resource_group(&r.external_id, &Secret::new(r.secret))
-            .await
-            .map_err(|e| status(&e))?;
+        let secret = Secret::new(r.secret);
+        let id = if create {
+            self.storage
+                .open_resource_group(&r.external_id, &secret)
+                .await
+                .map_err(|e| status(&e))?
+        } else {
+            // An unknown name answers like a wrong secret: names are not disclosed.
+            match self
+                .storage
+                .find_resource_group(&r.external_id, &secret)
+                .await
+            {
+                Ok(Some(id)) => id,
+                Ok(None) | Err(StorageError::Db(DbError::InvalidSecret(_))) => {
+                    return Err(tenant::no_such_group());
+                }
+                Err(e) => return Err(status(&e)),
+            }
+        };
         ok(pb::ResourceGroupIdResponse {
             resource_group_id: id.0,
+            token: self.token_of(id),
         })
     }
 
@@ -187,6 +207,7 @@ impl<D: Db + Clone> ResourceGroups for StorageServices<D> {
             .map_err(|e| status(&e))?;
         ok(pb::ResourceGroupIdResponse {
             resource_group_id: id.0,
+            token: self.token_of(id),
         })
     }
 
@@ -195,11 +216,19 @@ impl<D: Db + Clone> ResourceGroups for StorageServices<D> {
         r: Request<pb::VerifyResourceGroupRequest>,
     ) -> Reply<pb::Void> {
         let r = r.into_inner();
-        self.storage
-            .verify_resource_group(ResourceGroupId(r.resource_group_id), &Secret::new(r.secret))
+        let group = ResourceGroupId(r.resource_group_id);
+        match self
+            .storage
+            .verify_resource_group(group, &Secret::new(r.secret))
             .await
-            .map_err(|e| status(&e))?;
-        ok(pb::Void {})
+        {
+            Ok(()) => ok(pb::Void {}),
+            // One answer for both: group ids are not disclosed.
+            Err(StorageError::Db(
+                DbError::InvalidSecret(_) | DbError::ResourceGroupNotFound(_),
+            )) => Err(tenant::no_such_group()),
+            Err(e) => Err(status(&e)),
+        }
     }
 }
 

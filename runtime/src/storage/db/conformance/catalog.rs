@@ -26,6 +26,20 @@ pub(super) async fn open_resource_group<D: Db>(db: D) {
     );
     let other = db.open_resource_group("other", &pw(), T0).await.unwrap();
     assert_ne!(other, a);
+    // Finding never creates, and checks the secret like opening.
+    assert_eq!(
+        db.find_resource_group("team", &pw()).await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(db.find_resource_group("nobody", &pw()).await.unwrap(), None);
+    assert_eq!(db.find_resource_group("nobody", &pw()).await.unwrap(), None);
+    let wrong = db
+        .find_resource_group("team", &Secret::new(b"pW".to_vec()))
+        .await;
+    assert!(
+        matches!(wrong, Err(DbError::InvalidSecret(id)) if id == a),
+        "{wrong:?}"
+    );
     // A group added by name earlier opens with its secret.
     let added = group(&db, "added").await;
     assert_eq!(
