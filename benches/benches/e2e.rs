@@ -151,8 +151,8 @@ async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Vec
     })
     .await
     .expect("start the local cluster");
-    let client = Client::connect_with(&cluster.storage_url(), &cluster.client_security())
-        .expect("client");
+    let client =
+        Client::connect_with(&cluster.storage_url(), &cluster.client_security()).expect("client");
     let group = client.open_group("bench", b"bench").await.expect("group");
     // Warm-up: connections, executor children, wasm module compilation.
     run_job(&client, group, 2, FAN_IN.max(width / 10)).await;
