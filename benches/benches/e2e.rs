@@ -5,8 +5,9 @@
 //!
 //! The graph has `LAYERS` layers of `WIDTH` tasks. Layer 0 is `trivial::one`; every task of a
 //! later layer is `trivial::sum25`, reading 25 outputs of the layer before it, so a task of
-//! layer k outputs 25^k and the job's outputs are checked exactly. Time runs from submit to the
-//! watch stream reporting the job succeeded (outputs fetched after). Reported: tasks/s per run
+//! layer k outputs 25^k and the job's outputs are checked exactly. Time runs from submit (the
+//! graph built, as an application holds it; the client sends it in compact form) to the watch
+//! stream reporting the job succeeded (outputs fetched after). Reported: tasks/s per run
 //! (median, min, max over `RUNS` runs after one warm-up job) and the process's peak resident
 //! memory during the mode (storage, scheduler and EM together; native executors are children,
 //! not counted), written to stdout and to `target/silk-bench/e2e.md`.
@@ -18,48 +19,17 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use silk_benches::layered::{FAN_IN, graph_json};
 use silk_runtime::client::{Client, JobOutcome};
 use silk_runtime::dev::{DevCluster, DevOptions};
 use silk_runtime::em::pool::child::find_executor_bin;
-
-const FAN_IN: usize = 25;
+use silk_runtime::graph::TaskGraph;
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The graph JSON: `layers` × `width` tasks, each of layer k > 0 reading 25 outputs of layer
-/// k − 1 (task i reads tasks i, i+1, … i+24 of the layer before, modulo the width).
-fn graph(layers: usize, width: usize) -> String {
-    let mut out = String::with_capacity(layers * width * 400);
-    out.push_str(r#"{"schema_version":"1.0","tasks":["#);
-    for layer in 0..layers {
-        for i in 0..width {
-            if layer + i > 0 {
-                out.push(',');
-            }
-            if layer == 0 {
-                out.push_str(r#"{"package":"trivial","function":"one","outputs":["int64"]}"#);
-                continue;
-            }
-            out.push_str(r#"{"package":"trivial","function":"sum25","inputs":["#);
-            out.push_str(&vec![r#""int64""#; FAN_IN].join(","));
-            out.push_str(r#"],"outputs":["int64"],"sources":["#);
-            for k in 0..FAN_IN {
-                if k > 0 {
-                    out.push(',');
-                }
-                let source = (layer - 1) * width + (i + k) % width;
-                let _ = write!(out, r#"{{"task":{source},"output":0}}"#);
-            }
-            out.push_str("]}");
-        }
-    }
-    out.push_str("]}");
-    out
 }
 
 struct Run {
@@ -76,12 +46,14 @@ async fn run_job(
     layers: usize,
     width: usize,
 ) -> Run {
-    let json = graph(layers, width);
+    // Built before the clock starts, as an application builds its graph; the client sends it in
+    // compact form.
+    let graph = TaskGraph::from_json(&graph_json(layers, width)).expect("valid graph");
     let started = Instant::now();
     let job = client
-        .submit_json(
+        .submit_graph(
             group,
-            &json,
+            &graph,
             silk_tdl::frame::encode(Vec::<Vec<u8>>::new()).expect("empty frame"),
         )
         .await

@@ -3,7 +3,8 @@
 //! Shared code of the `ipc` bench (`cargo bench -p silk-benches --bench ipc`): the payloads
 //! ([`payload`]), the paths a task can take to run ([`paths`]: in-process direct call, native
 //! executor over the shm ring — spinning and parked — and over pipes), and the statistics and
-//! markdown table ([`stats`]) written to `target/silk-bench/ipc-overhead.md`.
+//! markdown table ([`stats`]) written to `target/silk-bench/ipc-overhead.md`; and the layered
+//! graph of the `e2e` and `graph` benches ([`layered`]).
 //!
 //! Sits on top of everything it measures (`fixtures` linked as an rlib, `silk-runtime`'s
 //! executor handle); nothing depends on it.
@@ -14,6 +15,7 @@
 //! assert_eq!(paths[1], "/usr/local/bin/file_0031_00001.log");
 //! ```
 
+pub mod layered;
 pub mod paths;
 pub mod payload;
 pub mod stats;

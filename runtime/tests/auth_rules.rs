@@ -77,6 +77,7 @@ fn rows(c: &Cluster) -> BTreeMap<&'static str, (Needs, Vec<u8>)> {
             "JobOrchestration/RegisterJob",
             Needs::GroupA,
             pb::RegisterJobRequest {
+                task_graph: None,
                 resource_group_id: a,
                 task_graph_json: "{}".into(),
                 inputs: Vec::new(),

@@ -449,8 +449,13 @@ async fn closed_port_is_unavailable_after_the_deadline() {
     );
     // RegisterJob is retried too, but only because the connection was refused (never sent).
     let start = Instant::now();
+    let graph = serde_json::to_string(&chain()).unwrap();
     let e = client
-        .submit_json(silk_tdl::ResourceGroupId(1), "{}", vec![0; 4])
+        .submit_json(
+            silk_tdl::ResourceGroupId(1),
+            &graph,
+            frame::encode([msgpack(3)]).unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Unavailable { .. }), "{e}");

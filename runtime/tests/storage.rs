@@ -119,6 +119,8 @@ mod faults_on {
         refused_submit_is_unavailable,
         group_commit_outlasts_refusals,
         outputs_over_the_row_limit_fail_their_job,
+        jobs_over_the_row_limit_are_refused,
+        jobs_stored_as_json_recover,
     );
     with_fixture!(
         mysql: lock_waits_on_every_write_path,
@@ -128,6 +130,8 @@ mod faults_on {
         sweep_finishes_a_job_whose_finish_was_refused,
         retention_leaves_live_rows_alone,
         outputs_over_the_row_limit_fail_their_job,
+        jobs_over_the_row_limit_are_refused,
+        jobs_stored_as_json_recover,
     );
 }
 

@@ -1,7 +1,8 @@
-//! Task graphs: the typed DAG a job runs, its JSON form and its validation rules. The format is
+//! Task graphs: the typed DAG a job runs, its JSON and compact forms and its validation rules. The format is
 //! documented for users in `docs/task-graph.md`.
 
 mod check;
+mod compact;
 mod model;
 mod types;
 
@@ -12,5 +13,7 @@ pub use model::{
 };
 pub use types::TypeDesc;
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use super::types::TypeDesc;
 
 /// The schema version this silk writes. It reads every `1.x`.
 pub const SCHEMA_VERSION: &str = "1.0";
-const SCHEMA_MAJOR: &str = "1";
+pub(super) const SCHEMA_MAJOR: &str = "1";
 
 /// Shortest allowed timeout.
 pub const MIN_TIMEOUT_MS: u64 = 100;
@@ -81,7 +81,7 @@ pub struct TerminationSpec {
 }
 
 /// Execution policy of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     /// Times a failed task is retried (0: no retry).

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn t(
+pub(super) fn t(
     inputs: Vec<TypeDesc>,
     outputs: Vec<TypeDesc>,
     sources: Option<Vec<(usize, usize)>>,
@@ -21,7 +21,7 @@ fn t(
     }
 }
 
-fn graph(tasks: Vec<TaskSpec>) -> TaskGraph {
+pub(super) fn graph(tasks: Vec<TaskSpec>) -> TaskGraph {
     TaskGraph {
         schema_version: SCHEMA_VERSION.into(),
         tasks,
@@ -33,7 +33,7 @@ fn graph(tasks: Vec<TaskSpec>) -> TaskGraph {
 use TypeDesc::{Int64, String as Str};
 
 /// A 10-task reference graph: two input tasks, fan-out, a diamond, a chain, a dangling output.
-fn reference() -> TaskGraph {
+pub(super) fn reference() -> TaskGraph {
     graph(vec![
         t(vec![Int64, Int64], vec![Int64, Int64], None), // 0: input task, two job inputs
         t(vec![Str], vec![Str], None),                   // 1: input task, one job input

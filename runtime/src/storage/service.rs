@@ -26,6 +26,7 @@ use super::state::JobState;
 use super::{lock, now_ms};
 use crate::graph::TaskGraph;
 use crate::metrics::storage::StorageCounters;
+use prost::Message as _;
 
 /// Most bytes of a job's outputs frame in one answer: with the message around it, under the
 /// 4 MiB that gRPC clients accept by default.
@@ -242,10 +243,10 @@ impl<D: Db + Clone> Storage<D> {
         let mut finish = Vec::new();
         for row in self.shared.db.non_terminal_jobs().await? {
             let (id, group, state) = (row.id, row.resource_group, row.state);
-            let (json, inputs) = (row.graph_json.clone(), row.inputs.clone());
+            let (stored, inputs) = (row.graph.clone(), row.inputs.clone());
             let budget = self.shared.budget.clone();
             let rebuilt = off_worker(move || {
-                let graph = TaskGraph::from_json(&json)?;
+                let graph = stored.decode()?;
                 Ok(JobControl::new(id, group, graph, &inputs, state)?.with_budget(budget))
             })
             .await;
@@ -326,35 +327,75 @@ impl<D: Db + Clone> Storage<D> {
         Ok(self.shared.db.verify_resource_group(id, secret).await?)
     }
 
-    /// Registers a job (state `Ready`; not started).
+    /// Registers a job given as graph JSON (state `Ready`; not started).
     ///
     /// # Errors
     /// [`Error::Graph`] for an invalid graph, [`Error::BadRequest`] for an inputs frame that does
-    /// not match it, a database error for an unknown resource group.
+    /// not match it or a graph too large to store, a database error for an unknown resource
+    /// group.
     pub async fn register_job(
         &self,
         group: ResourceGroupId,
         graph_json: &str,
         inputs: &[u8],
     ) -> Result<JobId> {
-        // Parsing and validating a large graph takes milliseconds: not on a tokio worker.
-        let (json, bytes) = (graph_json.to_owned(), inputs.to_vec());
-        let graph = off_worker(move || {
+        let json = graph_json.to_owned();
+        self.register(group, inputs, move || {
             let graph = TaskGraph::from_json(&json)?;
+            let stored = graph.to_compact().encode_to_vec();
+            Ok((graph, stored))
+        })
+        .await
+    }
+
+    /// Registers a job given as a graph in compact form (what clients send).
+    ///
+    /// # Errors
+    /// As [`Self::register_job`].
+    pub async fn register_compact_job(
+        &self,
+        group: ResourceGroupId,
+        graph: silk_proto::storage::CompactTaskGraph,
+        inputs: &[u8],
+    ) -> Result<JobId> {
+        self.register(group, inputs, move || {
+            let decoded = TaskGraph::from_compact(&graph)?;
+            Ok((decoded, graph.encode_to_vec()))
+        })
+        .await
+    }
+
+    /// Registers the graph `decode` yields with the bytes to store for it.
+    async fn register(
+        &self,
+        group: ResourceGroupId,
+        inputs: &[u8],
+        decode: impl FnOnce() -> Result<(TaskGraph, Vec<u8>)> + Send + 'static,
+    ) -> Result<JobId> {
+        // Decoding and validating a large graph takes milliseconds: not on a tokio worker.
+        let bytes = inputs.to_vec();
+        let (graph, stored) = off_worker(move || {
+            let (graph, stored) = decode()?;
             check_job_inputs(&graph, &bytes)?;
-            Ok(graph)
+            Ok((graph, stored))
         })
         .await?;
+        let limit = self.shared.config.db_max_write_bytes;
+        let row = stored.len().saturating_add(inputs.len());
+        if row as u64 > limit {
+            return Err(Error::BadRequest(format!(
+                "the job is too large to store: its graph of {} tasks takes {} bytes in compact \
+                 form and its inputs {} bytes, more than storage writes in one row \
+                 (db_max_write_bytes = {limit})",
+                graph.tasks.len(),
+                stored.len(),
+                inputs.len()
+            )));
+        }
         let id = self
             .shared
             .db
-            .insert_job(
-                group,
-                graph_json,
-                inputs,
-                graph.tasks.len() as u64,
-                now_ms(),
-            )
+            .insert_job(group, &stored, inputs, graph.tasks.len() as u64, now_ms())
             .await?;
         let bytes = inputs.to_vec();
         let budget = self.shared.budget.clone();

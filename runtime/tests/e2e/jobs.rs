@@ -121,6 +121,7 @@ impl Jobs {
         let job_id = self
             .group_client(group)
             .register_job(pb::RegisterJobRequest {
+                task_graph: None,
                 resource_group_id: group,
                 task_graph_json: graph.to_string(),
                 inputs: values::frame(inputs),

@@ -105,6 +105,7 @@ async fn run() {
     let group = reply.resource_group_id;
     let group_token = Token::new(&reply.token, "group token").unwrap();
     let register = pb::RegisterJobRequest {
+        task_graph: None,
         resource_group_id: group,
         task_graph_json: flat_graph(2, false, "{}"),
         inputs: flat_inputs(2, 4),

@@ -19,7 +19,10 @@ use silk_tdl::{JobId, ResourceGroupId, TaskId};
 use sqlx::Connection;
 
 use crate::harness::{bin, flat_graph, flat_inputs, framed};
-pub use crate::limits::outputs_over_the_row_limit_fail_their_job;
+pub use crate::limits::{
+    jobs_over_the_row_limit_are_refused, jobs_stored_as_json_recover,
+    outputs_over_the_row_limit_fail_their_job,
+};
 
 /// Where a case's database lives.
 pub struct Fixture {

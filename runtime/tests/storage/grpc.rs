@@ -96,6 +96,7 @@ pub async fn grpc_job_end_to_end<D: Db + Clone>(db: D) {
     );
 
     let register = pb::RegisterJobRequest {
+        task_graph: None,
         resource_group_id: group,
         task_graph_json: flat_graph(3, true, r#"{"max_retries": 1}"#),
         inputs: flat_inputs(3, 8),
@@ -341,6 +342,7 @@ pub async fn grpc_bad_requests<D: Db + Clone>(db: D) {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     let bad_graph = pb::RegisterJobRequest {
+        task_graph: None,
         resource_group_id: 1,
         task_graph_json: "{".into(),
         inputs: Vec::new(),
@@ -350,7 +352,30 @@ pub async fn grpc_bad_requests<D: Db + Clone>(db: D) {
         (e.code(), kind(&e)),
         (Code::InvalidArgument, "invalid-graph")
     );
+    // A compact graph whose columns do not fit together.
+    let malformed = pb::RegisterJobRequest {
+        resource_group_id: 1,
+        task_graph_json: String::new(),
+        inputs: Vec::new(),
+        task_graph: Some(pb::CompactTaskGraph {
+            schema_version: "1.0".into(),
+            package: vec![0, 0],
+            function: vec![0],
+            ..pb::CompactTaskGraph::default()
+        }),
+    };
+    let e = jobs.register_job(malformed).await.unwrap_err();
+    assert_eq!(
+        (e.code(), kind(&e)),
+        (Code::InvalidArgument, "invalid-graph")
+    );
+    assert!(
+        e.message().contains("`function` has 1 entries for 2 tasks"),
+        "{}",
+        e.message()
+    );
     let no_group = pb::RegisterJobRequest {
+        task_graph: None,
         resource_group_id: 424_242,
         task_graph_json: flat_graph(1, false, "{}"),
         inputs: flat_inputs(1, 1),
@@ -397,6 +422,7 @@ pub async fn grpc_bad_requests<D: Db + Clone>(db: D) {
         Code::InvalidArgument
     );
     let oversized = pb::RegisterJobRequest {
+        task_graph: None,
         resource_group_id: 1,
         task_graph_json: String::new(),
         inputs: vec![0; 65 << 20],

@@ -124,6 +124,87 @@ pub async fn outputs_over_the_row_limit_fail_their_job(fx: Fixture) {
     storage.shutdown().await;
 }
 
+/// A job whose graph and inputs exceed `db_max_write_bytes` together is refused at register
+/// with the sizes and the key named; a job that fits is still taken.
+pub async fn jobs_over_the_row_limit_are_refused(fx: Fixture) {
+    let storage = open(
+        &fx,
+        StorageConfig {
+            db_max_write_bytes: 64 << 10,
+            ..config()
+        },
+    )
+    .await;
+    let g = group(&storage).await;
+    let e = storage
+        .register_job(g, &flat_graph(20_000, false, "{}"), &flat_inputs(20_000, 1))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
+    assert!(
+        message.contains("graph of 20000 tasks") && message.contains("db_max_write_bytes = 65536"),
+        "{message}"
+    );
+    let job = storage
+        .register_job(g, &flat_graph(100, false, "{}"), &flat_inputs(100, 8))
+        .await
+        .unwrap();
+    assert_eq!(storage.job_state(job).await.unwrap(), JobState::Ready);
+    storage.shutdown().await;
+}
+
+/// A job row written before graphs were stored in compact form (JSON in `graph_json`, no
+/// `graph`) is read back after a restart and runs.
+pub async fn jobs_stored_as_json_recover(fx: Fixture) {
+    let storage = open(&fx, config()).await;
+    let g = group(&storage).await;
+    let json = flat_graph(2, false, "{}");
+    let job = storage
+        .register_job(g, &json, &flat_inputs(2, 8))
+        .await
+        .unwrap();
+    storage.start_job(job).await.unwrap();
+    storage.shutdown().await;
+    drop(storage);
+    let sql = "UPDATE jobs SET graph = NULL, graph_json = ? WHERE id = ?";
+    let id = i64::try_from(job.0).unwrap();
+    match Blocker::connect(&fx).await {
+        Blocker::Sqlite(mut c) => {
+            sqlx::query(sql)
+                .bind(&json)
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Blocker::MySql(mut c) => {
+            sqlx::query(sql)
+                .bind(&json)
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let storage = open(&fx, config()).await;
+    assert_eq!(storage.job_state(job).await.unwrap(), JobState::Running);
+    let (em, s) = storage
+        .register_execution_manager("10.8.0.2")
+        .await
+        .unwrap();
+    for i in 0..2 {
+        let task = TaskId::Index(i);
+        let ctx = storage.register_instance(s, job, task, em).await.unwrap();
+        storage
+            .report_success(s, job, task, ctx.instance, output(8))
+            .await
+            .unwrap();
+    }
+    assert_eq!(ended(&storage, job).await, JobState::Succeeded);
+    storage.shutdown().await;
+}
+
 /// A server whose `max_allowed_packet` is below `db_max_write_bytes` + 64 KiB: storage refuses
 /// to start for a user who may not raise it, naming the setting; for one who may, it raises it.
 pub async fn startup_checks_max_allowed_packet() {

@@ -404,7 +404,7 @@ async fn submit(
     }
     let timeout = timeout(args.timeout)?;
     let group = session.group(conn).await?;
-    let job = client.submit_json(group, &graph_json, frame).await?;
+    let job = client.submit_graph(group, &graph, frame).await?;
     if args.no_wait {
         render::submitted(job, conn.output);
         return Ok(0);

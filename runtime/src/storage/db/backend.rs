@@ -13,7 +13,7 @@ use super::secret::{self, Secret};
 use super::sql::{JOB_COLUMNS, completion_chunks, constraint, parse_kind, parse_state};
 use super::{
     Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, OutputsPage,
-    SchedulerRow, row_id, sql_id,
+    SchedulerRow, StoredGraph, row_id, sql_id,
 };
 use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use crate::storage::state::JobState;
@@ -42,7 +42,10 @@ macro_rules! backend {
                     id: JobId(row_id(row.try_get("id")?)?),
                     resource_group: ResourceGroupId(row_id(row.try_get("resource_group_id")?)?),
                     state: parse_state(&row.try_get::<String, _>("state")?)?,
-                    graph_json: row.try_get("graph_json")?,
+                    graph: match row.try_get::<Option<Vec<u8>>, _>("graph")? {
+                        Some(bytes) => StoredGraph::Compact(bytes),
+                        None => StoredGraph::Json(row.try_get("graph_json")?),
+                    },
                     inputs: row.try_get("inputs")?,
                     outputs: row.try_get("outputs")?,
                     error,
@@ -258,19 +261,19 @@ macro_rules! backend {
             async fn insert_job(
                 &self,
                 group: ResourceGroupId,
-                graph_json: &str,
+                graph: &[u8],
                 inputs: &[u8],
                 task_count: u64,
                 now_ms: i64,
             ) -> DbResult<JobId> {
                 retry(&self.options.retry, &self.stats, "insert_job", || async {
                     let $r = sqlx::query(
-                        "INSERT INTO jobs (resource_group_id, state, graph_json, inputs, task_count, created_at_ms, updated_at_ms) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO jobs (resource_group_id, state, graph_json, graph, inputs, task_count, created_at_ms, updated_at_ms) \
+                         VALUES (?, ?, '', ?, ?, ?, ?, ?)",
                     )
                     .bind(sql_id(group.0))
                     .bind(JobState::Ready.as_str())
-                    .bind(graph_json)
+                    .bind(graph)
                     .bind(inputs)
                     .bind(sql_id(task_count))
                     .bind(now_ms)

@@ -25,7 +25,7 @@ async fn group<D: Db>(db: &D, name: &str) -> ResourceGroupId {
 }
 
 async fn job<D: Db>(db: &D, g: ResourceGroupId) -> JobId {
-    db.insert_job(g, "{}", &[0, 0, 0, 0], 1, T0).await.unwrap()
+    db.insert_job(g, b"{}", &[0, 0, 0, 0], 1, T0).await.unwrap()
 }
 
 fn is_transition(e: &DbError, from: JobState, to: JobState) -> bool {
@@ -64,7 +64,7 @@ async fn resource_groups<D: Db>(db: D) {
 async fn job_lifecycle<D: Db>(db: D) {
     let g = group(&db, "g").await;
     let unknown_group = db
-        .insert_job(ResourceGroupId(g.0 + 99), "{}", &[], 1, T0)
+        .insert_job(ResourceGroupId(g.0 + 99), b"{}", &[], 1, T0)
         .await;
     assert!(
         matches!(unknown_group, Err(DbError::ResourceGroupNotFound(_))),

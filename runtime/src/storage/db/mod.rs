@@ -163,8 +163,8 @@ pub struct JobRow {
     pub resource_group: ResourceGroupId,
     /// Its state.
     pub state: JobState,
-    /// The task graph JSON, as submitted.
-    pub graph_json: String,
+    /// The task graph.
+    pub graph: StoredGraph,
     /// The job inputs frame.
     pub inputs: Vec<u8>,
     /// The job outputs frame, once every task succeeded.
@@ -177,6 +177,36 @@ pub struct JobRow {
     pub ended_at_ms: Option<i64>,
     /// Regular tasks in its graph (commit and cleanup not counted).
     pub task_count: u64,
+}
+
+/// A job's task graph as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredGraph {
+    /// The compact form's protobuf bytes (every job registered since storage keeps that form).
+    Compact(Vec<u8>),
+    /// The JSON of a job registered by an older storage.
+    Json(String),
+}
+
+impl StoredGraph {
+    /// The graph, decoded and validated.
+    ///
+    /// # Errors
+    /// The stored bytes are not a valid graph.
+    pub fn decode(&self) -> Result<crate::graph::TaskGraph, crate::graph::GraphError> {
+        use prost::Message as _;
+        match self {
+            Self::Compact(bytes) => {
+                let wire = silk_proto::storage::CompactTaskGraph::decode(bytes.as_slice())
+                    .map_err(|e| crate::graph::GraphError {
+                        location: crate::graph::Location::Graph,
+                        reason: format!("stored graph does not decode: {e}"),
+                    })?;
+                crate::graph::TaskGraph::from_compact(&wire)
+            }
+            Self::Json(json) => crate::graph::TaskGraph::from_json(json),
+        }
+    }
 }
 
 /// Why a job failed: readable text and the failure kind of the task at fault (`None` for a
@@ -299,13 +329,14 @@ pub trait Db: Send + Sync + 'static {
         secret: &Secret,
     ) -> impl Future<Output = DbResult<Option<ResourceGroupId>>> + Send;
 
-    /// Inserts a job in state `Ready`; `task_count` is the number of regular tasks of its graph.
+    /// Inserts a job in state `Ready`: its graph in compact form (protobuf bytes), its inputs
+    /// frame; `task_count` is the number of regular tasks of its graph.
     ///
     /// Errors: [`DbError::ResourceGroupNotFound`].
     fn insert_job(
         &self,
         group: ResourceGroupId,
-        graph_json: &str,
+        graph: &[u8],
         inputs: &[u8],
         task_count: u64,
         now_ms: i64,
@@ -521,12 +552,12 @@ impl Db for AnyDb {
     async fn insert_job(
         &self,
         group: ResourceGroupId,
-        graph_json: &str,
+        graph: &[u8],
         inputs: &[u8],
         task_count: u64,
         now_ms: i64,
     ) -> DbResult<JobId> {
-        dispatch!(self, db => db.insert_job(group, graph_json, inputs, task_count, now_ms))
+        dispatch!(self, db => db.insert_job(group, graph, inputs, task_count, now_ms))
     }
     async fn list_jobs(&self, filter: JobFilter) -> DbResult<Vec<JobSummary>> {
         dispatch!(self, db => db.list_jobs(filter))

@@ -61,11 +61,19 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         let group = ResourceGroupId(r.get_ref().resource_group_id);
         Self::own_group(&r, group)?;
         let r = r.into_inner();
-        let job = self
-            .storage
-            .register_job(group, &r.task_graph_json, &r.inputs)
-            .await
-            .map_err(|e| status(&e))?;
+        let job = match r.task_graph {
+            Some(graph) => {
+                self.storage
+                    .register_compact_job(group, graph, &r.inputs)
+                    .await
+            }
+            None => {
+                self.storage
+                    .register_job(group, &r.task_graph_json, &r.inputs)
+                    .await
+            }
+        }
+        .map_err(|e| status(&e))?;
         ok(pb::JobIdResponse { job_id: job.0 })
     }
 
