@@ -5,7 +5,9 @@
 //! them), and starts the accepted ones on the slot pool; outcomes go to the reporter.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::KeyValue;
 
 use silk_proto::scheduler as spb;
 use silk_proto::storage as pb;
@@ -17,7 +19,7 @@ use tonic::Code;
 use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::pool::SlotPool;
-use super::reporter::Report;
+use super::reporter::{InstanceTrace, Report};
 use super::runtime::{BACKOFF_MIN, backoff, pause};
 use super::session::SessionTracker;
 use super::{window, work};
@@ -25,6 +27,7 @@ use crate::scheduler::Assignment;
 use crate::scheduler::grpc::assignment as from_pb;
 use crate::storage::grpc::convert::pb_task_id;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::traces::{FAILURE_KIND, Parent, Traces, id_attr, task_attributes};
 
 /// How soon acknowledgements that could not be sent are tried again while every slot is busy.
 const ACK_RETRY: Duration = Duration::from_secs(1);
@@ -52,6 +55,9 @@ pub(super) struct Loop {
     pub(super) acks: Vec<u64>,
     pub(super) scheduler_id: u64,
     pub(super) poll_wait: Duration,
+    /// Packages that run natively (the rest run as wasm), for span attributes.
+    pub(super) native: Arc<[String]>,
+    pub(super) traces: Traces,
 }
 
 impl Loop {
@@ -119,7 +125,8 @@ impl Loop {
                 .filter_map(|a| from_pb(a).ok())
                 .collect();
             if !batch.is_empty() {
-                self.accept(batch, stop).await;
+                let received = self.traces.now();
+                self.accept(batch, received, stop).await;
             }
         }
     }
@@ -156,7 +163,12 @@ impl Loop {
     }
 
     /// Session checks, registration and execution of one batch.
-    async fn accept(&mut self, batch: Vec<Assignment>, stop: &CancellationToken) {
+    async fn accept(
+        &mut self,
+        batch: Vec<Assignment>,
+        received: Option<SystemTime>,
+        stop: &CancellationToken,
+    ) {
         let current = self.tracker.get();
         let mut live = Vec::new();
         for a in batch {
@@ -179,7 +191,7 @@ impl Loop {
                 .filter(|a| a.session == session)
                 .copied()
                 .collect();
-            if !self.register(session, group, stop).await {
+            if !self.register(session, group, received, stop).await {
                 return;
             }
         }
@@ -191,6 +203,7 @@ impl Loop {
         &mut self,
         session: SessionId,
         group: Vec<Assignment>,
+        received: Option<SystemTime>,
         stop: &CancellationToken,
     ) -> bool {
         let mut delay = BACKOFF_MIN;
@@ -240,7 +253,9 @@ impl Loop {
         for (a, r) in group.iter().zip(results) {
             self.acks.push(a.id.0);
             match r.result {
-                Some(pb::register_result::Result::Context(ctx)) => self.start(*a, session, ctx),
+                Some(pb::register_result::Result::Context(ctx)) => {
+                    self.start(*a, session, ctx, received);
+                }
                 Some(pb::register_result::Result::Error(e)) => {
                     tracing::debug!(em_id = %self.em, job_id = %a.job, task = %a.task, kind = e.kind, "task instance not registered");
                     if e.code == Code::Aborted as i32 {
@@ -257,7 +272,13 @@ impl Loop {
     /// runs from now — storage registered the instance just before — not from when a slot
     /// picks the task up: storage's lost-report expiry measures the same span, so a task that
     /// waited in this EM's queue is never still running when storage gives it to another EM.
-    fn start(&self, a: Assignment, session: SessionId, ctx: pb::ExecutionContext) {
+    fn start(
+        &self,
+        a: Assignment,
+        session: SessionId,
+        ctx: pb::ExecutionContext,
+        received: Option<SystemTime>,
+    ) {
         let prepared = work::request(&a, &ctx)
             .map(|(execute, hard)| (execute, hard, std::time::Instant::now() + hard));
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
@@ -273,6 +294,21 @@ impl Loop {
             self.em,
             self.finished.clone(),
         );
+        // Tracing on: what the instance's spans need besides the times.
+        let traced = received.map(|received| {
+            let backend = if self.native.contains(&ctx.package) {
+                "native"
+            } else {
+                "wasm"
+            };
+            (
+                received,
+                ctx.package.clone(),
+                ctx.function.clone(),
+                backend,
+                self.traces.clone(),
+            )
+        });
         self.tasks.spawn(async move {
             let permit = match permit {
                 Some(p) => p,
@@ -282,6 +318,7 @@ impl Loop {
                 },
             };
             let instance = ctx.task_instance_id;
+            let began = traced.as_ref().map(|_| SystemTime::now());
             let result = match prepared {
                 Ok((execute, hard, deadline)) => {
                     tracing::debug!(em_id = %em, job_id = %a.job, task = %a.task, package = execute.package, function = execute.function, "task started");
@@ -292,11 +329,56 @@ impl Loop {
             };
             drop(permit);
             finished.notify_one();
+            let trace = traced.zip(began).map(|(t, began)| {
+                let failure = result.as_ref().err().map(|f| f.kind().as_str());
+                executed_span(em, &a, instance, t, began, failure)
+            });
             let _ = outcomes.send(Report {
                 session,
                 outcome: work::outcome(&a, instance, result),
                 credit,
+                trace,
             });
         });
     }
+}
+
+/// What a traced instance carries from its start: when it was received, its package, function
+/// and backend, and the EM's span sink.
+type Traced = (SystemTime, String, String, &'static str, Traces);
+
+/// Emits `task.executed` (from `began` to now) and returns the rest of the instance's trace.
+fn executed_span(
+    em: ExecutionManagerId,
+    a: &Assignment,
+    instance: u64,
+    (received, package, function, backend, traces): Traced,
+    began: SystemTime,
+    failure: Option<&'static str>,
+) -> Box<InstanceTrace> {
+    let instance = silk_tdl::TaskInstanceId(instance);
+    let now = SystemTime::now();
+    let parent = Parent::Instance(a.task, instance);
+    traces.stage("task.executed", a.job, parent, began, now, |l| {
+        task_attributes(l, a.task);
+        l.push(KeyValue::new("silk.instance_id", id_attr(instance.0)));
+        l.push(KeyValue::new("silk.em_id", id_attr(em.0)));
+        l.push(KeyValue::new("silk.package", package.clone()));
+        l.push(KeyValue::new("silk.function", function.clone()));
+        l.push(KeyValue::new("silk.backend", backend));
+        if let Some(kind) = failure {
+            l.push(KeyValue::new(FAILURE_KIND, kind));
+        }
+    });
+    Box::new(InstanceTrace {
+        job: a.job,
+        task: a.task,
+        instance,
+        received,
+        finished: now,
+        package,
+        function,
+        backend,
+        failure,
+    })
 }

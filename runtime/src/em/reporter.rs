@@ -10,9 +10,12 @@
 //! it is ever sent, by its task's failure (`OutputTooLarge`, naming the limit): retrying it could
 //! never succeed, and a batch that cannot be sent would stop this EM from reporting anything.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use opentelemetry::KeyValue;
+use prometheus_client::metrics::counter::Counter;
 use silk_proto::storage as pb;
+use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
@@ -27,6 +30,7 @@ use super::session::SessionTracker;
 use crate::storage::grpc::MAX_MESSAGE_BYTES;
 use crate::storage::grpc::convert::pb_kind;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::traces::{FAILURE_KIND, Parent, Traces, id_attr, task_attributes};
 
 /// Most outcomes in one report.
 const MAX_BATCH: usize = 256;
@@ -100,18 +104,96 @@ pub struct Report {
     /// answered.
     #[expect(dead_code, reason = "held for its drop, which returns the permit")]
     pub credit: Option<OwnedSemaphorePermit>,
+    /// What the instance's spans need (tracing on only).
+    pub trace: Option<Box<InstanceTrace>>,
+}
+
+/// One task instance as its EM spans see it.
+#[derive(Debug)]
+pub struct InstanceTrace {
+    /// The job.
+    pub job: JobId,
+    /// The task.
+    pub task: TaskId,
+    /// The instance storage registered.
+    pub instance: TaskInstanceId,
+    /// When the EM received the assignment.
+    pub received: SystemTime,
+    /// When the task left its slot (the outcome was ready to report).
+    pub finished: SystemTime,
+    /// The package.
+    pub package: String,
+    /// The function.
+    pub function: String,
+    /// `native` or `wasm`.
+    pub backend: &'static str,
+    /// The failure kind, for a failed task.
+    pub failure: Option<&'static str>,
+}
+
+impl InstanceTrace {
+    /// `task.reported` and `task.instance`, both ending now (storage acknowledged the outcome).
+    fn emit(&self, traces: &Traces, em: ExecutionManagerId) {
+        let now = SystemTime::now();
+        let parent = Parent::Instance(self.task, self.instance);
+        traces.stage("task.reported", self.job, parent, self.finished, now, |l| {
+            task_attributes(l, self.task);
+            l.push(KeyValue::new("silk.instance_id", id_attr(self.instance.0)));
+            l.push(KeyValue::new("silk.em_id", id_attr(em.0)));
+        });
+        traces.instance(
+            self.job,
+            self.task,
+            self.instance,
+            self.received,
+            now,
+            |l| {
+                task_attributes(l, self.task);
+                l.push(KeyValue::new("silk.instance_id", id_attr(self.instance.0)));
+                l.push(KeyValue::new("silk.em_id", id_attr(em.0)));
+                l.push(KeyValue::new("silk.package", self.package.clone()));
+                l.push(KeyValue::new("silk.function", self.function.clone()));
+                l.push(KeyValue::new("silk.backend", self.backend));
+                if let Some(kind) = self.failure {
+                    l.push(KeyValue::new(FAILURE_KIND, kind));
+                }
+            },
+        );
+    }
+}
+
+/// The reporter's fixed parts.
+#[derive(Debug, Clone)]
+pub struct ReporterParts {
+    /// gRPC clients.
+    pub clients: Clients,
+    /// This EM.
+    pub em: ExecutionManagerId,
+    /// Storage's session.
+    pub session: SessionTracker,
+    /// Asks for a session refresh.
+    pub refresh: Refresh,
+    /// `silk_em_report_retries_total`.
+    pub retries: Counter,
+    /// The EM's span sink.
+    pub traces: Traces,
 }
 
 /// Reports until `outcomes` is closed and drained, or `kill`.
 pub async fn run_reporter(
-    clients: Clients,
-    em: ExecutionManagerId,
-    session: SessionTracker,
-    refresh: Refresh,
+    parts: ReporterParts,
     mut outcomes: mpsc::UnboundedReceiver<Report>,
     acknowledged: Arc<Notify>,
     kill: CancellationToken,
 ) {
+    let ReporterParts {
+        clients,
+        em,
+        session,
+        refresh,
+        retries,
+        traces,
+    } = parts;
     loop {
         let first = tokio::select! {
             () = kill.cancelled() => return,
@@ -142,10 +224,13 @@ pub async fn run_reporter(
                 .map(|r| fit(em, r.outcome.clone()))
                 .collect();
             for report in split(group, MAX_REPORT_BYTES) {
-                if !send(&clients, em, s, report, &refresh, &kill).await {
+                if !send(&clients, em, s, report, &refresh, &retries, &kill).await {
                     return;
                 }
             }
+        }
+        for trace in fresh.iter().filter_map(|r| r.trace.as_deref()) {
+            trace.emit(&traces, em);
         }
         // Storage answered for every outcome of the batch (or they were of an older session):
         // their places among the unreported tasks free up, and the pull loop may accept more.
@@ -161,6 +246,7 @@ async fn send(
     session: SessionId,
     outcomes: Vec<pb::TaskOutcome>,
     refresh: &Refresh,
+    retries: &Counter,
     kill: &CancellationToken,
 ) -> bool {
     let mut delay = Duration::from_millis(50);
@@ -192,6 +278,7 @@ async fn send(
                 return true;
             }
             Err(s) if is_transient(&s) => {
+                retries.inc();
                 tracing::warn!(em_id = %em, code = ?s.code(), error = s.message(), retry_in_ms = delay.as_millis(), "report failed; retrying");
                 tokio::select! {
                     () = kill.cancelled() => return false,

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use silk_tdl::{JobId, ResourceGroupId, TaskId};
@@ -48,7 +48,8 @@ impl LaneKind {
 /// One multi-producer, multi-consumer queue with a long-poll.
 #[derive(Debug, Default)]
 struct Lane {
-    queue: Mutex<VecDeque<ReadyTask>>,
+    /// Each entry with when it was queued.
+    queue: Mutex<VecDeque<(ReadyTask, Instant)>>,
     notify: Notify,
 }
 
@@ -59,14 +60,15 @@ impl Lane {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = q.len();
-        q.extend(tasks);
+        let now = Instant::now();
+        q.extend(tasks.into_iter().map(|t| (t, now)));
         if q.len() > before {
             drop(q);
             self.notify.notify_waiters();
         }
     }
 
-    fn take(&self, max: usize) -> Vec<ReadyTask> {
+    fn take(&self, max: usize) -> Vec<(ReadyTask, Instant)> {
         let mut q = self
             .queue
             .lock()
@@ -76,7 +78,7 @@ impl Lane {
     }
 
     /// Up to `max` entries: returns as soon as there is at least one, or empty after `wait`.
-    async fn poll(&self, max: usize, wait: Duration) -> Vec<ReadyTask> {
+    async fn poll(&self, max: usize, wait: Duration) -> Vec<(ReadyTask, Instant)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
@@ -130,6 +132,17 @@ impl Lanes {
 
     /// Long-polls one lane.
     pub async fn poll(&self, kind: LaneKind, max: usize, wait: Duration) -> Vec<ReadyTask> {
+        let got = self.lane(kind).poll(max, wait).await;
+        got.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// As [`Self::poll`], each entry with when it was queued.
+    pub async fn poll_timed(
+        &self,
+        kind: LaneKind,
+        max: usize,
+        wait: Duration,
+    ) -> Vec<(ReadyTask, Instant)> {
         self.lane(kind).poll(max, wait).await
     }
 
