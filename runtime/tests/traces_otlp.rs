@@ -7,6 +7,7 @@
 //! cluster without `[traces]` starts no exporter and sends nothing.
 
 mod e2e;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,9 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::json;
-use silk_runtime::traces::ids;
+use silk_runtime::auth::ClientSecurity;
+use silk_runtime::dev::{DevCluster, DevOptions};
+use silk_runtime::traces::{TracesConfig, ids};
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -421,6 +424,67 @@ async fn untraced_cluster() {
     cluster.stop().await;
     stop.cancel();
     assert_eq!(collector.calls(), 0, "nothing exported");
+}
+
+/// `silk dev`'s cluster (three services in one process) with `traces` set: each service
+/// exports under its own name, into the one trace of the job.
+async fn dev_cluster() {
+    let stop = CancellationToken::new();
+    let collector = Collector::default();
+    let addr = collector.serve(stop.clone()).await;
+    let endpoint = format!("http://{addr}").parse().unwrap();
+    let cluster = DevCluster::start(DevOptions {
+        port_base: 0,
+        slots: Some(1),
+        trust: vec!["fixtures".into()],
+        executor_bin: Some(support::executor_bin()),
+        em_poll_ms: 200,
+        traces: Some(TracesConfig {
+            cluster: CLUSTER.into(),
+            ..TracesConfig::new(endpoint)
+        }),
+        ..DevOptions::new(support::packages_dir())
+    })
+    .await
+    .unwrap();
+    let security = ClientSecurity {
+        token: Some(cluster.admin_token().clone()),
+        tls: None,
+    };
+    let jobs = e2e::Jobs::connect(&cluster.storage_url(), &security).await;
+    let group = jobs.add_group("dev").await;
+    let int = json!("int64");
+    let job = jobs
+        .submit(
+            group,
+            &single("fixtures", "fibonacci", [int.clone()], [int]),
+            &[i(7)],
+        )
+        .await;
+    assert_eq!(jobs.wait_succeeded(job).await, [i(13)]);
+    cluster.stop().await.unwrap();
+    let spans = collector.spans();
+    stop.cancel();
+    let traced = trace_of(&spans, job);
+    job_span(&traced, job, "Succeeded");
+    check_task_path(&traced, job, 0, "fixtures");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silk_dev_traces_all_three_services() {
+    watchdog(120, dev_cluster()).await;
+}
+
+#[test]
+fn silk_dev_refuses_a_bad_otlp_endpoint() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_silk"))
+        .args(["dev", "--otlp-endpoint", "ftp://collector:4317"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--otlp-endpoint"), "{err}");
+    assert!(err.contains("scheme must be http or https"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
