@@ -7,7 +7,6 @@
 //! cluster without `[traces]` starts no exporter and sends nothing.
 
 mod e2e;
-mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -437,13 +436,13 @@ async fn dev_cluster() {
         port_base: 0,
         slots: Some(1),
         trust: vec!["fixtures".into()],
-        executor_bin: Some(support::executor_bin()),
+        executor_bin: Some(e2e::support::executor_bin()),
         em_poll_ms: 200,
         traces: Some(TracesConfig {
             cluster: CLUSTER.into(),
             ..TracesConfig::new(endpoint)
         }),
-        ..DevOptions::new(support::packages_dir())
+        ..DevOptions::new(e2e::support::packages_dir())
     })
     .await
     .unwrap();

@@ -32,7 +32,7 @@ impl<D: Db + Clone> Storage<D> {
         self.shared.traces.get().unwrap_or(&OFF)
     }
 
-    /// Long-polls one lane (as [`super::Lanes::poll`]), emitting `task.queued` for each entry
+    /// Long-polls one lane (as [`super::lanes::Lanes::poll`]), emitting `task.queued` for each entry
     /// taken.
     pub async fn poll_lane(
         &self,

@@ -32,7 +32,7 @@ pub use jobs::Jobs;
 pub use secure::Secrets;
 
 #[path = "../support/mod.rs"]
-mod support;
+pub mod support;
 
 /// Liveness settings of every cluster: a dead execution manager is noticed after
 /// [`DEAD_CUTOFF_MS`], checked every [`SWEEP_MS`].
