@@ -229,8 +229,10 @@ pub async fn run_reporter(
                 }
             }
         }
-        for trace in fresh.iter().filter_map(|r| r.trace.as_deref()) {
-            trace.emit(&traces, em);
+        if traces.is_on() {
+            for trace in fresh.iter().filter_map(|r| r.trace.as_deref()) {
+                trace.emit(&traces, em);
+            }
         }
         // Storage answered for every outcome of the batch (or they were of an older session):
         // their places among the unreported tasks free up, and the pull loop may accept more.

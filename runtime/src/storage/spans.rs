@@ -22,6 +22,9 @@ static OFF: Traces = Traces::off();
 impl<D: Db + Clone> Storage<D> {
     /// Emits this storage's spans to `traces` from now on (once; later calls are ignored).
     pub fn set_traces(&self, traces: Traces) {
+        if traces.is_on() {
+            self.shared.lanes.set_timed();
+        }
         if self.shared.traces.set(traces).is_err() {
             tracing::warn!("storage traces already set; keeping the first");
         }
@@ -45,6 +48,8 @@ impl<D: Db + Clone> Storage<D> {
         if let Some(now) = traces.now() {
             let mono = Instant::now();
             for (t, queued) in &got {
+                // Entries queued before tracing was set carry no time: no span.
+                let Some(queued) = queued else { continue };
                 let start = since(mono.saturating_duration_since(*queued), now);
                 traces.stage("task.queued", t.job, Parent::Job, start, now, |l| {
                     task_attributes(l, t.task);

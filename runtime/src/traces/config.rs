@@ -114,6 +114,9 @@ impl TryFrom<String> for Endpoint {
         if host.is_empty() {
             return Err(bad("no host"));
         }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(bad("credentials in the URL are not supported"));
+        }
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err(bad("OTLP/gRPC takes no path"));
         }
@@ -224,6 +227,10 @@ mod tests {
             ("otlp_endpoint = \"ftp://c:4317\"", "scheme must be http"),
             ("otlp_endpoint = \"http://c:4317/v1/traces\"", "no path"),
             ("otlp_endpoint = \"not a url\"", "otlp_endpoint"),
+            (
+                "otlp_endpoint = \"http://user:pw@c:4317\"",
+                "credentials in the URL",
+            ),
             (
                 "otlp_endpoint = \"http://c:4317\"\nsample_ratio = 1.5",
                 "sample_ratio",
