@@ -4,7 +4,9 @@
 //! One job's span and its task's stage spans from all three services share the trace id derived
 //! from the job, hang under the job and instance spans, and cover the task's path in order; a
 //! failed task's spans carry its failure kind; everything is flushed when the services stop. A
-//! cluster without `[traces]` starts no exporter and sends nothing.
+//! cluster without `[traces]` starts no exporter and sends nothing. Also: `silk dev`'s in-process
+//! cluster with traces on, its `--otlp-endpoint` check, and an `https://` collector checked
+//! against `ca_file`.
 
 mod e2e;
 
@@ -24,13 +26,15 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::json;
 use silk_runtime::auth::ClientSecurity;
 use silk_runtime::dev::{DevCluster, DevOptions};
-use silk_runtime::traces::{TracesConfig, ids};
+use silk_runtime::traces::{Endpoint, Service, Traces, TracesConfig, ids};
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use e2e::graphs::{graph, single, task, with_policy};
 use e2e::jobs::FailureKind;
+use e2e::support::certs::Pki;
 use e2e::values::i;
 use e2e::{Backend, Cluster, EmSpec, read_lines, watchdog};
 
@@ -148,6 +152,29 @@ impl Collector {
         let service = TraceServiceServer::new(self.clone());
         tokio::spawn(async move {
             tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        addr
+    }
+
+    /// As [`Collector::serve`], over TLS with `pki`'s server certificate.
+    async fn serve_tls(&self, stop: CancellationToken, pki: &Pki) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let identity = Identity::from_pem(
+            std::fs::read(&pki.server_cert).unwrap(),
+            std::fs::read(&pki.server_key).unwrap(),
+        );
+        let service = TraceServiceServer::new(self.clone());
+        let mut server = tonic::transport::Server::builder()
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .unwrap();
+        tokio::spawn(async move {
+            server
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await
@@ -484,6 +511,41 @@ fn silk_dev_refuses_a_bad_otlp_endpoint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--otlp-endpoint"), "{err}");
     assert!(err.contains("scheme must be http or https"), "{err}");
+}
+
+/// An `https://` collector: the exporter checks it against `ca_file`, and refuses to start
+/// without one.
+async fn tls_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = e2e::support::certs::make(dir.path(), "otlp-");
+    let stop = CancellationToken::new();
+    let collector = Collector::default();
+    let addr = collector.serve_tls(stop.clone(), &pki).await;
+    let endpoint: Endpoint = format!("https://localhost:{}", addr.port())
+        .parse()
+        .unwrap();
+    let refused = Traces::start(Some(&TracesConfig::new(endpoint.clone())), Service::Em)
+        .expect_err("https without ca_file");
+    assert!(refused.to_string().contains("ca_file"), "{refused}");
+    let config = TracesConfig {
+        cluster: CLUSTER.into(),
+        ca_file: Some(pki.ca.clone()),
+        ..TracesConfig::new(endpoint)
+    };
+    let traces = Traces::start(Some(&config), Service::Em).unwrap();
+    let now = std::time::SystemTime::now();
+    traces.job(JobId(77), now, now, |_| {});
+    traces.shutdown().await;
+    stop.cancel();
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert_eq!(spans[0].trace(), ids::trace_id(CLUSTER, JobId(77)));
+    assert_eq!(spans[0].service, "silk-em");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_collector_is_checked_against_ca_file() {
+    watchdog(60, tls_collector()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
