@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::KeyValue;
-
 use silk_proto::scheduler as spb;
 use silk_proto::storage as pb;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -19,15 +17,16 @@ use tonic::Code;
 use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::pool::SlotPool;
-use super::reporter::{InstanceTrace, Report};
+use super::reporter::Report;
 use super::runtime::{BACKOFF_MIN, backoff, pause};
 use super::session::SessionTracker;
+use super::spans::executed_span;
 use super::{window, work};
 use crate::scheduler::Assignment;
 use crate::scheduler::grpc::assignment as from_pb;
 use crate::storage::grpc::convert::pb_task_id;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
-use crate::traces::{FAILURE_KIND, Parent, Traces, id_attr, task_attributes};
+use crate::traces::Traces;
 
 /// How soon acknowledgements that could not be sent are tried again while every slot is busy.
 const ACK_RETRY: Duration = Duration::from_secs(1);
@@ -341,44 +340,4 @@ impl Loop {
             });
         });
     }
-}
-
-/// What a traced instance carries from its start: when it was received, its package, function
-/// and backend, and the EM's span sink.
-type Traced = (SystemTime, String, String, &'static str, Traces);
-
-/// Emits `task.executed` (from `began` to now) and returns the rest of the instance's trace.
-fn executed_span(
-    em: ExecutionManagerId,
-    a: &Assignment,
-    instance: u64,
-    (received, package, function, backend, traces): Traced,
-    began: SystemTime,
-    failure: Option<&'static str>,
-) -> Box<InstanceTrace> {
-    let instance = silk_tdl::TaskInstanceId(instance);
-    let now = SystemTime::now();
-    let parent = Parent::Instance(a.task, instance);
-    traces.stage("task.executed", a.job, parent, began, now, |l| {
-        task_attributes(l, a.task);
-        l.push(KeyValue::new("silk.instance_id", id_attr(instance.0)));
-        l.push(KeyValue::new("silk.em_id", id_attr(em.0)));
-        l.push(KeyValue::new("silk.package", package.clone()));
-        l.push(KeyValue::new("silk.function", function.clone()));
-        l.push(KeyValue::new("silk.backend", backend));
-        if let Some(kind) = failure {
-            l.push(KeyValue::new(FAILURE_KIND, kind));
-        }
-    });
-    Box::new(InstanceTrace {
-        job: a.job,
-        task: a.task,
-        instance,
-        received,
-        finished: now,
-        package,
-        function,
-        backend,
-        failure,
-    })
 }

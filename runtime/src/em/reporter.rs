@@ -10,12 +10,10 @@
 //! it is ever sent, by its task's failure (`OutputTooLarge`, naming the limit): retrying it could
 //! never succeed, and a batch that cannot be sent would stop this EM from reporting anything.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use opentelemetry::KeyValue;
 use prometheus_client::metrics::counter::Counter;
 use silk_proto::storage as pb;
-use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
@@ -27,10 +25,11 @@ use silk_ipc::TaskFailure;
 use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::session::SessionTracker;
+use super::spans::InstanceTrace;
 use crate::storage::grpc::MAX_MESSAGE_BYTES;
 use crate::storage::grpc::convert::pb_kind;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
-use crate::traces::{FAILURE_KIND, Parent, Traces, id_attr, task_attributes};
+use crate::traces::Traces;
 
 /// Most outcomes in one report.
 const MAX_BATCH: usize = 256;
@@ -106,60 +105,6 @@ pub struct Report {
     pub credit: Option<OwnedSemaphorePermit>,
     /// What the instance's spans need (tracing on only).
     pub trace: Option<Box<InstanceTrace>>,
-}
-
-/// One task instance as its EM spans see it.
-#[derive(Debug)]
-pub struct InstanceTrace {
-    /// The job.
-    pub job: JobId,
-    /// The task.
-    pub task: TaskId,
-    /// The instance storage registered.
-    pub instance: TaskInstanceId,
-    /// When the EM received the assignment.
-    pub received: SystemTime,
-    /// When the task left its slot (the outcome was ready to report).
-    pub finished: SystemTime,
-    /// The package.
-    pub package: String,
-    /// The function.
-    pub function: String,
-    /// `native` or `wasm`.
-    pub backend: &'static str,
-    /// The failure kind, for a failed task.
-    pub failure: Option<&'static str>,
-}
-
-impl InstanceTrace {
-    /// `task.reported` and `task.instance`, both ending now (storage acknowledged the outcome).
-    fn emit(&self, traces: &Traces, em: ExecutionManagerId) {
-        let now = SystemTime::now();
-        let parent = Parent::Instance(self.task, self.instance);
-        traces.stage("task.reported", self.job, parent, self.finished, now, |l| {
-            task_attributes(l, self.task);
-            l.push(KeyValue::new("silk.instance_id", id_attr(self.instance.0)));
-            l.push(KeyValue::new("silk.em_id", id_attr(em.0)));
-        });
-        traces.instance(
-            self.job,
-            self.task,
-            self.instance,
-            self.received,
-            now,
-            |l| {
-                task_attributes(l, self.task);
-                l.push(KeyValue::new("silk.instance_id", id_attr(self.instance.0)));
-                l.push(KeyValue::new("silk.em_id", id_attr(em.0)));
-                l.push(KeyValue::new("silk.package", self.package.clone()));
-                l.push(KeyValue::new("silk.function", self.function.clone()));
-                l.push(KeyValue::new("silk.backend", self.backend));
-                if let Some(kind) = self.failure {
-                    l.push(KeyValue::new(FAILURE_KIND, kind));
-                }
-            },
-        );
-    }
 }
 
 /// The reporter's fixed parts.
