@@ -37,6 +37,7 @@ use crate::metrics::{Metrics, spawn_endpoint};
 use crate::scheduler::{SchedulerConfig, run_scheduler_with};
 use crate::storage::db::AnyDb;
 use crate::storage::{Storage, StorageConfig, grpc};
+use crate::traces::{Service, Traces, TracesConfig};
 
 /// The storage port `silk dev` uses by default; the scheduler takes the next one.
 pub const DEFAULT_PORT_BASE: u16 = 50051;
@@ -62,6 +63,8 @@ pub struct DevOptions {
     /// Address of the one Prometheus endpoint serving all three services' metrics; `None`:
     /// no endpoint (`silk dev` serves it on `127.0.0.1:9150` unless told otherwise).
     pub metrics_listen: Option<String>,
+    /// OpenTelemetry span export of all three services; `None`: off.
+    pub traces: Option<TracesConfig>,
 }
 
 impl DevOptions {
@@ -77,6 +80,7 @@ impl DevOptions {
             executor_bin: None,
             em_poll_ms: 1000,
             metrics_listen: None,
+            traces: None,
         }
     }
 }
@@ -205,9 +209,12 @@ impl DevCluster {
         let db = AnyDb::connect(&format!("sqlite:{}", db_path.display()))
             .await
             .map_err(|e| DevError::Storage(e.to_string()))?;
+        let traces = Traces::start(options.traces.as_ref(), Service::Storage)
+            .map_err(|e| DevError::Storage(e.to_string()))?;
         let service = Storage::open(db, StorageConfig::default())
             .await
             .map_err(|e| DevError::Storage(e.to_string()))?;
+        service.set_traces(traces.clone());
         tracing::info!(address = %storage_addr, db = %db_path.display(), "storage listening");
         let storage_stop = CancellationToken::new();
         let metrics = Metrics::new();
@@ -228,6 +235,7 @@ impl DevCluster {
                 )
                 .await;
                 service.shutdown().await;
+                traces.shutdown().await;
                 served.map_err(|e| DevError::Storage(e.to_string()))
             }
         });
@@ -237,6 +245,7 @@ impl DevCluster {
             listen: scheduler_addr.to_string(),
             storage_url: storage_url.clone(),
             auth: Some(peer_auth.clone()),
+            traces: options.traces.clone(),
             ..SchedulerConfig::default()
         };
         let scheduler = tokio::spawn({
@@ -259,6 +268,7 @@ impl DevCluster {
             poll_wait_ms: options.em_poll_ms,
             heartbeat_interval_ms: options.em_poll_ms,
             auth: Some(peer_auth),
+            traces: options.traces.clone(),
             ..EmConfig::default()
         };
         let slots = em_config.slot_count();

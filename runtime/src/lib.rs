@@ -46,3 +46,4 @@ pub mod metrics;
 mod msgpack;
 pub mod scheduler;
 pub mod storage;
+pub mod traces;

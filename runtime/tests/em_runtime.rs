@@ -1,9 +1,9 @@
 //! The execution manager's runtime loop against in-process mock storage and scheduler servers
 //! (`em/mock.rs`), running real tasks of the staged `fixtures` package natively: registration and
 //! heartbeats, retried scheduler errors, stale / newer / equal sessions, storage answering stale
-//! session or stale state, success and failure reports, a failing report not killing the loop,
-//! cancellation during registration leaving the assignment unacknowledged, drain, and being
-//! declared dead.
+//! session or stale state, success and failure reports, a failing report not killing the loop
+//! (and counted in `silk_em_report_retries_total`), cancellation during registration leaving the
+//! assignment unacknowledged, drain, and being declared dead.
 
 #[path = "em/mock.rs"]
 mod mock;
@@ -16,7 +16,8 @@ use std::time::Duration;
 use mock::{EM_ID, Register, Sched, Storage};
 use silk_proto::scheduler as spb;
 use silk_proto::storage as pb;
-use silk_runtime::em::{EmConfig, Error, run_em};
+use silk_runtime::em::{EmConfig, Error, run_em, run_em_with};
+use silk_runtime::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
@@ -26,6 +27,8 @@ struct Harness {
     kill: CancellationToken,
     servers: CancellationToken,
     em: tokio::task::JoinHandle<Result<(), Error>>,
+    /// The EM's metrics.
+    metrics: Metrics,
 }
 
 async fn start(session: u64, heartbeat_ms: u64, setup: impl FnOnce(&Storage, &Sched)) -> Harness {
@@ -49,7 +52,11 @@ async fn start(session: u64, heartbeat_ms: u64, setup: impl FnOnce(&Storage, &Sc
         ..EmConfig::default()
     };
     let (stop, kill) = (CancellationToken::new(), CancellationToken::new());
-    let em = tokio::spawn(run_em(config, stop.clone(), kill.clone()));
+    let metrics = Metrics::new();
+    let em = tokio::spawn({
+        let (stop, kill, metrics) = (stop.clone(), kill.clone(), metrics.clone());
+        async move { run_em_with(config, stop, kill, &metrics).await }
+    });
     Harness {
         storage,
         sched,
@@ -57,6 +64,7 @@ async fn start(session: u64, heartbeat_ms: u64, setup: impl FnOnce(&Storage, &Sc
         kill,
         servers,
         em,
+        metrics,
     }
 }
 
@@ -382,7 +390,18 @@ async fn a_failing_report_is_retried_without_killing_the_loop() {
             storage.reports.lock().unwrap().len() >= 2
         })
         .await;
+        let metrics = h.metrics.clone();
         h.finish().await.unwrap();
+        // Each refused attempt is counted once: the two scripted failures.
+        let text = metrics.encode();
+        assert!(
+            text.contains("silk_em_report_retries_total 2\n"),
+            "{}",
+            text.lines()
+                .filter(|l| l.contains("report_retries"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         let mut ids: Vec<_> = storage
             .reports
             .lock()

@@ -43,7 +43,12 @@ fn metrics_follow_jobs_through_the_cluster() {
     let dev = Dev::start();
 
     // At rest: two slots, none busy, nothing queued, other paths are not metrics.
-    let s = dev.scrape_until("two slots alive", |s| s.get("silk_em_slots") == Some(2.0));
+    // The scheduler registers its metrics once storage answered it, the EM its own before it
+    // registers: wait for both.
+    let s = dev.scrape_until("two slots alive and the scheduler's metrics", |s| {
+        s.get("silk_em_slots") == Some(2.0)
+            && s.get("silk_scheduler_dispatch_queue_length").is_some()
+    });
     assert_eq!(s.value("silk_em_slots_busy"), 0.0);
     assert_eq!(s.value("silk_scheduler_dispatch_queue_length"), 0.0);
     assert_eq!(s.value("silk_storage_jobs{state=\"Running\"}"), 0.0);

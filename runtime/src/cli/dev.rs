@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::client::Credentials;
 use crate::dev::{DEFAULT_PORT_BASE, DevCluster, DevOptions};
+use crate::traces::{Endpoint, TracesConfig};
 
 /// `silk dev` arguments.
 #[derive(Debug, Args)]
@@ -45,6 +46,10 @@ pub struct DevArgs {
         default_value = "127.0.0.1:9150"
     )]
     pub metrics_listen: String,
+    /// Export OpenTelemetry spans of every job to this OTLP/gRPC collector (e.g.
+    /// `http://127.0.0.1:4317`); the other `[traces]` keys keep their defaults. Default: off.
+    #[arg(long, env = "SILK_DEV_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<Endpoint>,
     /// Where to write the cluster's address and admin token (mode 0600) for `silk job` and
     /// `Client::from_env`. Default: ~/.config/silk/credentials.toml (or under
     /// $XDG_CONFIG_HOME). Removed on exit.
@@ -73,6 +78,7 @@ async fn serve(args: &DevArgs) -> ExitCode {
         trust: args.trust.clone(),
         slots: args.slots,
         metrics_listen: Some(args.metrics_listen.clone()),
+        traces: args.otlp_endpoint.clone().map(TracesConfig::new),
         ..DevOptions::new(args.packages.clone())
     };
     let mut cluster = match DevCluster::start(options).await {

@@ -17,8 +17,8 @@ use crate::scheduler::{SchedulerConfig, run_scheduler_with};
 /// `silk scheduler` arguments.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
-    /// TOML config file (keys: `listen`, `advertise_host`, `storage_url`, `[core]`, `[registry]`,
-    /// `[auth]`, `[tls]`, `[client_tls]`).
+    /// TOML config file (keys: `listen`, `advertise_host`, `storage_url`, `metrics_listen`,
+    /// `[core]`, `[registry]`, `[auth]`, `[tls]`, `[client_tls]`, `[traces]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to serve gRPC on.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::metrics::{Metrics, spawn_endpoint};
 use crate::storage::db::{AnyDb, redact_url};
 use crate::storage::{Storage, StorageConfig, grpc};
+use crate::traces::{Service, Traces, TracesConfig};
 
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DB: &str = "sqlite:silk-storage.db";
@@ -26,7 +27,8 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9151";
 /// `silk storage` arguments. `Debug` hides the database password.
 #[derive(Args)]
 pub struct StorageArgs {
-    /// TOML config file (keys: `listen`, `db`, and the tables `[storage]`, `[auth]`, `[tls]`).
+    /// TOML config file (keys: `listen`, `db`, `metrics_listen`, and the tables `[storage]`, `[auth]`,
+    /// `[tls]`, `[traces]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database: `sqlite:PATH` or `mysql://user:password@host:port/database`.
@@ -62,6 +64,8 @@ pub struct StorageFile {
     pub auth: Option<StorageAuth>,
     /// Certificate and key; without them storage serves plaintext.
     pub tls: Option<ServerTls>,
+    /// OpenTelemetry span export; absent: off.
+    pub traces: Option<TracesConfig>,
 }
 
 /// The resolved service configuration. `Debug` hides the database password.
@@ -78,6 +82,8 @@ pub struct Resolved {
     pub auth: Option<StorageAuth>,
     /// Certificate and key.
     pub tls: Option<ServerTls>,
+    /// OpenTelemetry span export; `None`: off.
+    pub traces: Option<TracesConfig>,
 }
 
 impl std::fmt::Debug for StorageArgs {
@@ -100,6 +106,7 @@ impl std::fmt::Debug for StorageFile {
             .field("storage", &self.storage)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
+            .field("traces", &self.traces)
             .finish()
     }
 }
@@ -113,6 +120,7 @@ impl std::fmt::Debug for Resolved {
             .field("storage", &self.storage)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
+            .field("traces", &self.traces)
             .finish()
     }
 }
@@ -215,6 +223,7 @@ pub fn resolve(
         storage,
         auth: file.auth,
         tls: file.tls,
+        traces: file.traces,
     })
 }
 
@@ -250,7 +259,9 @@ async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let security = server_security(Some(auth.load()?), config.tls.as_ref())?;
     let db = AnyDb::connect_with(&config.db, config.storage.db_options()).await?;
+    let traces = Traces::start(config.traces.as_ref(), Service::Storage)?;
     let storage = Storage::open(db, config.storage).await?;
+    storage.set_traces(traces.clone());
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, session = storage.session().0, "storage listening");
     let metrics = Metrics::new();
@@ -261,6 +272,7 @@ async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
     let served = grpc::serve_secured(storage.clone(), listener, &security, shutdown_signal()).await;
     tracing::info!("storage draining");
     storage.shutdown().await;
+    traces.shutdown().await;
     served?;
     tracing::info!("storage stopped");
     Ok(())

@@ -10,6 +10,7 @@ use silk_executor_wasm::{HostConfig, SandboxPolicy};
 
 use super::pool::NativePolicy;
 use crate::auth::config::{ClientTls, PeerAuth};
+use crate::traces::TracesConfig;
 
 /// EM settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +59,8 @@ pub struct EmConfig {
     pub auth: Option<PeerAuth>,
     /// TLS for `https://` storage and scheduler URLs (`[client_tls]`).
     pub client_tls: Option<ClientTls>,
+    /// OpenTelemetry span export (`[traces]`); `None`: off.
+    pub traces: Option<TracesConfig>,
 }
 
 impl Default for EmConfig {
@@ -82,6 +85,7 @@ impl Default for EmConfig {
             metrics_listen: "127.0.0.1:9153".into(),
             auth: None,
             client_tls: None,
+            traces: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //!   [`pool::SlotPool`] of slot threads;
 //! * [`run_em`] (`runtime.rs`) — setup and drain; `pull.rs` the pull loop; `work.rs` builds requests and
 //!   outcomes; `reporter.rs` sends outcomes; `window.rs` sizes the
-//!   prefetch queue; [`liveness`] heartbeats; [`session`] tracks
+//!   prefetch queue; `spans.rs` the EM's trace spans; [`liveness`] heartbeats; [`session`] tracks
 //!   storage's session; [`config`] the settings.
 
 pub mod clients;
@@ -17,6 +17,7 @@ mod pull;
 mod reporter;
 mod runtime;
 pub mod session;
+mod spans;
 mod window;
 mod work;
 

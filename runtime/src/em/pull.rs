@@ -5,7 +5,7 @@
 //! them), and starts the accepted ones on the slot pool; outcomes go to the reporter.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use silk_proto::scheduler as spb;
 use silk_proto::storage as pb;
@@ -20,11 +20,13 @@ use super::pool::SlotPool;
 use super::reporter::Report;
 use super::runtime::{BACKOFF_MIN, backoff, pause};
 use super::session::SessionTracker;
+use super::spans::executed_span;
 use super::{window, work};
 use crate::scheduler::Assignment;
 use crate::scheduler::grpc::assignment as from_pb;
 use crate::storage::grpc::convert::pb_task_id;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::traces::Traces;
 
 /// How soon acknowledgements that could not be sent are tried again while every slot is busy.
 const ACK_RETRY: Duration = Duration::from_secs(1);
@@ -52,6 +54,9 @@ pub(super) struct Loop {
     pub(super) acks: Vec<u64>,
     pub(super) scheduler_id: u64,
     pub(super) poll_wait: Duration,
+    /// Packages that run natively (the rest run as wasm), for span attributes.
+    pub(super) native: Arc<[String]>,
+    pub(super) traces: Traces,
 }
 
 impl Loop {
@@ -119,7 +124,8 @@ impl Loop {
                 .filter_map(|a| from_pb(a).ok())
                 .collect();
             if !batch.is_empty() {
-                self.accept(batch, stop).await;
+                let received = self.traces.now();
+                self.accept(batch, received, stop).await;
             }
         }
     }
@@ -156,7 +162,12 @@ impl Loop {
     }
 
     /// Session checks, registration and execution of one batch.
-    async fn accept(&mut self, batch: Vec<Assignment>, stop: &CancellationToken) {
+    async fn accept(
+        &mut self,
+        batch: Vec<Assignment>,
+        received: Option<SystemTime>,
+        stop: &CancellationToken,
+    ) {
         let current = self.tracker.get();
         let mut live = Vec::new();
         for a in batch {
@@ -179,7 +190,7 @@ impl Loop {
                 .filter(|a| a.session == session)
                 .copied()
                 .collect();
-            if !self.register(session, group, stop).await {
+            if !self.register(session, group, received, stop).await {
                 return;
             }
         }
@@ -191,6 +202,7 @@ impl Loop {
         &mut self,
         session: SessionId,
         group: Vec<Assignment>,
+        received: Option<SystemTime>,
         stop: &CancellationToken,
     ) -> bool {
         let mut delay = BACKOFF_MIN;
@@ -240,7 +252,9 @@ impl Loop {
         for (a, r) in group.iter().zip(results) {
             self.acks.push(a.id.0);
             match r.result {
-                Some(pb::register_result::Result::Context(ctx)) => self.start(*a, session, ctx),
+                Some(pb::register_result::Result::Context(ctx)) => {
+                    self.start(*a, session, ctx, received);
+                }
                 Some(pb::register_result::Result::Error(e)) => {
                     tracing::debug!(em_id = %self.em, job_id = %a.job, task = %a.task, kind = e.kind, "task instance not registered");
                     if e.code == Code::Aborted as i32 {
@@ -257,7 +271,13 @@ impl Loop {
     /// runs from now — storage registered the instance just before — not from when a slot
     /// picks the task up: storage's lost-report expiry measures the same span, so a task that
     /// waited in this EM's queue is never still running when storage gives it to another EM.
-    fn start(&self, a: Assignment, session: SessionId, ctx: pb::ExecutionContext) {
+    fn start(
+        &self,
+        a: Assignment,
+        session: SessionId,
+        ctx: pb::ExecutionContext,
+        received: Option<SystemTime>,
+    ) {
         let prepared = work::request(&a, &ctx)
             .map(|(execute, hard)| (execute, hard, std::time::Instant::now() + hard));
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
@@ -273,6 +293,21 @@ impl Loop {
             self.em,
             self.finished.clone(),
         );
+        // Tracing on: what the instance's spans need besides the times.
+        let traced = received.map(|received| {
+            let backend = if self.native.contains(&ctx.package) {
+                "native"
+            } else {
+                "wasm"
+            };
+            (
+                received,
+                ctx.package.clone(),
+                ctx.function.clone(),
+                backend,
+                self.traces.clone(),
+            )
+        });
         self.tasks.spawn(async move {
             let permit = match permit {
                 Some(p) => p,
@@ -282,6 +317,7 @@ impl Loop {
                 },
             };
             let instance = ctx.task_instance_id;
+            let began = traced.as_ref().map(|_| SystemTime::now());
             let result = match prepared {
                 Ok((execute, hard, deadline)) => {
                     tracing::debug!(em_id = %em, job_id = %a.job, task = %a.task, package = execute.package, function = execute.function, "task started");
@@ -292,10 +328,15 @@ impl Loop {
             };
             drop(permit);
             finished.notify_one();
+            let trace = traced.zip(began).map(|(t, began)| {
+                let failure = result.as_ref().err().map(|f| f.kind().as_str());
+                executed_span(em, &a, instance, t, began, failure)
+            });
             let _ = outcomes.send(Report {
                 session,
                 outcome: work::outcome(&a, instance, result),
                 credit,
+                trace,
             });
         });
     }

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use silk_proto::storage as pb;
 use std::sync::Arc;
 
@@ -24,9 +25,11 @@ use silk_ipc::TaskFailure;
 use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::session::SessionTracker;
+use super::spans::InstanceTrace;
 use crate::storage::grpc::MAX_MESSAGE_BYTES;
 use crate::storage::grpc::convert::pb_kind;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::traces::Traces;
 
 /// Most outcomes in one report.
 const MAX_BATCH: usize = 256;
@@ -100,18 +103,42 @@ pub struct Report {
     /// answered.
     #[expect(dead_code, reason = "held for its drop, which returns the permit")]
     pub credit: Option<OwnedSemaphorePermit>,
+    /// What the instance's spans need (tracing on only).
+    pub trace: Option<Box<InstanceTrace>>,
+}
+
+/// The reporter's fixed parts.
+#[derive(Debug, Clone)]
+pub struct ReporterParts {
+    /// gRPC clients.
+    pub clients: Clients,
+    /// This EM.
+    pub em: ExecutionManagerId,
+    /// Storage's session.
+    pub session: SessionTracker,
+    /// Asks for a session refresh.
+    pub refresh: Refresh,
+    /// `silk_em_report_retries_total`.
+    pub retries: Counter,
+    /// The EM's span sink.
+    pub traces: Traces,
 }
 
 /// Reports until `outcomes` is closed and drained, or `kill`.
 pub async fn run_reporter(
-    clients: Clients,
-    em: ExecutionManagerId,
-    session: SessionTracker,
-    refresh: Refresh,
+    parts: ReporterParts,
     mut outcomes: mpsc::UnboundedReceiver<Report>,
     acknowledged: Arc<Notify>,
     kill: CancellationToken,
 ) {
+    let ReporterParts {
+        clients,
+        em,
+        session,
+        refresh,
+        retries,
+        traces,
+    } = parts;
     loop {
         let first = tokio::select! {
             () = kill.cancelled() => return,
@@ -142,9 +169,14 @@ pub async fn run_reporter(
                 .map(|r| fit(em, r.outcome.clone()))
                 .collect();
             for report in split(group, MAX_REPORT_BYTES) {
-                if !send(&clients, em, s, report, &refresh, &kill).await {
+                if !send(&clients, em, s, report, &refresh, &retries, &kill).await {
                     return;
                 }
+            }
+        }
+        if traces.is_on() {
+            for trace in fresh.iter().filter_map(|r| r.trace.as_deref()) {
+                trace.emit(&traces, em);
             }
         }
         // Storage answered for every outcome of the batch (or they were of an older session):
@@ -161,6 +193,7 @@ async fn send(
     session: SessionId,
     outcomes: Vec<pb::TaskOutcome>,
     refresh: &Refresh,
+    retries: &Counter,
     kill: &CancellationToken,
 ) -> bool {
     let mut delay = Duration::from_millis(50);
@@ -192,6 +225,7 @@ async fn send(
                 return true;
             }
             Err(s) if is_transient(&s) => {
+                retries.inc();
                 tracing::warn!(em_id = %em, code = ?s.code(), error = s.message(), retry_in_ms = delay.as_millis(), "report failed; retrying");
                 tokio::select! {
                     () = kill.cancelled() => return false,

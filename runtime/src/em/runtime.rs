@@ -25,10 +25,11 @@ use super::error::{Error, Result};
 use super::liveness::Liveness;
 use super::pool::{NativeExecutorConfig, PackagePolicy, SlotConfig, SlotPool};
 use super::pull::Loop;
-use super::reporter::run_reporter;
+use super::reporter::{ReporterParts, run_reporter};
 use super::session::SessionTracker;
 use crate::metrics::Metrics;
 use crate::storage::ids::{ExecutionManagerId, SessionId};
+use crate::traces::{Service, Traces};
 
 pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -154,6 +155,9 @@ pub async fn run_em_with(
                 message: e.to_string(),
             })?;
     let clients = Clients::new(&config.storage_url, &config.scheduler_url, &security)?;
+    let traces = Traces::start(config.traces.as_ref(), Service::Em).map_err(|e| Error::Config {
+        message: e.to_string(),
+    })?;
     let slots = config.slot_count();
     let mut host_config = config.wasm_host.clone();
     host_config.package_dir = Some(config.package_dir.clone());
@@ -189,10 +193,14 @@ pub async fn run_em_with(
     let reporter_kill = CancellationToken::new();
     let finished = Arc::new(Notify::new());
     let reporter = tokio::spawn(run_reporter(
-        clients.clone(),
-        em,
-        tracker.clone(),
-        refresh.clone(),
+        ReporterParts {
+            clients: clients.clone(),
+            em,
+            session: tracker.clone(),
+            refresh: refresh.clone(),
+            retries: pool.metrics().report_retries(),
+            traces: traces.clone(),
+        },
         outcomes_rx,
         finished.clone(),
         reporter_kill.clone(),
@@ -213,6 +221,8 @@ pub async fn run_em_with(
         acks: Vec::new(),
         scheduler_id: 0,
         poll_wait: Duration::from_millis(config.poll_wait_ms),
+        native: config.native_packages.clone().into(),
+        traces: traces.clone(),
     };
     let pull_stop = CancellationToken::new();
     let forward = tokio::spawn({
@@ -265,6 +275,7 @@ pub async fn run_em_with(
     background.cancel();
     services.close();
     services.wait().await;
+    traces.shutdown().await;
     if dead.is_cancelled() {
         return Err(Error::MarkedDead {
             message: "storage refused this execution manager's heartbeat".into(),

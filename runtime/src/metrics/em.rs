@@ -1,5 +1,6 @@
 //! The execution manager's metrics: tasks started, succeeded and failed (by failure kind) per
-//! package and backend, task durations, wasm fuel, bytes in and out, slots and executor restarts.
+//! package and backend, task durations, wasm fuel, bytes in and out, slots, executor restarts and
+//! outcome-report retries.
 //! Slot threads resolve a package's handles once ([`PoolMetrics::package`], through their own
 //! cache) and then only add to atomics.
 
@@ -138,6 +139,7 @@ struct PoolInner {
     slots: Gauge,
     busy: Gauge,
     restarts: Counter,
+    report_retries: Counter,
 }
 
 impl PoolMetrics {
@@ -164,6 +166,7 @@ impl PoolMetrics {
                 slots: Gauge::default(),
                 busy: Gauge::default(),
                 restarts: Counter::default(),
+                report_retries: Counter::default(),
             }),
         }
     }
@@ -222,6 +225,11 @@ impl PoolMetrics {
             "Native executor processes restarted after a crash, timeout or broken protocol",
             i.restarts.clone(),
         );
+        r.register(
+            "report_retries",
+            "Outcome reports sent again after a transient failure (storage unreachable or busy)",
+            i.report_retries.clone(),
+        );
     }
 
     /// The handles of `package`, through the calling thread's `cache`.
@@ -241,6 +249,12 @@ impl PoolMetrics {
     /// A slot began (`+1`) or finished (`-1`) a task.
     pub fn slot_busy(&self, delta: i64) {
         self.inner.busy.inc_by(delta);
+    }
+
+    /// The counter of outcome reports sent again (`silk_em_report_retries_total`).
+    #[must_use]
+    pub fn report_retries(&self) -> Counter {
+        self.inner.report_retries.clone()
     }
 
     /// `n` native executors were restarted.

@@ -135,6 +135,15 @@ impl DispatchQueue {
 
     /// Up to `max` assignments: returns as soon as there is at least one, or empty after `wait`.
     pub async fn pop(&self, max: usize, wait: Duration) -> Vec<Assignment> {
+        self.pop_timed(max, wait)
+            .await
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect()
+    }
+
+    /// As [`Self::pop`], each assignment with how long it waited in the queue.
+    pub async fn pop_timed(&self, max: usize, wait: Duration) -> Vec<(Assignment, Duration)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.inner.items.notified();
@@ -150,7 +159,7 @@ impl DispatchQueue {
         }
     }
 
-    fn take(&self, max: usize) -> Vec<Assignment> {
+    fn take(&self, max: usize) -> Vec<(Assignment, Duration)> {
         let mut state = lock(&self.inner.state);
         let n = max.min(state.items.len());
         let got: Vec<_> = state.items.drain(..n).collect();
@@ -166,10 +175,9 @@ impl DispatchQueue {
         let now = Instant::now();
         got.into_iter()
             .map(|(a, queued)| {
-                metrics
-                    .latency
-                    .observe(now.saturating_duration_since(queued));
-                a
+                let waited = now.saturating_duration_since(queued);
+                metrics.latency.observe(waited);
+                (a, waited)
             })
             .collect()
     }

@@ -21,6 +21,8 @@ use super::dispatch::DispatchQueue;
 use super::error::Error;
 use super::registry::EmRegistry;
 use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
+use crate::traces::{Parent, Traces};
+use opentelemetry::KeyValue;
 
 /// Longest long-poll an EM may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -81,6 +83,7 @@ pub struct SchedulerService {
     id: SchedulerId,
     dispatch: DispatchQueue,
     registry: EmRegistry,
+    traces: Traces,
 }
 
 impl SchedulerService {
@@ -91,6 +94,35 @@ impl SchedulerService {
             id,
             dispatch,
             registry,
+            traces: Traces::off(),
+        }
+    }
+
+    /// Emits a `task.dispatched` span per assignment handed out (see [`crate::traces`]).
+    #[must_use]
+    pub fn with_traces(mut self, traces: Traces) -> Self {
+        self.traces = traces;
+        self
+    }
+
+    /// `task.dispatched` spans: from when the core queued each assignment to now.
+    fn trace_dispatched(&self, em: ExecutionManagerId, got: &[(Assignment, Duration)]) {
+        let Some(now) = self.traces.now() else { return };
+        for (a, waited) in got {
+            let start = crate::traces::since(*waited, now);
+            self.traces
+                .stage("task.dispatched", a.job, Parent::Job, start, now, |l| {
+                    crate::traces::task_attributes(l, a.task);
+                    l.push(KeyValue::new("silk.em_id", crate::traces::id_attr(em.0)));
+                    l.push(KeyValue::new(
+                        "silk.assignment_id",
+                        crate::traces::id_attr(a.id.0),
+                    ));
+                    l.push(KeyValue::new(
+                        "silk.scheduler_id",
+                        crate::traces::id_attr(self.id.0),
+                    ));
+                });
         }
     }
 
@@ -134,7 +166,9 @@ impl Scheduler for SchedulerService {
             .unwrap_or(MAX_ITEMS)
             .min(MAX_ITEMS);
         let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
-        let got = self.dispatch.pop(max, wait).await;
+        let timed = self.dispatch.pop_timed(max, wait).await;
+        self.trace_dispatched(em, &timed);
+        let got: Vec<Assignment> = timed.into_iter().map(|(a, _)| a).collect();
         // Recorded before the reply is sent: if the reply is lost, the assignments' leases
         // expire and they are dispatched again.
         self.registry

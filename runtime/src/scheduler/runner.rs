@@ -57,7 +57,7 @@ pub trait LaneSource: Send + Sync + 'static {
 impl<D: Db + Clone> LaneSource for Storage<D> {
     async fn poll(&self, kind: LaneKind, max: usize, wait: Duration) -> Result<Polled> {
         let session = self.session();
-        let tasks = self.lanes().poll(kind, max, wait).await;
+        let tasks = self.poll_lane(kind, max, wait).await;
         Ok(Polled { session, tasks })
     }
 }

@@ -29,6 +29,7 @@ use super::registry::{EmRegistry, RegistryConfig};
 use super::runner::{LaneSource, Polled, run_core};
 use crate::storage::ids::{SchedulerId, SessionId};
 use crate::storage::{LaneKind, ReadyTask};
+use crate::traces::{Service, Traces, TracesConfig};
 
 /// Slack on top of a long-poll's wait before a call counts as lost.
 const CALL_SLACK: Duration = Duration::from_secs(5);
@@ -58,6 +59,8 @@ pub struct SchedulerConfig {
     pub tls: Option<ServerTls>,
     /// TLS for an `https://` storage URL (`[client_tls]`).
     pub client_tls: Option<ClientTls>,
+    /// OpenTelemetry span export (`[traces]`); `None`: off.
+    pub traces: Option<TracesConfig>,
 }
 
 impl Default for SchedulerConfig {
@@ -72,6 +75,7 @@ impl Default for SchedulerConfig {
             auth: None,
             tls: None,
             client_tls: None,
+            traces: None,
         }
     }
 }
@@ -238,7 +242,9 @@ pub async fn run_scheduler_with(
         host,
         local.port(),
     ));
+    let traces = Traces::start(config.traces.as_ref(), Service::Scheduler)?;
     let Some(id) = lanes.register_until_up(&cancel).await else {
+        traces.shutdown().await;
         return Ok(());
     };
     let dispatch = DispatchQueue::new(config.core.dispatch_queue_capacity);
@@ -261,7 +267,7 @@ pub async fn run_scheduler_with(
     tracker.close();
     tracing::info!(address = %local, scheduler_id = %id, "scheduler listening");
     let served = serve(
-        SchedulerService::new(id, dispatch, registry),
+        SchedulerService::new(id, dispatch, registry).with_traces(traces.clone()),
         listener,
         &server,
         cancel.clone().cancelled_owned(),
@@ -269,6 +275,7 @@ pub async fn run_scheduler_with(
     .await;
     cancel.cancel();
     tracker.wait().await;
+    traces.shutdown().await;
     served?;
     tracing::info!("scheduler stopped");
     Ok(())

@@ -118,6 +118,7 @@ impl<D: Db + Clone> Storage<D> {
         em: ExecutionManagerId,
         key: Option<RegistrationKey>,
     ) -> Result<ExecutionContext> {
+        let start = self.traces().now();
         self.check_session(session)?;
         let job = self.running_job(job_id, task).await?;
         if !self.em_alive(em).await? {
@@ -177,6 +178,15 @@ impl<D: Db + Clone> Storage<D> {
         counters.instances_registered.inc();
         counters.input_bytes.inc_by(ctx.inputs.len() as u64);
         tracing::debug!(job_id = job_id.0, %task, instance = instance.0, em_id = em.0, "instance registered");
+        self.trace_registered(
+            start,
+            job_id,
+            task,
+            instance,
+            em,
+            &ctx.package,
+            &ctx.function,
+        );
         Ok(ctx)
     }
 
@@ -209,6 +219,7 @@ impl<D: Db + Clone> Storage<D> {
         instance: TaskInstanceId,
         outputs: Vec<u8>,
     ) -> Result<()> {
+        let start = self.traces().now();
         self.check_session(session)?;
         let job = self.running_job(job_id, task).await?;
         let outputs = Arc::new(outputs);
@@ -245,6 +256,7 @@ impl<D: Db + Clone> Storage<D> {
         counters.output_bytes.inc_by(outputs.len() as u64);
         tracing::debug!(job_id = job_id.0, %task, instance = instance.0, "task succeeded");
         let TaskId::Index(index) = task else {
+            self.trace_persisted(start, job_id, task, instance, None);
             let to = if task == TaskId::Commit {
                 JobState::Succeeded
             } else {
@@ -261,6 +273,7 @@ impl<D: Db + Clone> Storage<D> {
         if let Err(reason) = self.shared.persister.persist(completion).await {
             return self.completion_refused(&job, task, index, reason).await;
         }
+        self.trace_persisted(start, job_id, task, instance, None);
         let i = usize::try_from(index).unwrap_or(usize::MAX);
         let (ready, done) = job.with(|c| {
             let ready = c.release_children(i);
@@ -325,10 +338,16 @@ impl<D: Db + Clone> Storage<D> {
         kind: FailureKind,
         message: &str,
     ) -> Result<()> {
+        let start = self.traces().now();
         self.check_session(session)?;
         let job = self.running_job(job_id, task).await?;
-        self.fail_instance(&job, task, instance, kind, message)
-            .await
+        let failed = self
+            .fail_instance(&job, task, instance, kind, message)
+            .await;
+        if failed.is_ok() {
+            self.trace_persisted(start, job_id, task, instance, Some(kind));
+        }
+        failed
     }
 
     async fn fail_instance(

@@ -1,11 +1,13 @@
 //! The inbound queues ("lanes") the scheduler polls: ready regular tasks, ready commit tasks and
 //! ready cleanup tasks. Entries only mean "may be schedulable": duplicates and stale entries are
 //! expected, and registration decides. Lanes are unbounded, so pushing never blocks a storage
-//! operation (upstream's bounded lanes could deadlock a restart, #398).
+//! operation (upstream's bounded lanes could deadlock a restart, #398). With tracing on, entries
+//! carry when they were queued (the start of their `task.queued` span).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use silk_tdl::{JobId, ResourceGroupId, TaskId};
@@ -48,25 +50,26 @@ impl LaneKind {
 /// One multi-producer, multi-consumer queue with a long-poll.
 #[derive(Debug, Default)]
 struct Lane {
-    queue: Mutex<VecDeque<ReadyTask>>,
+    /// Each entry with when it was queued (when [`Lanes::set_timed`]).
+    queue: Mutex<VecDeque<(ReadyTask, Option<Instant>)>>,
     notify: Notify,
 }
 
 impl Lane {
-    fn push_all(&self, tasks: impl IntoIterator<Item = ReadyTask>) {
+    fn push_all(&self, tasks: impl IntoIterator<Item = ReadyTask>, now: Option<Instant>) {
         let mut q = self
             .queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = q.len();
-        q.extend(tasks);
+        q.extend(tasks.into_iter().map(|t| (t, now)));
         if q.len() > before {
             drop(q);
             self.notify.notify_waiters();
         }
     }
 
-    fn take(&self, max: usize) -> Vec<ReadyTask> {
+    fn take(&self, max: usize) -> Vec<(ReadyTask, Option<Instant>)> {
         let mut q = self
             .queue
             .lock()
@@ -76,7 +79,7 @@ impl Lane {
     }
 
     /// Up to `max` entries: returns as soon as there is at least one, or empty after `wait`.
-    async fn poll(&self, max: usize, wait: Duration) -> Vec<ReadyTask> {
+    async fn poll(&self, max: usize, wait: Duration) -> Vec<(ReadyTask, Option<Instant>)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
@@ -106,6 +109,8 @@ pub struct Lanes {
     ready: Lane,
     commit: Lane,
     cleanup: Lane,
+    /// Entries carry when they were queued (for `task.queued` spans; off unless tracing).
+    timed: AtomicBool,
 }
 
 impl Lanes {
@@ -117,19 +122,37 @@ impl Lanes {
         }
     }
 
+    /// From now on, entries carry when they were queued ([`Self::poll_timed`]).
+    pub fn set_timed(&self) {
+        self.timed.store(true, Ordering::Relaxed);
+    }
+
     /// Queues tasks of one job (each goes to its kind's lane).
     pub fn push(&self, group: ResourceGroupId, job: JobId, tasks: &[TaskId]) {
+        let now = self.timed.load(Ordering::Relaxed).then(Instant::now);
         for kind in [LaneKind::Ready, LaneKind::Commit, LaneKind::Cleanup] {
             let mine = tasks.iter().filter(|t| LaneKind::of(**t) == kind);
             let mut entries = mine.map(|&task| ReadyTask { group, job, task }).peekable();
             if entries.peek().is_some() {
-                self.lane(kind).push_all(entries);
+                self.lane(kind).push_all(entries, now);
             }
         }
     }
 
     /// Long-polls one lane.
     pub async fn poll(&self, kind: LaneKind, max: usize, wait: Duration) -> Vec<ReadyTask> {
+        let got = self.lane(kind).poll(max, wait).await;
+        got.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// As [`Self::poll`], each entry with when it was queued (`None` for entries queued before
+    /// [`Self::set_timed`]).
+    pub async fn poll_timed(
+        &self,
+        kind: LaneKind,
+        max: usize,
+        wait: Duration,
+    ) -> Vec<(ReadyTask, Option<Instant>)> {
         self.lane(kind).poll(max, wait).await
     }
 
@@ -169,6 +192,22 @@ mod tests {
         assert_eq!(lanes.len(LaneKind::Ready), 1);
         assert_eq!(lanes.len(LaneKind::Commit), 1);
         assert_eq!(lanes.len(LaneKind::Cleanup), 0);
+    }
+
+    #[tokio::test]
+    async fn entries_carry_their_queue_time_only_when_timed() {
+        let lanes = Lanes::default();
+        let wait = Duration::from_millis(1);
+        lanes.push(ResourceGroupId(1), JobId(2), &[entry(0)]);
+        let got = lanes.poll_timed(LaneKind::Ready, 10, wait).await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, None, "untimed lanes never read the clock");
+        lanes.set_timed();
+        let before = Instant::now();
+        lanes.push(ResourceGroupId(1), JobId(2), &[entry(1)]);
+        let got = lanes.poll_timed(LaneKind::Ready, 10, wait).await;
+        let queued = got[0].1.expect("timed");
+        assert!(queued >= before && queued <= Instant::now());
     }
 
     #[tokio::test]

@@ -38,6 +38,7 @@ mod outputs;
 mod persist;
 mod service;
 mod settle;
+mod spans;
 pub mod state;
 mod stops;
 pub mod testing;

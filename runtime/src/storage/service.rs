@@ -45,6 +45,9 @@ pub(super) struct Job {
     pub(super) pending: Mutex<Option<Pending>>,
     /// The last sweep found the job `Running` with every task persisted.
     pub(super) unfinished_seen: AtomicBool,
+    /// When it was registered (or, for a job recovered after a restart, recovered): the start
+    /// of its span.
+    pub(super) submitted: std::time::SystemTime,
 }
 
 impl Job {
@@ -58,6 +61,7 @@ impl Job {
             progress,
             pending: Mutex::new(None),
             unfinished_seen: AtomicBool::new(false),
+            submitted: std::time::SystemTime::now(),
         })
     }
 
@@ -98,6 +102,8 @@ pub(super) struct Shared<D> {
     pub(super) scheduler_seen: AtomicBool,
     /// Metric counters (see [`crate::metrics::storage`]).
     pub(super) counters: StorageCounters,
+    /// The span sink, once set (see `spans.rs`).
+    pub(super) traces: std::sync::OnceLock<crate::traces::Traces>,
     /// Bytes of task outputs every job together may hold in memory.
     budget: OutputBudget,
     cancel: CancellationToken,
@@ -164,6 +170,7 @@ impl<D: Db + Clone> Storage<D> {
                 stops: Mutex::new(HashMap::new()),
                 scheduler_seen: AtomicBool::new(false),
                 counters,
+                traces: std::sync::OnceLock::new(),
                 budget,
                 cancel,
                 tracker,
@@ -571,6 +578,9 @@ impl<D: Db + Clone> Storage<D> {
         self.shared.lanes.push(job.group, job.id, &ready);
         if super::stops::ends_work(to) {
             self.stop_instances_of(job.id);
+        }
+        if to.is_terminal() {
+            self.trace_job_end(job, to, error.as_ref());
         }
         match &error {
             Some(e) => {

@@ -32,7 +32,7 @@ pub use jobs::Jobs;
 pub use secure::Secrets;
 
 #[path = "../support/mod.rs"]
-mod support;
+pub mod support;
 
 /// Liveness settings of every cluster: a dead execution manager is noticed after
 /// [`DEAD_CUTOFF_MS`], checked every [`SWEEP_MS`].
@@ -247,23 +247,31 @@ impl Cluster {
         default_liveness: bool,
     ) -> Self {
         let cutoff = (!default_liveness).then_some(DEAD_CUTOFF_MS);
-        Self::start_inner(backend, ems, ems_first, storage_toml, cutoff).await
+        Self::start_inner(backend, ems, ems_first, storage_toml, cutoff, "").await
+    }
+
+    /// As [`Cluster::start`], with `toml` (top-level tables, e.g. `[traces]`) appended to the
+    /// config file of every service.
+    pub async fn start_configured(backend: &Backend, ems: &[EmSpec], toml: &str) -> Self {
+        Self::start_inner(backend, ems, false, "", Some(DEAD_CUTOFF_MS), toml).await
     }
 
     /// As [`Cluster::start`], but storage and the scheduler wait `dead_cutoff_ms` for a heartbeat
     /// before declaring an EM dead (for tests whose storage is busy writing hundreds of MiB on a
     /// loaded machine, which delays its heartbeat bookkeeping).
     pub async fn start_patient(backend: &Backend, ems: &[EmSpec], dead_cutoff_ms: u64) -> Self {
-        Self::start_inner(backend, ems, false, "", Some(dead_cutoff_ms)).await
+        Self::start_inner(backend, ems, false, "", Some(dead_cutoff_ms), "").await
     }
 
-    /// Starts a cluster; `dead_cutoff_ms: None` keeps the services' default liveness settings.
+    /// Starts a cluster; `dead_cutoff_ms: None` keeps the services' default liveness settings;
+    /// `every_toml` ends every service's config file.
     async fn start_inner(
         backend: &Backend,
         ems: &[EmSpec],
         ems_first: bool,
         storage_toml: &str,
         dead_cutoff_ms: Option<u64>,
+        every_toml: &str,
     ) -> Self {
         let (cutoffs, heartbeat) = match dead_cutoff_ms {
             None => (String::new(), String::new()),
@@ -295,7 +303,7 @@ impl Cluster {
             "storage.toml",
             &format!(
                 "listen = \"127.0.0.1:{storage_port}\"\ndb = \"{db_url}\"\n\
-                 [storage]\n{cutoffs}{storage_toml}\n{}",
+                 [storage]\n{cutoffs}{storage_toml}\n{}\n{every_toml}",
                 secrets.storage_toml()
             ),
         );
@@ -305,7 +313,7 @@ impl Cluster {
             &format!(
                 "listen = \"127.0.0.1:{scheduler_port}\"\nstorage_url = \"{storage_url}\"\n\
                  [core]\nstorage_poll_wait_ms = 200\n\
-                 [registry]\n{cutoffs}{}",
+                 [registry]\n{cutoffs}{}\n{every_toml}",
                 secrets.scheduler_toml()
             ),
         );
@@ -327,7 +335,7 @@ impl Cluster {
                     "storage_url = \"{storage_url}\"\nscheduler_url = \"{scheduler_url}\"\n\
                      slots = {}\npackage_dir = \"{}\"\nnative_packages = [{native}]\n\
                      poll_wait_ms = 200\n{heartbeat}\
-                     drain_grace_ms = 10000\n{}\n[wasm_host]\ncache_dir = \"{}\"\n{}",
+                     drain_grace_ms = 10000\n{}\n[wasm_host]\ncache_dir = \"{}\"\n{}\n{every_toml}",
                     spec.slots,
                     packages.display(),
                     spec.extra,
@@ -420,8 +428,32 @@ impl Cluster {
         self.storage = Some(self.spawn("storage", None));
     }
 
+    /// Names (`comm`, at most 15 bytes) of the threads of the running `storage`, `scheduler` or
+    /// `em<i>`.
+    pub fn thread_names(&self, service: &str) -> Vec<String> {
+        let pid = self.pid(service);
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|c| c.trim_end().to_owned())
+            .collect()
+    }
+
     /// Peak resident memory so far (`VmHWM`) of the running `storage`, `scheduler` or `em<i>`.
     pub fn peak_rss_bytes(&self, service: &str) -> u64 {
+        let pid = self.pid(service);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"));
+        kib * 1024
+    }
+
+    /// The pid of the running `storage`, `scheduler` or `em<i>`.
+    pub fn pid(&self, service: &str) -> u32 {
         let proc = match service {
             "storage" => self.storage.as_ref(),
             "scheduler" => self.scheduler.as_ref(),
@@ -430,17 +462,9 @@ impl Cluster {
                 .and_then(|i| i.parse::<usize>().ok())
                 .and_then(|i| self.ems.get(i)?.as_ref()),
         };
-        let pid = proc
-            .unwrap_or_else(|| panic!("{service} is not running"))
+        proc.unwrap_or_else(|| panic!("{service} is not running"))
             .child
-            .id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"));
-        kib * 1024
+            .id()
     }
 
     /// The log files of every process ever started for `service` (`storage`, `scheduler`,

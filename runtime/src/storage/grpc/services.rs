@@ -490,7 +490,7 @@ impl<D: Db + Clone> StorageServices<D> {
     async fn poll(&self, kind: LaneKind, r: pb::PollRequest) -> Reply<pb::PollResponse> {
         let max = usize::try_from(r.max_items.min(MAX_ITEMS)).unwrap_or(usize::MAX);
         let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
-        let tasks = self.storage.lanes().poll(kind, max, wait).await;
+        let tasks = self.storage.poll_lane(kind, max, wait).await;
         ok(pb::PollResponse {
             session_id: self.storage.session().0,
             tasks: tasks.into_iter().map(convert::pb_ready).collect(),
