@@ -82,13 +82,16 @@ fn refused(wire: &pb::CompactTaskGraph) -> String {
     e.reason
 }
 
+/// A change that breaks a compact message.
+type Corruption = Box<dyn Fn(&mut pb::CompactTaskGraph)>;
+
 #[test]
 fn malformed_messages_are_refused_with_a_reason() {
     let good = rich().to_compact();
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::CompactTaskGraph)>)> = vec![
+    let cases: Vec<(&str, Corruption)> = vec![
         (
             "`function` has 9 entries for 10 tasks",
-            Box::new(|w| drop(w.function.pop())),
+            Box::new(|w| w.function.truncate(w.function.len() - 1)),
         ),
         (
             "refers to name 7, but there are 3",
@@ -110,7 +113,7 @@ fn malformed_messages_are_refused_with_a_reason() {
         ),
         (
             "source distances but",
-            Box::new(|w| drop(w.source_output.pop())),
+            Box::new(|w| w.source_output.truncate(w.source_output.len() - 1)),
         ),
         (
             "needs 1 entries of `source_distance`",
