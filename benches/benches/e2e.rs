@@ -14,14 +14,17 @@
 //!
 //! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
-//! `SILK_BENCH_E2E_MODES` (`native,wasm`), `SILK_BENCH_E2E_SLOTS` (the CPU count).
+//! `SILK_BENCH_E2E_MODES` (`native,wasm`; add `+tls` to a mode for TLS on every connection, e.g.
+//! `native,native+tls`), `SILK_BENCH_E2E_SLOTS` (the CPU count). Tokens are checked on every
+//! call in every mode, as in production.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use silk_benches::layered::{FAN_IN, graph_json};
+use silk_runtime::auth::config::{ClientTls, ServerTls};
 use silk_runtime::client::{Client, JobOutcome};
-use silk_runtime::dev::{DevCluster, DevOptions};
+use silk_runtime::dev::{DevCluster, DevOptions, DevTls};
 use silk_runtime::em::pool::child::find_executor_bin;
 use silk_runtime::graph::TaskGraph;
 
@@ -105,13 +108,44 @@ fn rate(r: &Run) -> f64 {
     r.tasks as f64 / r.elapsed.as_secs_f64()
 }
 
+/// TLS for a `+tls` mode: a CA and a `localhost` certificate it signed, written into `dir`.
+fn tls(dir: &std::path::Path) -> DevTls {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("certificate");
+    let file = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write a PEM file");
+        path
+    };
+    DevTls {
+        server: ServerTls {
+            cert_file: file("server.pem", cert.pem()),
+            key_file: file("server.key", key.serialize_pem()),
+            client_ca_file: None,
+        },
+        client: ClientTls {
+            ca_file: Some(file("ca.pem", ca.pem())),
+            ..ClientTls::default()
+        },
+    }
+}
+
 async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Vec<f64> {
-    let trust = if mode == "native" {
+    let trust = if mode.starts_with("native") {
         vec!["trivial".to_owned()]
     } else {
         Vec::new()
     };
+    let certs = tempfile::tempdir().expect("a directory for certificates");
     let cluster = DevCluster::start(DevOptions {
+        tls: mode.ends_with("+tls").then(|| tls(certs.path())),
         port_base: 0,
         trust,
         executor_bin: find_executor_bin(),

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::config::PeerAuth;
+use crate::auth::config::{ClientTls, PeerAuth, ServerTls};
 use crate::auth::{
     Authority, ClientSecurity, GroupTokens, ServerSecurity, Token, write_secret_file,
 };
@@ -65,6 +65,19 @@ pub struct DevOptions {
     pub metrics_listen: Option<String>,
     /// OpenTelemetry span export of all three services; `None`: off.
     pub traces: Option<TracesConfig>,
+    /// TLS on storage's and the scheduler's endpoints (URLs become `https://localhost:PORT`);
+    /// `None`: plaintext on loopback, as `silk dev` runs.
+    pub tls: Option<DevTls>,
+}
+
+/// TLS of a dev cluster: the servers' certificate (it must name `localhost`) and how the
+/// cluster's own clients — scheduler, EM and [`DevCluster::client_security`] — check it.
+#[derive(Debug, Clone)]
+pub struct DevTls {
+    /// Certificate and key of storage and the scheduler.
+    pub server: ServerTls,
+    /// The CA (and client certificate, for mutual TLS) of the cluster's clients.
+    pub client: ClientTls,
 }
 
 impl DevOptions {
@@ -81,6 +94,7 @@ impl DevOptions {
             em_poll_ms: 1000,
             metrics_listen: None,
             traces: None,
+            tls: None,
         }
     }
 }
@@ -135,10 +149,11 @@ type Part = JoinHandle<Result<(), DevError>>;
 /// without draining.
 #[derive(Debug)]
 pub struct DevCluster {
-    storage_addr: SocketAddr,
-    scheduler_addr: SocketAddr,
     metrics: Metrics,
     metrics_addr: Option<SocketAddr>,
+    storage_url: String,
+    scheduler_url: String,
+    client_tls: Option<tonic::transport::ClientTlsConfig>,
     db_path: PathBuf,
     temp: Option<tempfile::TempDir>,
     /// Holds the token files (mode 0600 in a 0700 directory) the scheduler and EM read.
@@ -203,8 +218,23 @@ impl DevCluster {
         let scheduler_listener = bind(scheduler_port).await?;
         let storage_addr = local_addr(&storage_listener)?;
         let scheduler_addr = local_addr(&scheduler_listener)?;
-        let storage_url = format!("http://{storage_addr}");
-        let scheduler_url = format!("http://{scheduler_addr}");
+        let (scheme, host) = match &options.tls {
+            Some(_) => ("https", "localhost"),
+            None => ("http", "127.0.0.1"),
+        };
+        let storage_url = format!("{scheme}://{host}:{}", storage_addr.port());
+        let scheduler_url = format!("{scheme}://{host}:{}", scheduler_addr.port());
+        let (server_tls, client_tls) = match &options.tls {
+            Some(tls) => {
+                let loaded = tls
+                    .server
+                    .load()
+                    .and_then(|s| tls.client.load().map(|c| (s, c)))
+                    .map_err(|e| DevError::Credentials(e.to_string()))?;
+                (Some(loaded.0), Some(loaded.1))
+            }
+            None => (None, None),
+        };
 
         let db = AnyDb::connect(&format!("sqlite:{}", db_path.display()))
             .await
@@ -226,7 +256,10 @@ impl DevCluster {
         let storage = tokio::spawn({
             let stop = storage_stop.clone();
             async move {
-                let security = ServerSecurity::checking(authority);
+                let security = ServerSecurity {
+                    authority: Some(authority),
+                    tls: server_tls,
+                };
                 let served = grpc::serve_secured(
                     service.clone(),
                     storage_listener,
@@ -246,6 +279,8 @@ impl DevCluster {
             storage_url: storage_url.clone(),
             auth: Some(peer_auth.clone()),
             traces: options.traces.clone(),
+            tls: options.tls.as_ref().map(|t| t.server.clone()),
+            client_tls: options.tls.as_ref().map(|t| t.client.clone()),
             ..SchedulerConfig::default()
         };
         let scheduler = tokio::spawn({
@@ -259,8 +294,8 @@ impl DevCluster {
         });
 
         let em_config = EmConfig {
-            storage_url,
-            scheduler_url,
+            storage_url: storage_url.clone(),
+            scheduler_url: scheduler_url.clone(),
             slots: options.slots,
             package_dir: options.packages.clone(),
             native_packages: options.trust.clone(),
@@ -269,6 +304,7 @@ impl DevCluster {
             heartbeat_interval_ms: options.em_poll_ms,
             auth: Some(peer_auth),
             traces: options.traces.clone(),
+            client_tls: options.tls.as_ref().map(|t| t.client.clone()),
             ..EmConfig::default()
         };
         let slots = em_config.slot_count();
@@ -283,10 +319,11 @@ impl DevCluster {
             }
         });
         Ok(Self {
-            storage_addr,
-            scheduler_addr,
             metrics,
             metrics_addr,
+            storage_url,
+            scheduler_url,
+            client_tls,
             db_path,
             temp,
             secrets,
@@ -317,13 +354,13 @@ impl DevCluster {
     /// The storage endpoint clients connect to (`http://127.0.0.1:PORT`).
     #[must_use]
     pub fn storage_url(&self) -> String {
-        format!("http://{}", self.storage_addr)
+        self.storage_url.clone()
     }
 
     /// The scheduler endpoint.
     #[must_use]
     pub fn scheduler_url(&self) -> String {
-        format!("http://{}", self.scheduler_addr)
+        self.scheduler_url.clone()
     }
 
     /// The admin token of this cluster (generated at start): it creates resource groups, so
@@ -338,7 +375,7 @@ impl DevCluster {
     pub fn client_security(&self) -> ClientSecurity {
         ClientSecurity {
             token: Some(self.admin_token.clone()),
-            tls: None,
+            tls: self.client_tls.clone(),
         }
     }
 
