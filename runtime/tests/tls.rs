@@ -302,3 +302,59 @@ fn nix_uid() -> String {
     let out = std::process::Command::new("id").arg("-u").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// `DevCluster` with TLS: storage and the scheduler serve `https://localhost`, the scheduler
+/// and the EM check them against the CA, and a job runs end to end; a client that does not
+/// trust the CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_cluster_with_tls_runs_a_job() {
+    use silk_runtime::client::{Client, JobOutcome};
+    use silk_runtime::dev::{DevCluster, DevOptions, DevTls};
+    use silk_runtime::graph::TaskGraph;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = certs::make(dir.path(), "dev-");
+    let cluster = DevCluster::start(DevOptions {
+        port_base: 0,
+        slots: Some(1),
+        trust: vec!["fixtures".into()],
+        executor_bin: Some(support::executor_bin()),
+        em_poll_ms: 200,
+        tls: Some(DevTls {
+            server: server_tls(&pki, false),
+            client: trusting(&pki),
+        }),
+        ..DevOptions::new(support::packages_dir())
+    })
+    .await
+    .unwrap();
+    assert!(cluster.storage_url().starts_with("https://localhost:"));
+    let run = async {
+        let client = Client::connect_with(&cluster.storage_url(), &cluster.client_security())?;
+        let group = client.open_group("tls", b"pw").await?;
+        let graph = TaskGraph::from_json(
+            r#"{"schema_version":"1.0","tasks":[{"package":"fixtures","function":"fibonacci","inputs":["int64"],"outputs":["int64"]}]}"#,
+        )?;
+        let job = client
+            .submit(group, &graph, &[rmpv::Value::from(7)])
+            .await?;
+        client.wait(job).await
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the job ends")
+        .unwrap();
+    let JobOutcome::Succeeded(outputs) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(outputs, [rmpv::Value::from(13)]);
+    let untrusted = certs::make(dir.path(), "other-");
+    let refused = get_session(
+        &cluster.storage_url(),
+        cluster.admin_token(),
+        Some(trusting(&untrusted)),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    cluster.stop().await.unwrap();
+}
