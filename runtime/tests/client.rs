@@ -540,3 +540,25 @@ async fn watch_resumes_after_the_connection_breaks() {
     assert_eq!((last.state, last.succeeded), (JobState::Succeeded, 2));
     s.stop.cancel();
 }
+
+/// A job whose request would exceed the 64 MiB message cap is refused before anything is sent,
+/// with the size and the cap named (not a transport error from deep inside HTTP/2).
+#[tokio::test]
+async fn a_job_over_the_message_cap_is_refused_with_its_size() {
+    let s = server().await;
+    let client = Client::connect(&format!("http://{}", s.addr)).unwrap();
+    let g = client.open_group("big", "pw").await.unwrap();
+    let huge = vec![0u8; 65 << 20];
+    let e = client
+        .submit_graph(g, &chain(), frame::encode([huge]).unwrap())
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ClientError::InvalidArgument(_)), "{e:?}");
+    assert!(
+        text.contains("graph of 2 tasks") && text.contains("over the 67108864 bytes"),
+        "{text}"
+    );
+    assert!(client.list(ListFilter::default()).await.unwrap().is_empty());
+    s.stop.cancel();
+}

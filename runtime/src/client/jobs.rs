@@ -12,7 +12,7 @@ use super::retry::{Repeat, with_retry};
 use super::values::{decode_values, encode_values};
 use super::{Client, ClientError, JobState};
 use crate::graph::TaskGraph;
-use crate::storage::grpc::convert;
+use crate::storage::grpc::{MAX_MESSAGE_BYTES, convert};
 
 /// Why a job failed: storage's readable text (naming the task, its attempts and the failure
 /// kind) and the failure kind of the task at fault.
@@ -167,6 +167,15 @@ impl Client {
             inputs: inputs_frame,
             task_graph: Some(graph.to_compact()),
         };
+        let size = prost::Message::encoded_len(&request);
+        if size > MAX_MESSAGE_BYTES {
+            return Err(ClientError::InvalidArgument(format!(
+                "the job is too large to submit: its graph of {} tasks in compact form and its \
+                 inputs take {size} bytes, over the {MAX_MESSAGE_BYTES} bytes one request may \
+                 carry; split it into several jobs",
+                graph.tasks.len()
+            )));
+        }
         let reply = with_retry(self.retry, Repeat::OnlyUnsent, || {
             rpc!(self.jobs_rpc(), register_job, request.clone())
         })
