@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use prost::Message as _;
 use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId, frame};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,6 @@ use super::state::JobState;
 use super::{lock, now_ms};
 use crate::graph::TaskGraph;
 use crate::metrics::storage::StorageCounters;
-use prost::Message as _;
 
 /// Most bytes of a job's outputs frame in one answer: with the message around it, under the
 /// 4 MiB that gRPC clients accept by default.
@@ -381,10 +381,10 @@ impl<D: Db + Clone> Storage<D> {
     ) -> Result<JobId> {
         // Decoding and validating a large graph takes milliseconds: not on a tokio worker.
         let bytes = inputs.to_vec();
-        let (graph, stored) = off_worker(move || {
+        let (graph, stored, bytes) = off_worker(move || {
             let (graph, stored) = decode()?;
             check_job_inputs(&graph, &bytes)?;
-            Ok((graph, stored))
+            Ok((graph, stored, bytes))
         })
         .await?;
         let limit = self.shared.config.db_max_write_bytes;
@@ -404,7 +404,6 @@ impl<D: Db + Clone> Storage<D> {
             .db
             .insert_job(group, &stored, inputs, graph.tasks.len() as u64, now_ms())
             .await?;
-        let bytes = inputs.to_vec();
         let budget = self.shared.budget.clone();
         let control = off_worker(move || {
             Ok(JobControl::new(id, group, graph, &bytes, JobState::Ready)?.with_budget(budget))

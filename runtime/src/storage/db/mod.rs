@@ -23,7 +23,9 @@ mod conformance;
 use std::future::Future;
 use std::sync::Arc;
 
+use prost::Message as _;
 use silk_ipc::FailureKind;
+use silk_proto::storage::CompactTaskGraph;
 use silk_tdl::{JobId, ResourceGroupId};
 
 pub use connect::{DbOptions, MySqlDb, SqliteDb};
@@ -32,6 +34,7 @@ pub use secret::{Secret, redact_url};
 
 use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use super::state::JobState;
+use crate::graph::{GraphError, Location, TaskGraph};
 
 /// A database error.
 #[derive(Debug, thiserror::Error)]
@@ -193,18 +196,16 @@ impl StoredGraph {
     ///
     /// # Errors
     /// The stored bytes are not a valid graph.
-    pub fn decode(&self) -> Result<crate::graph::TaskGraph, crate::graph::GraphError> {
-        use prost::Message as _;
+    pub fn decode(&self) -> Result<TaskGraph, GraphError> {
         match self {
             Self::Compact(bytes) => {
-                let wire = silk_proto::storage::CompactTaskGraph::decode(bytes.as_slice())
-                    .map_err(|e| crate::graph::GraphError {
-                        location: crate::graph::Location::Graph,
-                        reason: format!("stored graph does not decode: {e}"),
-                    })?;
-                crate::graph::TaskGraph::from_compact(&wire)
+                let wire = CompactTaskGraph::decode(bytes.as_slice()).map_err(|e| GraphError {
+                    location: Location::Graph,
+                    reason: format!("stored graph does not decode: {e}"),
+                })?;
+                TaskGraph::from_compact(&wire)
             }
-            Self::Json(json) => crate::graph::TaskGraph::from_json(json),
+            Self::Json(json) => TaskGraph::from_json(json),
         }
     }
 }
