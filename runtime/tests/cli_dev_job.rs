@@ -197,6 +197,11 @@ const SLOW: &str = r#"{"schema_version": "1.0", "tasks": [
    "sources": [{"task": 0, "output": 0}]}
 ]}"#;
 
+/// fibonacci's `u64` input declared as a struct, which the submit-time check does not look into.
+const OPAQUE_INPUT: &str = r#"{"schema_version": "1.0", "tasks": [
+  {"package": "fixtures", "function": "fibonacci", "inputs": [{"struct": "N"}], "outputs": ["int64"]}
+]}"#;
+
 #[test]
 fn dev_cluster_and_job_commands() {
     let dir = tempfile::tempdir().unwrap();
@@ -317,6 +322,19 @@ fn dev_cluster_and_job_commands() {
         "{text}"
     );
     assert_eq!(text.lines().count(), 2, "header and one job: {text}");
+
+    // An input that passes the submit check (a struct type is not looked into) but does not
+    // decode into the task's parameter: the job's error names it in the submit check's terms.
+    let opaque = write(dir.path(), "opaque.json", OPAQUE_INPUT);
+    let out = dev.job(&["submit", &opaque, "--inputs", r#"["7"]"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            r#"[TaskError]: deserialization error: input 0 (`n`) of fibonacci: expected u64, got the string "7""#
+        ),
+        "{err}"
+    );
 
     // The credentials file: private, naming the cluster.
     {

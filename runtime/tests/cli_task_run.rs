@@ -124,6 +124,33 @@ fn wasm_packages_run_sandboxed_with_the_same_exit_codes() {
     }
 }
 
+/// `task run` sends inputs to the executor unchecked, so a wrong type reaches the task's own
+/// decoder: both backends say which input, the type the task expected and what it got, in the
+/// terms of the submit-time check.
+#[test]
+fn a_wrong_typed_input_is_named_by_both_backends() {
+    for package in ["libfixtures.so", "fixtures.wasm"] {
+        let o = run(package, "fibonacci", &["--inputs", r#"["7"]"#]);
+        assert_eq!(o.status.code(), Some(3), "{package}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(r#"input 0 (`n`) of fibonacci: expected u64, got the string "7""#),
+            "{package}: {err}"
+        );
+        assert!(
+            !err.contains("marker"),
+            "{package}: no decoder jargon: {err}"
+        );
+        let o = run(package, "fibonacci", &["--inputs", "[[1, 2]]"]);
+        assert_eq!(o.status.code(), Some(3), "{package}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("input 0 (`n`) of fibonacci: expected u64, got an array of 2"),
+            "{package}: {err}"
+        );
+    }
+}
+
 #[test]
 fn bad_usage_exits_2_with_a_message() {
     let o = run("libfixtures.so", "fibonacci", &["--inputs", "{\"n\": 1}"]);

@@ -88,6 +88,7 @@ mod context;
 mod error;
 pub mod frame;
 mod ids;
+mod mismatch;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
 mod task;

@@ -215,18 +215,22 @@ pub fn split_inputs<'a>(
         .map_err(|e| TdlError::Deserialization(format!("{task}: inputs: {e}")))
 }
 
-/// Decodes one input of a task.
+/// Decodes one input of a task; `ty` is the parameter's type as written in the source.
 ///
 /// # Errors
-/// [`TdlError::Deserialization`] naming the task, the input position and the parameter.
+/// [`TdlError::Deserialization`] naming the input (position and parameter), the task, the type
+/// expected and what was given, e.g. ``input 0 (`a`) of add: expected i64, got the string "7"``.
 pub fn input<T: serde::de::DeserializeOwned>(
     task: &str,
     bytes: &[u8],
     position: usize,
     param: &str,
+    ty: &str,
 ) -> Result<T, TdlError> {
     rmp_serde::from_slice(bytes).map_err(|e| {
-        TdlError::Deserialization(format!("{task}: input {position} (`{param}`): {e}"))
+        TdlError::Deserialization(crate::mismatch::input_error(
+            task, position, param, ty, bytes, &e,
+        ))
     })
 }
 

@@ -253,10 +253,11 @@ fn expand(attr: TokenStream2, func: &ItemFn) -> syn::Result<TokenStream2> {
             Pat::Ident(id) => id.ident.unraw().to_string(),
             other => tokens_text(other.to_token_stream()),
         };
-        signature_inputs.push((input_name, tokens_text(ty.to_token_stream())));
+        let ty_text = tokens_text(ty.to_token_stream());
         decode.push(quote_spanned! {ty.span()=>
-            let #var: #ty = ::silk_tdl::__private::input(#name, __silk_values[#position], #position, #label)?;
+            let #var: #ty = ::silk_tdl::__private::input(#name, __silk_values[#position], #position, #label, #ty_text)?;
         });
+        signature_inputs.push((input_name, ty_text));
         args.push(var);
     }
     let n_inputs = args.len();
