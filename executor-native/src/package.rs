@@ -1,5 +1,5 @@
 //! Loading a native package (`lib<name>.so`) and calling into it over the C ABI of
-//! `silk_tdl::abi`. All of the executor's unsafe code lives here, behind [`Package`].
+//! `silk_tdl::abi`. All of the package ABI's unsafe code lives here, behind [`Package`].
 //!
 //! Packages are trusted code: loading one runs its initialisers, and a package can do anything
 //! the executor process can. The checks here protect against mistakes (wrong file, other ABI

@@ -556,13 +556,19 @@ fn native_executor_has_its_own_process_group() {
 }
 
 /// Native only: out of the EM's process group, an executor still dies with its parent (the
-/// parent-death signal fires when the thread that spawned it ends).
+/// parent-death signal fires when the thread that spawned it ends), also when that thread ends
+/// long after the executor started (its own set-up done, as in an EM whose slot thread ends).
 #[test]
 fn native_executor_dies_with_the_thread_that_spawned_it() {
     let pid = std::thread::spawn(|| {
-        let b = NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir()))
-            .unwrap();
+        let mut b =
+            NativeExecutor::spawn(NativeExecutorConfig::new(executor_bin(), packages_dir()))
+                .unwrap();
         let pid = b.pid().unwrap().to_string();
+        // A task ran: the executor is past its start-up.
+        b.execute(&request("fixtures", "noop", frame(&[])), QUICK)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
         // No kill on drop: only the parent-death signal may end it.
         std::mem::forget(b);
         pid
