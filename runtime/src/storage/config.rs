@@ -40,8 +40,9 @@ pub struct StorageConfig {
     /// Longest sleep between two tries of a refused database call (the first is 10 ms, then
     /// doubling).
     pub db_retry_max_backoff_ms: u64,
-    /// The largest value written in one database row: a task's outputs or a job's outputs
-    /// frame. A larger one fails its task (or job) with `OutputTooLarge`. MySQL/MariaDB's
+    /// The largest value written in one database row: a task's outputs, a job's outputs frame,
+    /// or a job's graph (compact form) and inputs. A larger output fails its task (or job) with
+    /// `OutputTooLarge`; a larger job is refused at submit. MySQL/MariaDB's
     /// `max_allowed_packet` must exceed it by 64 KiB; storage checks that at startup.
     pub db_max_write_bytes: u64,
 }
