@@ -44,6 +44,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 mod msgpack;
+pub mod run_to_end;
 pub mod scheduler;
 pub mod storage;
 pub mod traces;

@@ -116,6 +116,7 @@ macro_rules! with_fixture {
 mod faults_on {
     with_fixture!(
         sqlite: lock_waits_on_every_write_path,
+        a_report_whose_caller_gave_up_still_ends_its_job,
         refused_submit_is_unavailable,
         group_commit_outlasts_refusals,
         outputs_over_the_row_limit_fail_their_job,
@@ -124,6 +125,7 @@ mod faults_on {
     );
     with_fixture!(
         mysql: lock_waits_on_every_write_path,
+        a_report_whose_caller_gave_up_still_ends_its_job,
         refused_submit_is_unavailable,
         group_commit_outlasts_refusals,
         deadlocks_on_job_transitions,

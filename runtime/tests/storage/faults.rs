@@ -258,6 +258,7 @@ impl Blocker {
 struct OneTask {
     storage: Storage<AnyDb>,
     job: JobId,
+    em: silk_runtime::storage::ids::ExecutionManagerId,
     instance: silk_tdl::TaskInstanceId,
 }
 
@@ -280,6 +281,7 @@ impl OneTask {
         Self {
             storage: storage.clone(),
             job,
+            em,
             instance: ctx.instance,
         }
     }
@@ -587,6 +589,68 @@ pub async fn retention_leaves_live_rows_alone(fx: Fixture) {
         storage.db().job(live).await.unwrap().state,
         JobState::Running
     );
+    storage.shutdown().await;
+}
+
+/// A success report whose caller gives up (its deadline passes) while the completion waits for
+/// the database still ends its job: the call runs to its end on the server. (Before, the
+/// handler was dropped between marking the task succeeded and releasing what follows it: the
+/// job stayed `Running` forever.)
+pub async fn a_report_whose_caller_gave_up_still_ends_its_job(fx: Fixture) {
+    use silk_proto::storage as pb;
+    use silk_proto::storage::task_instances_client::TaskInstancesClient;
+
+    let storage = open(&fx, config()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(silk_runtime::storage::grpc::serve(
+        storage.clone(),
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
+    let g = group(&storage).await;
+    let job = register(&storage, g).await;
+    storage.start_job(job).await.unwrap();
+    let one = OneTask::prepare(&storage, job).await;
+    let mut client =
+        TaskInstancesClient::new(silk_runtime::storage::grpc::connect(&url).await.unwrap());
+    let mut report = tonic::Request::new(pb::ReportTaskOutcomesRequest {
+        session_id: storage.session().0,
+        execution_manager_id: one.em.0,
+        outcomes: vec![pb::TaskOutcome {
+            task: Some(pb::TaskRef {
+                job_id: job.0,
+                task_id: Some(pb::TaskId {
+                    kind: Some(pb::task_id::Kind::Index(0)),
+                }),
+            }),
+            task_instance_id: one.instance.0,
+            outcome: Some(pb::task_outcome::Outcome::Outputs(framed(&[bin(&[7])]))),
+        }],
+    });
+    report.set_timeout(Duration::from_millis(300));
+
+    let mut blocker = Blocker::connect(&fx).await;
+    blocker.lock(Rows::Job(job)).await;
+    let gave_up = client.report_task_outcomes(report).await.unwrap_err();
+    // The client's own timer or the server's `grpc-timeout`, whichever fires first.
+    assert!(
+        matches!(
+            gave_up.code(),
+            tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+        ),
+        "{gave_up:?}"
+    );
+    blocker.end(true).await;
+
+    let state = tokio::time::timeout(Duration::from_secs(30), ended(&storage, job)).await;
+    assert_eq!(
+        state.expect("the job never ended: the report was cut off after its task succeeded"),
+        JobState::Succeeded
+    );
+    stop.cancel();
+    server.await.unwrap().unwrap();
     storage.shutdown().await;
 }
 

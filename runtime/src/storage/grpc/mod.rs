@@ -23,6 +23,7 @@ use tonic::transport::server::TcpIncoming;
 pub use services::StorageServices;
 
 use crate::auth::ServerSecurity;
+use crate::run_to_end::RunToEnd;
 
 use super::db::Db;
 use super::service::Storage;
@@ -51,7 +52,8 @@ pub async fn serve<D: Db + Clone>(
 }
 
 /// Serves every storage service on `listener` until `shutdown` completes, with `security`'s
-/// credential checks and TLS; in-flight calls are drained before it returns.
+/// credential checks and TLS; in-flight calls are drained before it returns. Every call but a
+/// long-poll runs to its end even when its caller goes away ([`crate::run_to_end`]).
 ///
 /// # Errors
 /// The transport error that stopped the server, or an unusable TLS certificate.
@@ -75,20 +77,25 @@ pub async fn serve_secured<D: Db + Clone>(
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
-        .add_service(
+        .add_service(RunToEnd::new(
             JobOrchestrationServer::new(s.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        )
-        .add_service(ResourceGroupsServer::new(s.clone()).max_decoding_message_size(max))
-        .add_service(
+        ))
+        .add_service(RunToEnd::new(
+            ResourceGroupsServer::new(s.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(RunToEnd::new(
             TaskInstancesServer::new(s.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        )
+        ))
+        // Long-polls: cancellable (see `run_to_end`).
         .add_service(InboundQueuesServer::new(s.clone()).max_encoding_message_size(max))
-        .add_service(ExecutionManagerLivenessServer::new(s.clone()))
-        .add_service(SchedulerRegistrationServer::new(s.clone()))
+        .add_service(RunToEnd::new(ExecutionManagerLivenessServer::new(
+            s.clone(),
+        )))
+        .add_service(RunToEnd::new(SchedulerRegistrationServer::new(s.clone())))
         .add_service(SessionServer::new(s))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
