@@ -22,11 +22,11 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use silk_benches::layered::{FAN_IN, graph_json};
+use silk_client::{Client, JobOutcome};
+use silk_core::graph::TaskGraph;
 use silk_runtime::auth::config::{ClientTls, ServerTls};
-use silk_runtime::client::{Client, JobOutcome};
 use silk_runtime::dev::{DevCluster, DevOptions, DevTls};
 use silk_runtime::em::pool::child::find_executor_bin;
-use silk_runtime::graph::TaskGraph;
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)

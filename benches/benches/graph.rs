@@ -8,8 +8,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use prost::Message as _;
 use silk_benches::layered::graph_json;
+use silk_core::graph::TaskGraph;
 use silk_proto::storage::CompactTaskGraph;
-use silk_runtime::graph::TaskGraph;
 
 fn bench(c: &mut Criterion) {
     let json = graph_json(10, 1000);

@@ -13,9 +13,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use silk_core::ids::SessionId;
 use silk_runtime::scheduler::{CoreConfig, DispatchQueue, RoundRobinCore};
 use silk_runtime::storage::ReadyTask;
-use silk_runtime::storage::ids::SessionId;
 use silk_tdl::{JobId, ResourceGroupId, TaskId};
 
 const GROUPS: u64 = 10;

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use silk_core::ids::{ExecutionManagerId, SessionId};
 use silk_proto::storage as pb;
 use silk_proto::storage::task_instances_client::TaskInstancesClient;
 use silk_runtime::storage::db::{Secret, SqliteDb};
-use silk_runtime::storage::ids::{ExecutionManagerId, SessionId};
 use silk_runtime::storage::{Storage, StorageConfig, grpc, testing};
 use silk_tdl::{JobId, TaskId, frame};
 use tokio::runtime::Runtime;

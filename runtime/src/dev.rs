@@ -370,7 +370,7 @@ impl DevCluster {
         &self.admin_token
     }
 
-    /// Client settings holding the admin token, for [`crate::client::Client::connect_with`].
+    /// Client settings holding the admin token, for [`silk_client::Client::connect_with`].
     #[must_use]
     pub fn client_security(&self) -> ClientSecurity {
         ClientSecurity {

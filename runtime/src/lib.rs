@@ -36,14 +36,11 @@
 
 pub mod auth;
 pub mod cli;
-pub mod client;
 pub mod dev;
 pub mod em;
-pub mod graph;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
-mod msgpack;
 pub mod run_to_end;
 pub mod scheduler;
 pub mod storage;

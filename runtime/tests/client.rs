@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use rmpv::Value;
 use serde_json::json;
-use silk_ipc::FailureKind;
-use silk_runtime::client::{
+use silk_client::{
     Client, ClientError, GraphBuilder, JobOutcome, JobState, ListFilter, RetryPolicy, list,
 };
-use silk_runtime::graph::{Location, Policy, TaskGraph, TypeDesc};
+use silk_core::graph::{Location, Policy, TaskGraph, TypeDesc};
+use silk_ipc::FailureKind;
 use silk_runtime::storage::db::SqliteDb;
 use silk_runtime::storage::{Storage, StorageConfig, grpc};
 use silk_tdl::{JobId, TaskId, frame};

@@ -5,7 +5,7 @@
 //! what each command prints with the `# ` lines under it; a `silk dev` runs in the background
 //! until the next one starts (as in a second terminal) and its banner is compared with the
 //! `text` block. The package a reader writes (`file=../math/...` blocks) is built with cargo
-//! next to the checkout, and the Rust client example is `runtime/examples/readme_client.rs`
+//! next to the checkout, and the Rust client example is `client/examples/readme_client.rs`
 //! (the test checks the README shows exactly that file) run against its `silk dev`.
 //!
 //! What a reader's machine has and a test must not use is set in one place, `environment`:
@@ -35,7 +35,7 @@ const SKIPPED: &[(&str, &str)] = &[
     (
         "[dependencies]",
         "a fragment of the reader's own Cargo.toml; the example it belongs to is compiled here \
-         as runtime/examples/readme_client.rs",
+         as client/examples/readme_client.rs",
     ),
     (
         "scripts/build-packages                                # lib<name>.so + <name>.wasm in target/packages/",
@@ -383,7 +383,7 @@ impl Run<'_> {
         let exe = profile_dir().join("examples").join(name);
         assert!(
             exe.is_file(),
-            "{} not built: run `cargo build -p silk-runtime --example {name}` (scripts/test does)",
+            "{} not built: run `cargo build -p silk-client --example {name}` (scripts/test does)",
             exe.display()
         );
         let after = &markdown[markdown.find(&block.text).unwrap() + block.text.len()..];

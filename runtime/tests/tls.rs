@@ -149,7 +149,7 @@ async fn plaintext_and_tls_do_not_mix_and_say_so_at_once() {
         .unwrap_err();
     assert!(!e.contains("timed out"), "{e}");
     // The Rust client says what is wrong, at once (a TLS mismatch is not retried).
-    let client = silk_runtime::client::Client::connect_with(
+    let client = silk_client::Client::connect_with(
         &url,
         &ClientSecurity {
             token: None,
@@ -163,8 +163,7 @@ async fn plaintext_and_tls_do_not_mix_and_say_so_at_once() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("does not speak TLS"), "{e}");
-    let client =
-        silk_runtime::client::Client::connect(&format!("127.0.0.1:{}", tls.addr.port())).unwrap();
+    let client = silk_client::Client::connect(&format!("127.0.0.1:{}", tls.addr.port())).unwrap();
     let e = tokio::time::timeout(WATCHDOG, client.list(Default::default()))
         .await
         .expect("the client hung")
@@ -308,9 +307,9 @@ fn nix_uid() -> String {
 /// trust the CA is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dev_cluster_with_tls_runs_a_job() {
-    use silk_runtime::client::{Client, JobOutcome};
+    use silk_client::{Client, JobOutcome};
+    use silk_core::graph::TaskGraph;
     use silk_runtime::dev::{DevCluster, DevOptions, DevTls};
-    use silk_runtime::graph::TaskGraph;
 
     let dir = tempfile::tempdir().unwrap();
     let pki = certs::make(dir.path(), "dev-");

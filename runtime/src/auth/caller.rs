@@ -9,12 +9,7 @@ use tonic::Status;
 
 use super::group_token::GroupTokens;
 use super::rules::Rule;
-use super::token::Token;
-
-/// The metadata key of the bearer credential.
-pub const AUTHORIZATION: &str = "authorization";
-/// What precedes the token in [`AUTHORIZATION`].
-pub const BEARER: &str = "Bearer ";
+use super::{BEARER, Token};
 
 /// The credentials a service accepts. A service without one of them refuses the RPCs that need
 /// it.

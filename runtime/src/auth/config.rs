@@ -3,16 +3,17 @@
 //! for the connections it makes), and how they load into [`ServerSecurity`] and
 //! [`ClientSecurity`]. Every path names a file; the files' contents never reach a log.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+pub use silk_core::auth::ClientTls;
+use silk_core::auth::read_file as read;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use super::caller::Authority;
 use super::group_token::GroupTokens;
 use super::server::ServerSecurity;
-use super::token::Token;
-use super::{AuthError, ClientSecurity};
+use super::{AuthError, ClientSecurity, Token};
 
 /// `[auth]` of storage: the three token files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,27 +46,6 @@ pub struct ServerTls {
     pub key_file: PathBuf,
     /// PEM CA certificate(s): when set, every client must present a certificate it signed.
     pub client_ca_file: Option<PathBuf>,
-}
-
-/// `[client_tls]`: how this process checks the servers it connects to over `https://`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClientTls {
-    /// PEM CA certificate(s) the server's certificate must chain to.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate, for servers that require mutual TLS (with `key_file`).
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
-    /// The name the server's certificate must carry (default: the URL's host).
-    pub domain_name: Option<String>,
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, AuthError> {
-    std::fs::read(path).map_err(|source| AuthError::Read {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 impl StorageAuth {
@@ -115,35 +95,6 @@ impl ServerTls {
         let mut tls = ServerTlsConfig::new().identity(identity);
         if let Some(ca) = &self.client_ca_file {
             tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
-        }
-        Ok(tls)
-    }
-}
-
-impl ClientTls {
-    /// tonic's client TLS settings from these files.
-    ///
-    /// # Errors
-    /// An unreadable file; a certificate without its key (or the reverse); no CA file.
-    pub fn load(&self) -> Result<ClientTlsConfig, AuthError> {
-        let ca = self.ca_file.as_ref().ok_or_else(|| AuthError::Tls {
-            reason: "client_tls needs ca_file (the CA that signed the servers' certificates)"
-                .into(),
-        })?;
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
-        match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => {
-                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(AuthError::Tls {
-                    reason: "client_tls: cert_file and key_file go together".into(),
-                });
-            }
-        }
-        if let Some(name) = &self.domain_name {
-            tls = tls.domain_name(name.clone());
         }
         Ok(tls)
     }

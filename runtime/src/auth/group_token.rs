@@ -9,7 +9,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use silk_tdl::ResourceGroupId;
 
-use super::token::{Token, hex};
+use super::Token;
+use silk_core::auth::hex;
 
 const PREFIX: &str = "silk-group-";
 const DOMAIN: &[u8] = b"silk group token v1";

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::codegen::http;
 
-use super::caller::{AUTHORIZATION, Authority, Caller};
+use super::AUTHORIZATION;
+use super::caller::{Authority, Caller};
 use super::rules;
 
 /// Checks credentials in front of a service; `None` lets everything through as

@@ -17,58 +17,18 @@
 //! ```
 
 mod caller;
-mod client;
 pub mod config;
 mod group_token;
 mod layer;
 pub mod rules;
 mod server;
-mod token;
 
-use std::path::PathBuf;
-
-pub use caller::{AUTHORIZATION, Authority, BEARER, Caller};
-pub use client::{AuthChannel, Bearer, ClientSecurity, plaintext_hint, tls_failure, with_token};
+pub use caller::{Authority, Caller};
 pub use group_token::{GroupTokens, group_of_token};
 pub use layer::{AuthLayer, AuthService};
 pub use rules::Rule;
 pub use server::ServerSecurity;
-pub use token::{MIN_TOKEN_CHARS, Token, write_secret_file};
-
-/// A credential or TLS setting that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// A file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A token is unfit.
-    #[error("{what}: {reason}")]
-    BadToken {
-        /// Which token (its file).
-        what: String,
-        /// Why.
-        reason: String,
-    },
-    /// A client cannot be made for this URL.
-    #[error("{url}: {reason}")]
-    Endpoint {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// TLS settings that cannot be used.
-    #[error("tls: {reason}")]
-    Tls {
-        /// Why.
-        reason: String,
-    },
-    /// The OS random generator failed.
-    #[error("random generator: {0}")]
-    Random(String),
-}
+pub use silk_core::auth::{
+    AUTHORIZATION, AuthChannel, AuthError, BEARER, Bearer, ClientSecurity, MIN_TOKEN_CHARS, Token,
+    plaintext_hint, tls_failure, with_token, write_secret_file,
+};

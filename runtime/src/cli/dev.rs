@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::client::Credentials;
 use crate::dev::{DEFAULT_PORT_BASE, DevCluster, DevOptions};
 use crate::traces::{Endpoint, TracesConfig};
+use silk_client::Credentials;
 
 /// `silk dev` arguments.
 #[derive(Debug, Args)]

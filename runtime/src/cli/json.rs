@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use crate::msgpack::{Item, Reader};
+use silk_core::msgpack::{Item, Reader};
 
 /// A value that cannot be expressed in the other format.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 
 use super::error::{Error, Result};
 use crate::auth::{AuthChannel as Channel, ClientSecurity};
-use crate::storage::grpc::MAX_MESSAGE_BYTES;
+use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Slack on top of a call's own wait before it counts as lost.
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -17,7 +17,7 @@ use tonic::Code;
 use super::clients::{CALL_TIMEOUT, Clients, request};
 use super::pool::SlotPool;
 use super::session::SessionTracker;
-use crate::storage::ids::{ExecutionManagerId, SessionId};
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// Asks the liveness actor for an immediate heartbeat.
 #[derive(Debug, Clone)]

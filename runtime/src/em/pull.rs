@@ -24,9 +24,9 @@ use super::spans::executed_span;
 use super::{window, work};
 use crate::scheduler::Assignment;
 use crate::scheduler::grpc::assignment as from_pb;
-use crate::storage::grpc::convert::pb_task_id;
-use crate::storage::ids::{ExecutionManagerId, SessionId};
 use crate::traces::Traces;
+use silk_core::convert::pb_task_id;
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// How soon acknowledgements that could not be sent are tried again while every slot is busy.
 const ACK_RETRY: Duration = Duration::from_secs(1);

@@ -26,10 +26,10 @@ use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::session::SessionTracker;
 use super::spans::InstanceTrace;
-use crate::storage::grpc::MAX_MESSAGE_BYTES;
-use crate::storage::grpc::convert::pb_kind;
-use crate::storage::ids::{ExecutionManagerId, SessionId};
 use crate::traces::Traces;
+use silk_core::convert::pb_kind;
+use silk_core::ids::{ExecutionManagerId, SessionId};
+use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Most outcomes in one report.
 const MAX_BATCH: usize = 256;

@@ -28,8 +28,8 @@ use super::pull::Loop;
 use super::reporter::{ReporterParts, run_reporter};
 use super::session::SessionTracker;
 use crate::metrics::Metrics;
-use crate::storage::ids::{ExecutionManagerId, SessionId};
 use crate::traces::{Service, Traces};
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);

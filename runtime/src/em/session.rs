@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::storage::ids::SessionId;
+use silk_core::ids::SessionId;
 
 /// A shared, forward-only session id.
 #[derive(Debug, Clone, Default)]

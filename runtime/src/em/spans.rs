@@ -9,8 +9,8 @@ use opentelemetry::KeyValue;
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
 use crate::scheduler::Assignment;
-use crate::storage::ids::ExecutionManagerId;
 use crate::traces::{FAILURE_KIND, Parent, Traces, id_attr, task_attributes};
+use silk_core::ids::ExecutionManagerId;
 
 /// One task instance as its EM spans see it.
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use silk_tdl::{TaskContext, TaskId, TaskInstanceId};
 
 use super::pool::TaskSuccess;
 use crate::scheduler::Assignment;
-use crate::storage::grpc::convert::{pb_kind, pb_task_id};
+use silk_core::convert::{pb_kind, pb_task_id};
 
 /// Hard timeout used when a task's policy sets none.
 const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);

@@ -5,7 +5,7 @@
 use silk_tdl::{JobId, ResourceGroupId, TaskId, id_type};
 
 use crate::storage::ReadyTask;
-use crate::storage::ids::SessionId;
+use silk_core::ids::SessionId;
 
 id_type!(
     /// One hand-out of a task by one scheduler. Never reused, also not across storage sessions.

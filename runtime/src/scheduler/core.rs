@@ -17,8 +17,8 @@ use silk_tdl::{JobId, ResourceGroupId, TaskId};
 use super::assignment::{Assignment, IdIssuer};
 use super::config::CoreConfig;
 use super::group::{Group, JobQueue};
-use crate::storage::ids::SessionId;
 use crate::storage::{LaneKind, ReadyTask};
+use silk_core::ids::SessionId;
 
 /// How a polled session compares with the core's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use tokio::sync::Notify;
 use super::assignment::Assignment;
 use super::error::{Error, Result};
 use crate::metrics::scheduler::DispatchMetrics;
-use crate::storage::ids::SessionId;
 use crate::storage::lock;
+use silk_core::ids::SessionId;
 
 #[derive(Debug, Default)]
 struct State {

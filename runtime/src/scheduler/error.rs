@@ -1,6 +1,6 @@
 //! Errors of the scheduler.
 
-use crate::storage::ids::{ExecutionManagerId, SessionId};
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// A scheduler error.
 #[derive(Debug, thiserror::Error)]

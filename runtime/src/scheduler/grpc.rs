@@ -20,9 +20,9 @@ use super::assignment::{Assignment, AssignmentId};
 use super::dispatch::DispatchQueue;
 use super::error::Error;
 use super::registry::EmRegistry;
-use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use crate::traces::{Parent, Traces};
 use opentelemetry::KeyValue;
+use silk_core::ids::{ExecutionManagerId, SchedulerId, SessionId};
 
 /// Longest long-poll an EM may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::assignment::{Assignment, AssignmentId};
 use super::error::{Error, Result};
-use crate::storage::ids::ExecutionManagerId;
 use crate::storage::lock;
+use silk_core::ids::ExecutionManagerId;
 
 /// Registry settings (the `[registry]` table of the scheduler config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +254,7 @@ mod tests {
     use silk_tdl::{JobId, ResourceGroupId, TaskId};
 
     use super::*;
-    use crate::storage::ids::SessionId;
+    use silk_core::ids::SessionId;
 
     fn registry() -> (EmRegistry, mpsc::UnboundedReceiver<Assignment>) {
         let (tx, rx) = mpsc::unbounded_channel();

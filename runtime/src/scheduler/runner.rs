@@ -17,8 +17,8 @@ use super::core::{RoundRobinCore, SessionChange};
 use super::dispatch::DispatchQueue;
 use super::error::Result;
 use crate::storage::db::Db;
-use crate::storage::ids::SessionId;
 use crate::storage::{LaneKind, ReadyTask, Storage};
+use silk_core::ids::SessionId;
 
 /// First retry delay after a failed poll.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);

@@ -11,7 +11,7 @@ use super::config::CoreConfig;
 use super::core::{RoundRobinCore, SessionChange};
 use super::dispatch::DispatchQueue;
 use crate::storage::ReadyTask;
-use crate::storage::ids::SessionId;
+use silk_core::ids::SessionId;
 
 const G: ResourceGroupId = ResourceGroupId(1);
 

@@ -27,9 +27,9 @@ use super::error::{Error, Result};
 use super::grpc::{SchedulerService, serve};
 use super::registry::{EmRegistry, RegistryConfig};
 use super::runner::{LaneSource, Polled, run_core};
-use crate::storage::ids::{SchedulerId, SessionId};
 use crate::storage::{LaneKind, ReadyTask};
 use crate::traces::{Service, Traces, TracesConfig};
+use silk_core::ids::{SchedulerId, SessionId};
 
 /// Slack on top of a long-poll's wait before a call counts as lost.
 const CALL_SLACK: Duration = Duration::from_secs(5);
@@ -115,7 +115,7 @@ impl GrpcLanes {
     pub fn new(channel: Channel, host: String, port: u16) -> Self {
         Self {
             lanes: InboundQueuesClient::new(channel.clone())
-                .max_decoding_message_size(crate::storage::grpc::MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(silk_core::wire::MAX_MESSAGE_BYTES),
             registration: SchedulerRegistrationClient::new(channel),
             host,
             port,
@@ -165,8 +165,7 @@ impl GrpcLanes {
 }
 
 fn ready_task(t: spb::ReadyTask) -> Result<ReadyTask> {
-    let task = crate::storage::grpc::convert::task_id(t.task_id.as_ref())
-        .map_err(|s| storage_error(&s))?;
+    let task = silk_core::convert::task_id(t.task_id.as_ref()).map_err(|s| storage_error(&s))?;
     Ok(ReadyTask {
         group: silk_tdl::ResourceGroupId(t.resource_group_id),
         job: silk_tdl::JobId(t.job_id),

@@ -8,7 +8,7 @@ use super::db::{Db, JobFilter, JobSummary, Secret};
 use super::error::Result;
 use super::now_ms;
 use super::service::Storage;
-use super::state::JobState;
+use silk_core::JobState;
 
 /// Jobs a listing returns when the caller asks for 0.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;

@@ -12,10 +12,11 @@
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
 use super::db::DbError;
-use super::ids::{ExecutionManagerId, SessionId};
 use super::persist::Refused;
-use super::state::{JobState, TaskState};
-use crate::graph::GraphError;
+use super::task_state::TaskState;
+use silk_core::JobState;
+use silk_core::graph::GraphError;
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// A storage service error.
 #[derive(Debug, thiserror::Error)]

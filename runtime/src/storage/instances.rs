@@ -12,12 +12,12 @@ use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
 use super::db::{Completion, Db, JobError};
 use super::error::{Error, Result, Stale};
-use super::ids::{ExecutionManagerId, SessionId};
 use super::job::{ExecutionContext, FailOutcome, Values, decode_outputs};
 use super::lock;
 use super::persist::Refused;
 use super::service::{Job, Storage};
-use super::state::JobState;
+use silk_core::JobState;
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// Outputs up to this size are checked on the calling task (microseconds); larger ones on the
 /// blocking pool.

@@ -5,11 +5,11 @@
 
 use super::db::Db;
 use super::error::{Error, Result};
-use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
 use super::job::FailOutcome;
 use super::lock;
 use super::service::Storage;
-use super::state::JobState;
+use silk_core::JobState;
+use silk_core::ids::{ExecutionManagerId, SchedulerId, SessionId};
 
 impl<D: Db + Clone> Storage<D> {
     /// Whether `em` is alive (known-alive set first, then the database).

@@ -4,7 +4,8 @@
 //!
 //! * [`Storage`] (in `service.rs`, `instances.rs`, `liveness.rs`, `catalog.rs`) is the service
 //!   API the gRPC adapter and tests call;
-//! * [`job`] holds one job's in-memory state; [`state`] the job state machine;
+//! * [`job`] holds one job's in-memory state; [`task_state`] a task's state (the job state
+//!   machine is `silk_core::JobState`);
 //! * [`lanes`] are the inbound queues the scheduler polls; `persist.rs` the group-commit actor;
 //!   `settle.rs` the job transitions storage decides on, retried until the database takes them;
 //! * [`config`] the service's tuning keys; [`testing`] helpers for tests on both databases.
@@ -28,7 +29,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
-pub mod ids;
 pub(crate) mod instances;
 pub mod job;
 pub mod lanes;
@@ -39,8 +39,8 @@ mod persist;
 mod service;
 mod settle;
 mod spans;
-pub mod state;
 mod stops;
+pub mod task_state;
 pub mod testing;
 
 pub use catalog::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::db::Db;
 use super::lanes::LaneKind;
 use super::service::{Shared, Storage};
-use super::state::JobState;
 use crate::metrics::Metrics;
 use crate::metrics::storage::Snapshot;
+use silk_core::JobState;
 
 impl<D: Db + Clone> Storage<D> {
     /// Exposes storage's metrics in `metrics` (see [`crate::metrics::storage`]). The gauges hold

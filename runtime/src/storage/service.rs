@@ -17,16 +17,16 @@ use super::clock::Clock;
 use super::config::StorageConfig;
 use super::db::{Db, JobError, Secret};
 use super::error::{Error, Result};
-use super::ids::{ExecutionManagerId, SessionId};
 use super::instances::{InstanceEntry, RegistrationKey};
 use super::job::{JobControl, OutputBudget, Progress};
 use super::lanes::Lanes;
 use super::persist::Persister;
 use super::settle::Pending;
-use super::state::JobState;
 use super::{lock, now_ms};
-use crate::graph::TaskGraph;
 use crate::metrics::storage::StorageCounters;
+use silk_core::JobState;
+use silk_core::graph::TaskGraph;
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// Most bytes of a job's outputs frame in one answer: with the message around it, under the
 /// 4 MiB that gRPC clients accept by default.
@@ -628,7 +628,7 @@ fn check_job_inputs(graph: &TaskGraph, inputs: &[u8]) -> Result<()> {
         .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
     for (k, (&(task, position), value)) in at.iter().zip(values).enumerate() {
         let spec = &graph.tasks[task];
-        crate::graph::check_value(&spec.inputs[position], value).map_err(|e| {
+        silk_core::graph::check_value(&spec.inputs[position], value).map_err(|e| {
             Error::BadRequest(format!(
                 "job input {k} (input {position} of task {task}, {}::{}): {e}",
                 spec.package, spec.function

@@ -19,7 +19,7 @@ use super::db::{Db, JobError};
 use super::error::{Error, Result};
 use super::lock;
 use super::service::{Job, Storage};
-use super::state::JobState;
+use silk_core::JobState;
 
 /// A transition that did not land yet.
 #[derive(Debug, Clone, PartialEq, Eq)]

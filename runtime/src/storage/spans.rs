@@ -10,11 +10,11 @@ use silk_ipc::FailureKind;
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
 use super::db::{Db, JobError};
-use super::ids::ExecutionManagerId;
 use super::lanes::{LaneKind, ReadyTask};
 use super::service::{Job, Storage};
-use super::state::JobState;
 use crate::traces::{FAILURE_KIND, Parent, Traces, id_attr, since, task_attributes};
+use silk_core::JobState;
+use silk_core::ids::ExecutionManagerId;
 
 /// The sink of a storage whose traces were never set.
 static OFF: Traces = Traces::off();

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use silk_tdl::{JobId, TaskInstanceId};
 
 use super::db::Db;
-use super::ids::ExecutionManagerId;
 use super::lock;
 use super::service::Storage;
-use super::state::JobState;
+use silk_core::JobState;
+use silk_core::ids::ExecutionManagerId;
 
 /// Most instances one heartbeat answer names; the rest follow in the next answers.
 pub const MAX_STOPS_PER_HEARTBEAT: usize = 4096;

@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 
 use prost::bytes::{Buf, BufMut};
 use rmpv::Value;
+use silk_client::{GraphBuilder, encode_values};
+use silk_core::graph::TypeDesc;
+use silk_core::ids::SchedulerId;
 use silk_runtime::auth::{Authority, GroupTokens, ServerSecurity, Token};
-use silk_runtime::client::{GraphBuilder, encode_values};
-use silk_runtime::graph::TypeDesc;
 use silk_runtime::scheduler::{DispatchQueue, EmRegistry, RegistryConfig};
 use silk_runtime::storage::db::{Secret, SqliteDb};
-use silk_runtime::storage::ids::SchedulerId;
 use silk_runtime::storage::{Storage, StorageConfig, grpc};
 use silk_tdl::{JobId, ResourceGroupId};
 use tokio_util::sync::CancellationToken;

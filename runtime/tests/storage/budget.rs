@@ -2,9 +2,9 @@
 //! unfinished child reads any more, leave memory and are read back from the database — children
 //! (retried ones too), the job outputs and a restarted storage see exactly the bytes produced.
 
+use silk_core::JobState;
+use silk_core::ids::ExecutionManagerId;
 use silk_runtime::storage::db::Db;
-use silk_runtime::storage::ids::ExecutionManagerId;
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{Storage, StorageConfig};
 use silk_tdl::{JobId, TaskId};
 

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
+use silk_core::JobState;
 use silk_runtime::storage::db::AnyDb;
 use silk_runtime::storage::db::Db;
 use silk_runtime::storage::grpc::convert::status;
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{LaneKind, Storage, StorageConfig};
 use silk_tdl::{JobId, ResourceGroupId, TaskId};
 use sqlx::Connection;
@@ -258,7 +258,7 @@ impl Blocker {
 struct OneTask {
     storage: Storage<AnyDb>,
     job: JobId,
-    em: silk_runtime::storage::ids::ExecutionManagerId,
+    em: silk_core::ids::ExecutionManagerId,
     instance: silk_tdl::TaskInstanceId,
 }
 

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use silk_core::JobState;
+use silk_core::ids::ExecutionManagerId;
 use silk_ipc::FailureKind;
 use silk_runtime::storage::db::{Db, Secret};
-use silk_runtime::storage::ids::ExecutionManagerId;
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{Error, LaneKind, Storage, StorageConfig};
 use silk_tdl::{JobId, ResourceGroupId, TaskId, frame};
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use silk_core::JobState;
 use silk_ipc::FailureKind;
 use silk_runtime::storage::db::Db;
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{
     Clock, Error, LaneKind, RegistrationKey, Stale, Storage, StorageConfig,
 };

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use silk_core::JobState;
 use silk_ipc::FailureKind;
 use silk_runtime::storage::db::{AnyDb, Db, DbError, DbOptions, MySqlDb};
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{Error, LaneKind, Refused, Storage, StorageConfig};
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 

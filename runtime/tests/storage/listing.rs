@@ -2,8 +2,8 @@
 //! limit rules, terminated jobs included), opening resource groups by name, and the state and
 //! progress of terminal jobs, also after a restart when they are no longer cached.
 
+use silk_core::JobState;
 use silk_runtime::storage::db::{Db, DbError, Secret};
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{DEFAULT_LIST_LIMIT, Error, Storage};
 use silk_tdl::TaskId;
 

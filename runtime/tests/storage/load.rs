@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use silk_core::JobState;
 use silk_ipc::FailureKind;
 use silk_runtime::storage::db::Db;
-use silk_runtime::storage::state::JobState;
 use silk_tdl::frame;
 
 use crate::harness::{Counts, Mode, drive, flat_graph, flat_inputs, setup, submit};

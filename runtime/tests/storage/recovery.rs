@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use silk_core::JobState;
 use silk_runtime::storage::db::Db;
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{Error, LaneKind, Stale, Storage};
 use silk_tdl::{JobId, TaskId};
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use silk_core::JobState;
+use silk_core::ids::SessionId;
 use silk_runtime::storage::db::Db;
-use silk_runtime::storage::ids::SessionId;
-use silk_runtime::storage::state::JobState;
 use silk_runtime::storage::{Error, LaneKind, Stale};
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 

@@ -1,7 +1,7 @@
 //! How `silk job` connects and whom it acts for. The address comes from `--address` /
 //! `SILK_ADDRESS`, else the credentials file, else `http://127.0.0.1:50051`; the token from
 //! `--token-file`, else `SILK_TOKEN`, else the credentials file (`silk dev` writes one with its
-//! admin token; see `crate::client::credentials`). A group token fixes the resource group; any
+//! admin token; see `silk_client::credentials`). A group token fixes the resource group; any
 //! other token (the admin token) opens `--group` with `SILK_GROUP_SECRET`, creating the group
 //! if it is new.
 
@@ -9,8 +9,8 @@ use silk_tdl::ResourceGroupId;
 
 use super::{Connection, Failure};
 use crate::auth::{Token, group_of_token};
-use crate::client::credentials::{self, Credentials};
-use crate::client::{Client, DEFAULT_ADDRESS};
+use silk_client::credentials::{self, Credentials};
+use silk_client::{Client, DEFAULT_ADDRESS};
 
 /// A client of the cluster, and the group its token is for (if it is a group token).
 #[derive(Debug)]

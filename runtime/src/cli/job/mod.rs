@@ -12,8 +12,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use silk_tdl::JobId;
 
-use crate::client::{ClientError, JobState, ListFilter, RetryPolicy};
-use crate::graph::TaskGraph;
+use silk_client::{ClientError, JobState, ListFilter, RetryPolicy};
+use silk_core::graph::TaskGraph;
 
 /// Exit codes of `silk job`, shown in `--help`.
 pub const EXIT_CODES: &str = "Exit codes:

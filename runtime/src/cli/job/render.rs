@@ -5,7 +5,7 @@ use serde_json::{Value as Json, json};
 use silk_tdl::JobId;
 
 use super::{Failure, Output};
-use crate::client::{JobError, JobState, JobSummary, Progress};
+use silk_client::{JobError, JobState, JobSummary, Progress};
 
 /// A state as shown to users and accepted by `--state`: `running`, `commit-ready`, ...
 pub(super) fn state_name(state: JobState) -> &'static str {

@@ -9,7 +9,7 @@ use silk_tdl::JobId;
 use tokio_stream::StreamExt;
 
 use super::{Failure, Output, render};
-use crate::client::{Client, JobState, Progress};
+use silk_client::{Client, JobState, Progress};
 
 /// The job's current progress (the first update of its watch stream).
 pub(super) async fn current(client: &Client, job: JobId) -> Result<Progress, Failure> {

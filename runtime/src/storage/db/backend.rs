@@ -15,8 +15,8 @@ use super::{
     Completion, Db, DbError, DbResult, JobError, JobFilter, JobRow, JobSummary, OutputsPage,
     SchedulerRow, StoredGraph, row_id, sql_id,
 };
-use crate::storage::ids::{ExecutionManagerId, SchedulerId, SessionId};
-use crate::storage::state::JobState;
+use silk_core::JobState;
+use silk_core::ids::{ExecutionManagerId, SchedulerId, SessionId};
 
 /// Most jobs retention deletes in one transaction.
 const RETENTION_BATCH: usize = 256;

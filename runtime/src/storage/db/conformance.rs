@@ -13,8 +13,8 @@ use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
 
 use super::{Completion, Db, DbError, JobError, Secret};
-use crate::storage::ids::ExecutionManagerId;
-use crate::storage::state::JobState::{self, *};
+use silk_core::JobState::{self, *};
+use silk_core::ids::ExecutionManagerId;
 
 const T0: i64 = 1_000_000;
 

@@ -32,9 +32,9 @@ pub use connect::{DbOptions, MySqlDb, SqliteDb};
 pub use retry::{Refusal, RetryPolicy};
 pub use secret::{Secret, redact_url};
 
-use super::ids::{ExecutionManagerId, SchedulerId, SessionId};
-use super::state::JobState;
-use crate::graph::{GraphError, Location, TaskGraph};
+use silk_core::JobState;
+use silk_core::graph::{GraphError, Location, TaskGraph};
+use silk_core::ids::{ExecutionManagerId, SchedulerId, SessionId};
 
 /// A database error.
 #[derive(Debug, thiserror::Error)]

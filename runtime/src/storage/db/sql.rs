@@ -6,7 +6,7 @@ use std::str::FromStr;
 use silk_ipc::FailureKind;
 
 use super::{Completion, DbError, DbResult};
-use crate::storage::state::JobState;
+use silk_core::JobState;
 
 pub(super) const JOB_COLUMNS: &str = "SELECT id, resource_group_id, state, graph_json, graph, inputs, outputs, \
      error_message, failure_kind, created_at_ms, ended_at_ms, task_count FROM jobs";

@@ -28,14 +28,9 @@ use crate::run_to_end::RunToEnd;
 use super::db::Db;
 use super::service::Storage;
 
-/// HTTP/2 flow-control windows of storage's server and clients: a multi-megabyte graph or a
-/// batch of outputs moves in a few round trips, not one per 64 KiB (h2's default window).
-pub const STREAM_WINDOW_BYTES: u32 = 4 << 20;
-/// See [`STREAM_WINDOW_BYTES`].
-pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
-
-/// Largest request or response message accepted (64 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+pub use silk_core::wire::{
+    CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES, connect, tune,
+};
 
 /// Serves every storage service on `listener` until `shutdown` completes, without TLS and
 /// without checking credentials (for servers inside one process: tests, benches); see
@@ -98,26 +93,5 @@ pub async fn serve_secured<D: Db + Clone>(
         .add_service(RunToEnd::new(SchedulerRegistrationServer::new(s.clone())))
         .add_service(SessionServer::new(s))
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-}
-
-/// The settings every silk gRPC client uses: `TCP_NODELAY`, the flow-control windows above and
-/// a 5 s connect timeout.
-#[must_use]
-pub fn tune(endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
-    endpoint
-        .tcp_nodelay(true)
-        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
-        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
-        .connect_timeout(std::time::Duration::from_secs(5))
-}
-
-/// A client channel to `url` (`http://host:port`), [`tune`]d.
-///
-/// # Errors
-/// An invalid URL or a connection error.
-pub async fn connect(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    tune(tonic::transport::Endpoint::from_shared(url.to_owned())?)
-        .connect()
         .await
 }

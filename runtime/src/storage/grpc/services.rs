@@ -22,10 +22,10 @@ use super::tenant;
 use crate::auth::GroupTokens;
 use crate::storage::Error as StorageError;
 use crate::storage::db::{Db, DbError, Secret};
-use crate::storage::ids::{ExecutionManagerId, SessionId};
 use crate::storage::instances::RegistrationKey;
 use crate::storage::lanes::LaneKind;
 use crate::storage::service::Storage;
+use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// Longest long-poll a scheduler may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -82,7 +82,7 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         self.own_job(&r, job).await?;
         let state = self.storage.start_job(job).await.map_err(|e| status(&e))?;
         ok(pb::JobStateResponse {
-            state: convert::pb_state(state) as i32,
+            state: state.to_pb() as i32,
         })
     }
 
@@ -91,7 +91,7 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         self.own_job(&r, job).await?;
         let state = self.storage.cancel_job(job).await.map_err(|e| status(&e))?;
         ok(pb::JobStateResponse {
-            state: convert::pb_state(state) as i32,
+            state: state.to_pb() as i32,
         })
     }
 
@@ -100,7 +100,7 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         self.own_job(&r, job).await?;
         let state = self.storage.job_state(job).await.map_err(|e| status(&e))?;
         ok(pb::JobStateResponse {
-            state: convert::pb_state(state) as i32,
+            state: state.to_pb() as i32,
         })
     }
 

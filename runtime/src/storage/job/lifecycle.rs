@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::{JobControl, Output, Part, decode_outputs};
 use crate::storage::error::{Error, Result};
-use crate::storage::state::{JobState, TaskState};
+use crate::storage::task_state::TaskState;
+use silk_core::JobState;
 
 impl JobControl {
     /// Recovery of a job past its regular tasks: marks them all succeeded.

@@ -21,9 +21,10 @@ use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
 
 use super::db::JobError;
 use super::error::{Error, Result, Stale};
-use super::state::{JobState, TaskState};
-use crate::graph::{Policy, TaskGraph};
+use super::task_state::TaskState;
 use held::Output;
+use silk_core::JobState;
+use silk_core::graph::{Policy, TaskGraph};
 use tcb::Tcb;
 
 pub use held::{OutputBudget, Part, Values};

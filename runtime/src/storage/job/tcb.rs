@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
 
-use crate::graph::Policy;
 use crate::storage::db::JobError;
 use crate::storage::error::{Result, Stale};
-use crate::storage::state::{JobState, TaskState};
+use crate::storage::task_state::TaskState;
+use silk_core::JobState;
+use silk_core::graph::Policy;
 
 /// One task's control block.
 #[derive(Debug, Clone)]

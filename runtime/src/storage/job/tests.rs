@@ -5,9 +5,10 @@ use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
 
 use super::{FailOutcome, JobControl};
-use crate::graph::TaskGraph;
 use crate::storage::error::{Error, Stale};
-use crate::storage::state::{JobState, TaskState};
+use crate::storage::task_state::TaskState;
+use silk_core::JobState;
+use silk_core::graph::TaskGraph;
 
 const BYTES: &str = r#""bytes""#;
 

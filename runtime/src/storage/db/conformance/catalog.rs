@@ -7,7 +7,7 @@ use silk_tdl::ResourceGroupId;
 
 use super::super::{Db, DbError, JobFilter, JobSummary, Secret};
 use super::{T0, group};
-use crate::storage::state::JobState::*;
+use silk_core::JobState::*;
 
 fn pw() -> Secret {
     Secret::new(b"pw".to_vec())

@@ -5,7 +5,7 @@
 use silk_tdl::frame;
 
 use super::error::ClientError;
-use crate::graph::TypeDesc;
+use silk_core::graph::TypeDesc;
 
 /// Frames `values` as job inputs.
 ///

@@ -2,7 +2,7 @@
 //! wiring outputs to inputs through [`TaskHandle`]s, so task indexes never have to be written by
 //! hand. [`GraphBuilder::build`] checks every rule with [`TaskGraph::validate`].
 
-use crate::graph::{
+use silk_core::graph::{
     GraphError, Location, Policy, SCHEMA_VERSION, Source, TaskGraph, TaskSpec, TerminationSpec,
     TypeDesc,
 };
@@ -11,8 +11,8 @@ use crate::graph::{
 /// added before it, and the graph is acyclic by construction.
 ///
 /// ```
-/// use silk_runtime::client::GraphBuilder;
-/// use silk_runtime::graph::TypeDesc;
+/// use silk_client::GraphBuilder;
+/// use silk_client::graph::TypeDesc;
 ///
 /// let mut g = GraphBuilder::new();
 /// let a = g.task("fixtures", "fibonacci").input(TypeDesc::Int64).output(TypeDesc::Int64).add();

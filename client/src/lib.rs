@@ -1,4 +1,5 @@
-//! The Rust client of silk: build a typed task graph ([`GraphBuilder`]), submit it to the
+//! The Rust client of silk (it compiles no sandbox, database driver or service: an application
+//! that only submits jobs depends on this crate alone): build a typed task graph ([`GraphBuilder`]), submit it to the
 //! storage service, follow its progress, and fetch its outputs or error ([`Client`]).
 //!
 //! The client talks gRPC to storage only (the scheduler and execution managers pick the job up
@@ -22,9 +23,9 @@
 //! # let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "../target".into(), std::path::PathBuf::from);
 //! # let packages = std::env::var_os("SILK_TEST_PACKAGES").map_or_else(|| target.join("packages"), Into::into);
 //! use rmpv::Value;
-//! use silk_runtime::client::{Client, GraphBuilder, JobOutcome};
+//! use silk_client::{Client, GraphBuilder, JobOutcome};
 //! use silk_runtime::dev::{DevCluster, DevOptions};
-//! use silk_runtime::graph::TypeDesc;
+//! use silk_client::graph::TypeDesc;
 //!
 //! let cluster = DevCluster::start(DevOptions { port_base: 0, ..DevOptions::new(packages) }).await?;
 //!
@@ -68,7 +69,7 @@ use silk_tdl::JobId;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::auth::{AuthChannel, Bearer, ClientSecurity, Token};
+use silk_core::auth::{AuthChannel, Bearer, ClientSecurity, Token};
 
 pub use builder::{GraphBuilder, TaskBuilder, TaskHandle};
 pub use credentials::Credentials;
@@ -78,11 +79,11 @@ pub use retry::RetryPolicy;
 pub use values::{decode_values, encode_values, list, map, structure};
 pub use watch::{JobOutcome, Progress, WatchStream};
 
-pub use crate::storage::state::JobState;
+pub use silk_core::{JobState, graph};
 pub use silk_ipc::FailureKind;
 pub use silk_tdl::ResourceGroupId;
 
-use crate::storage::grpc::MAX_MESSAGE_BYTES;
+use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Where `silk dev` serves storage by default.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:50051";

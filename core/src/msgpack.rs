@@ -4,7 +4,8 @@
 //! their declared types.
 
 /// One MessagePack item: a scalar, or the header of an array or a map.
-pub(crate) enum Item<'a> {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Item<'a> {
     Nil,
     Bool(bool),
     Uint(u64),
@@ -18,19 +19,20 @@ pub(crate) enum Item<'a> {
 }
 
 /// Reads [`Item`]s off a byte slice.
-pub(crate) struct Reader<'a> {
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `bytes`.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Self { bytes, at: 0 }
     }
 
     /// Bytes not read yet.
-    pub(crate) fn left(&self) -> usize {
+    pub fn left(&self) -> usize {
         self.bytes.len() - self.at
     }
 
@@ -55,7 +57,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// Truncated bytes or the reserved marker.
-    pub(crate) fn item(&mut self) -> Result<Item<'a>, String> {
+    pub fn item(&mut self) -> Result<Item<'a>, String> {
         let marker = self.take(1)?[0];
         #[expect(
             clippy::cast_possible_wrap,

@@ -2,8 +2,8 @@
 //! two-task job on a running `silk dev`. `runtime/tests/readme_examples.rs` checks that the README
 //! shows exactly this program and runs it against a fresh `silk dev`.
 
-use silk_runtime::client::{Client, GraphBuilder, JobOutcome};
-use silk_runtime::graph::TypeDesc;
+use silk_client::graph::TypeDesc;
+use silk_client::{Client, GraphBuilder, JobOutcome};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

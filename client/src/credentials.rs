@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthError, ClientSecurity, Token, write_secret_file};
+use silk_core::auth::{AuthError, ClientSecurity, Token, write_secret_file};
 
 /// The environment variable holding a token.
 pub const TOKEN_ENV: &str = "SILK_TOKEN";
@@ -98,7 +98,7 @@ impl Credentials {
     /// precedence) and this file's CA.
     ///
     /// # Errors
-    /// As [`Token::new`] and [`crate::auth::config::ClientTls::load`].
+    /// As [`Token::new`] and [`silk_core::auth::ClientTls::load`].
     pub fn security(&self, token: Option<&str>) -> Result<ClientSecurity, AuthError> {
         let token = token
             .or(self.token.as_deref())
@@ -108,7 +108,7 @@ impl Credentials {
             .ca_file
             .as_ref()
             .map(|ca| {
-                crate::auth::config::ClientTls {
+                silk_core::auth::ClientTls {
                     ca_file: Some(ca.clone()),
                     ..Default::default()
                 }

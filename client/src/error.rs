@@ -5,7 +5,7 @@
 use silk_tdl::JobId;
 use tonic::Code;
 
-use crate::graph::GraphError;
+use silk_core::graph::GraphError;
 
 /// An error of a [`super::Client`] call.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +60,8 @@ impl ClientError {
     #[must_use]
     pub fn from_status(status: &tonic::Status, job: Option<JobId>, address: &str) -> Self {
         let message = status.message().to_owned();
-        let hint = crate::auth::tls_failure(status)
-            .or_else(|| crate::auth::plaintext_hint(status, address));
+        let hint = silk_core::auth::tls_failure(status)
+            .or_else(|| silk_core::auth::plaintext_hint(status, address));
         match (status.code(), job) {
             (Code::Unavailable | Code::Unknown, _) if hint.is_some() => Self::Unavailable {
                 address: address.to_owned(),

@@ -11,8 +11,8 @@ use tonic::Code;
 use super::retry::{Repeat, with_retry};
 use super::values::{decode_values, encode_values};
 use super::{Client, ClientError, JobState};
-use crate::graph::TaskGraph;
-use crate::storage::grpc::{MAX_MESSAGE_BYTES, convert};
+use silk_core::graph::TaskGraph;
+use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Why a job failed: storage's readable text (naming the task, its attempts and the failure
 /// kind) and the failure kind of the task at fault.
@@ -70,7 +70,7 @@ macro_rules! rpc {
 fn state_of(raw: i32) -> Result<JobState, ClientError> {
     pb::JobState::try_from(raw)
         .ok()
-        .and_then(convert::job_state)
+        .and_then(JobState::from_pb)
         .ok_or_else(|| ClientError::decode("job state", format!("unknown job state {raw}")))
 }
 
@@ -98,7 +98,7 @@ impl Client {
         .map_err(|s| self.status_error(&s, None))?
         .into_inner();
         if !reply.token.is_empty() {
-            let token = crate::auth::Token::new(&reply.token, "group token")
+            let token = silk_core::auth::Token::new(&reply.token, "group token")
                 .map_err(|e| ClientError::decode("group token", e.to_string()))?;
             self.set_token(&token);
         }
@@ -281,7 +281,7 @@ impl Client {
         .await
         .map_err(|s| self.status_error(&s, Some(job)))?
         .into_inner();
-        let kind = convert::failure_kind(reply.kind)
+        let kind = silk_core::convert::failure_kind(reply.kind)
             .map_err(|s| ClientError::decode("failure kind", s.message()))?;
         Ok(JobError {
             kind,
@@ -322,7 +322,7 @@ impl Client {
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<JobSummary>, ClientError> {
         let request = pb::ListJobsRequest {
             limit: filter.limit,
-            state: filter.state.map(|s| convert::pb_state(s) as i32),
+            state: filter.state.map(|s| s.to_pb() as i32),
             resource_group_id: filter.group.map(|g| g.0),
         };
         let reply = with_retry(self.retry, Repeat::Idempotent, || {

@@ -42,7 +42,7 @@ impl Progress {
     fn from_pb(p: &pb::JobProgress) -> Result<Self, ClientError> {
         let state = pb::JobState::try_from(p.state)
             .ok()
-            .and_then(crate::storage::grpc::convert::job_state)
+            .and_then(JobState::from_pb)
             .ok_or_else(|| ClientError::decode("job progress", "no job state"))?;
         Ok(Self {
             state,

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -24,9 +23,7 @@ impl Token {
     /// [`AuthError::Random`] when the OS generator fails.
     pub fn generate() -> Result<Self, AuthError> {
         let mut bytes = [0u8; 32];
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| AuthError::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| AuthError::Random(e.to_string()))?;
         Ok(Self(hex(&bytes)))
     }
 
@@ -115,7 +112,7 @@ pub fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Lowercase hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -7,9 +7,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::AuthError;
-use super::caller::{AUTHORIZATION, BEARER};
-use super::token::Token;
+use super::{AUTHORIZATION, AuthError, BEARER, Token};
 
 /// Adds `authorization: Bearer <token>` to every request (nothing without a token). `Debug`
 /// hides the token.
@@ -84,7 +82,7 @@ impl ClientSecurity {
             reason,
         };
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad(e.to_string()))?;
-        let endpoint = crate::storage::grpc::tune(endpoint);
+        let endpoint = crate::wire::tune(endpoint);
         let https = endpoint.uri().scheme_str() == Some("https");
         match (&self.tls, https) {
             (Some(tls), true) => endpoint

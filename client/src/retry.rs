@@ -47,7 +47,7 @@ pub(super) enum Repeat {
 impl Repeat {
     fn allows(self, status: &Status) -> bool {
         status.code() == Code::Unavailable
-            && crate::auth::tls_failure(status).is_none()
+            && silk_core::auth::tls_failure(status).is_none()
             && (self == Self::Idempotent || never_sent(status))
     }
 }

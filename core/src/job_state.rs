@@ -1,4 +1,4 @@
-//! Job and task states and the job state machine.
+//! Job states and the job state machine, and their wire form.
 //!
 //! Jobs: `Ready → Running → (CommitReady →) Succeeded`; cancel → `(CleanupReady →) Cancelled`;
 //! failure → `Failed`. `Succeeded`, `Failed` and `Cancelled` are terminal and never change.
@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use silk_proto::storage as pb;
 
 /// The state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +84,28 @@ impl fmt::Display for JobState {
     }
 }
 
+impl JobState {
+    /// The wire form.
+    #[must_use]
+    pub fn to_pb(self) -> pb::JobState {
+        match self {
+            Self::Ready => pb::JobState::Ready,
+            Self::Running => pb::JobState::Running,
+            Self::CommitReady => pb::JobState::CommitReady,
+            Self::CleanupReady => pb::JobState::CleanupReady,
+            Self::Succeeded => pb::JobState::Succeeded,
+            Self::Failed => pb::JobState::Failed,
+            Self::Cancelled => pb::JobState::Cancelled,
+        }
+    }
+
+    /// The state of a wire state (`None` for unspecified).
+    #[must_use]
+    pub fn from_pb(s: pb::JobState) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.to_pb() == s)
+    }
+}
+
 /// A string that names no [`JobState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown job state {0:?}")]
@@ -96,37 +119,6 @@ impl FromStr for JobState {
             .into_iter()
             .find(|state| state.as_str() == s)
             .ok_or_else(|| UnknownJobState(s.to_owned()))
-    }
-}
-
-/// The state of one task of a job (kept in memory; completions are persisted separately).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TaskState {
-    /// Waiting for its parents.
-    Pending,
-    /// May be scheduled.
-    Ready,
-    /// At least one instance is registered.
-    Running,
-    /// Finished with outputs.
-    Succeeded,
-    /// Out of retries.
-    Failed,
-    /// Its job was cancelled (or failed) before it finished.
-    Cancelled,
-}
-
-impl TaskState {
-    /// Whether the task is finished one way or another.
-    #[must_use]
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
-impl fmt::Display for TaskState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
     }
 }
 
