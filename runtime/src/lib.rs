@@ -11,6 +11,8 @@
 //! liveness, pull loop, slot pool, reports, drain) is [`em::run_em`].
 //! Credentials and TLS of every gRPC server and client — the cluster, admin and group tokens,
 //! the one table of which RPC needs which, the auth layer — are [`auth`].
+//! How these parts fit together (components, one job's path, state machines, session fencing)
+//! is described in `docs/architecture.md` at the repository's root.
 //!
 //! Run one task of a native package in a fresh executor:
 //!

@@ -1,7 +1,12 @@
-//! The execution manager's pool of executor slots ([`slots`]): each [`slot`] runs a task in the
-//! wasm sandbox or, for trusted packages, on a native executor child driven over the
-//! shared-memory ring or pipes ([`native`], [`transport`]); [`stop`] stops a task that is no
-//! longer wanted.
+//! The execution manager's pool of executor slots ([`slots`]): N slot threads fed from one queue,
+//! each owning one [`slot`] that runs one task at a time on the backend [`policy`] picks for its
+//! package: a native executor child (`silk-executor-native`) for the packages the EM's
+//! configuration trusts — kept by the slot across tasks, respawned after a crash or timeout, and
+//! driven over the shared-memory ring or pipes ([`native`], [`transport`]) — and the wasm sandbox
+//! (`silk-executor-wasm`, inside the EM's process, under per-package limits) for every other
+//! package. [`child`] finds the executor binary and forwards its stderr; `inherit_fd.rs` hands
+//! the child its segment and ties its life to the EM's; [`stop`] stops a queued or running task
+//! that is no longer wanted.
 
 pub mod child;
 mod inherit_fd;
