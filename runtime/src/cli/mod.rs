@@ -44,8 +44,8 @@ pub enum Command {
     /// Connects to storage at --address (or SILK_ADDRESS; default http://127.0.0.1:50051, where
     /// `silk dev` listens). Submitted jobs belong to the resource group --group (SILK_GROUP),
     /// created on first use with the secret in SILK_GROUP_SECRET; `list` shows that group's jobs.
-    /// The other commands take any job id: storage does not check who asks, so keep it on a
-    /// private network (docs/deploy.md).
+    /// The other commands take a job id; with authentication on (docs/deploy.md), storage
+    /// answers only for jobs of the group whose token the client holds.
     ///
     /// Example:
     ///   silk job submit docs/examples/diamond.json --inputs docs/examples/diamond-inputs.json

@@ -161,6 +161,7 @@ pub async fn run_reporter(
             tracing::info!(em_id = %em, dropped = stale.len(), "outcomes of an older storage session dropped");
         }
         let mut sessions: Vec<SessionId> = fresh.iter().map(|r| r.session).collect();
+        sessions.sort_unstable();
         sessions.dedup();
         for s in sessions {
             let group: Vec<_> = fresh

@@ -424,8 +424,9 @@ impl<D: Db + Clone> Storage<D> {
         Ok(JobState::Running)
     }
 
-    /// Cancels a job: `CleanupReady` if it has a cleanup task, else `Cancelled`. Running
-    /// instances are not interrupted; their reports are rejected as stale.
+    /// Cancels a job: `CleanupReady` if it has a cleanup task, else `Cancelled`. Its running
+    /// instances are stopped (their EMs hear of it at their next heartbeat, `stops.rs`); a report
+    /// that arrives anyway is rejected as stale.
     ///
     /// # Errors
     /// [`Error::JobNotFound`], [`Error::InvalidTransition`] (e.g. a terminal job).
