@@ -41,6 +41,9 @@ pub enum ClientError {
     Rpc {
         /// The status code.
         code: Code,
+        /// The exact kind storage named (e.g. `invalid-transition`, `not-available`; see
+        /// `silk_core::wire::ERROR_KIND_KEY`), when it named one.
+        kind: Option<String>,
         /// Storage's message.
         message: String,
     },
@@ -79,7 +82,11 @@ impl ClientError {
             (Code::InvalidArgument, _) => Self::InvalidArgument(message),
             (Code::Unauthenticated, _) => Self::Unauthenticated(message),
             (Code::PermissionDenied, _) => Self::PermissionDenied(message),
-            (code, _) => Self::Rpc { code, message },
+            (code, _) => Self::Rpc {
+                code,
+                kind: silk_core::wire::error_kind(status).map(str::to_owned),
+                message,
+            },
         }
     }
 
@@ -126,9 +133,20 @@ mod tests {
             other,
             ClientError::Rpc {
                 code: Code::NotFound,
+                kind: None,
                 ..
             }
         ));
+        let mut ended = tonic::Status::failed_precondition("Succeeded -> Cancelled");
+        ended.metadata_mut().insert(
+            silk_core::wire::ERROR_KIND_KEY,
+            "invalid-transition".parse().unwrap(),
+        );
+        let ended = ClientError::from_status(&ended, Some(JobId(7)), addr);
+        assert!(
+            matches!(&ended, ClientError::Rpc { kind: Some(k), .. } if k == "invalid-transition"),
+            "{ended:?}"
+        );
         let auth = ClientError::from_status(&tonic::Status::unauthenticated("no"), None, addr);
         assert!(matches!(auth, ClientError::Unauthenticated(m) if m == "no"));
         let bad = ClientError::from_status(&tonic::Status::invalid_argument("bad"), None, addr);

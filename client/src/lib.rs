@@ -1,6 +1,7 @@
-//! The Rust client of silk (it compiles no sandbox, database driver or service: an application
-//! that only submits jobs depends on this crate alone): build a typed task graph ([`GraphBuilder`]), submit it to the
-//! storage service, follow its progress, and fetch its outputs or error ([`Client`]).
+//! The Rust client of silk: build a typed task graph ([`GraphBuilder`]), submit it to the
+//! storage service, follow its progress, and fetch its outputs or error ([`Client`]). It
+//! compiles no sandbox, database driver or service: an application that only submits jobs
+//! depends on this crate alone.
 //!
 //! The client talks gRPC to storage only (the scheduler and execution managers pick the job up
 //! from there). For local use, `silk dev` runs storage, a scheduler and an execution manager in
@@ -12,22 +13,17 @@
 //! [`Client::watch`] stream reconnects by itself and resumes: storage sends the current progress
 //! first.
 //!
-//! A whole round trip, runnable as it stands: a local cluster in this process (what `silk dev`
-//! runs; its packages staged by `scripts/build-packages`), a two-task graph of the wasm package
-//! `wat_echo`, submitted and waited for. Against a running cluster, connect to its address
-//! instead (`Client::connect("127.0.0.1:50051")`, as printed by `silk dev`).
+//! A whole round trip against a running cluster (`silk dev` prints its address and writes the
+//! credentials `Client::from_env` reads): a two-task graph of the wasm package `wat_echo`,
+//! submitted and waited for. `client/examples/readme_client.rs` is the same shape, run by the
+//! README's test against a fresh `silk dev`.
 //!
-//! ```
+//! ```no_run
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "../target".into(), std::path::PathBuf::from);
-//! # let packages = std::env::var_os("SILK_TEST_PACKAGES").map_or_else(|| target.join("packages"), Into::into);
 //! use rmpv::Value;
-//! use silk_client::{Client, GraphBuilder, JobOutcome};
-//! use silk_runtime::dev::{DevCluster, DevOptions};
 //! use silk_client::graph::TypeDesc;
-//!
-//! let cluster = DevCluster::start(DevOptions { port_base: 0, ..DevOptions::new(packages) }).await?;
+//! use silk_client::{Client, GraphBuilder, JobOutcome};
 //!
 //! // The second task reads the first one's output.
 //! let mut g = GraphBuilder::new();
@@ -40,7 +36,7 @@
 //!
 //! // The admin token lets this client create the group; `open_group` then switches the client
 //! // to the group's own token.
-//! let client = Client::connect_with(&cluster.storage_url(), &cluster.client_security())?;
+//! let client = Client::from_env()?;
 //! let group = client.open_group("examples", b"secret").await?;
 //! let job = client.submit(group, &graph, &[Value::Binary(b"hello".to_vec())]).await?;
 //! match client.wait(job).await? {
@@ -48,7 +44,6 @@
 //!     JobOutcome::Failed(error) => panic!("job failed: {} ({})", error, error.kind),
 //!     JobOutcome::Cancelled => panic!("job cancelled"),
 //! }
-//! cluster.stop().await?;
 //! # Ok(()) }
 //! ```
 

@@ -13,6 +13,19 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// Metadata key naming the exact error kind of a refused call (e.g. `stale-session`).
 pub const ERROR_KIND_KEY: &str = "x-silk-error";
 
+/// The error kind of a state transition the job's state does not allow (e.g. cancelling a job
+/// that has ended).
+pub const INVALID_TRANSITION: &str = "invalid-transition";
+
+/// The exact error kind a refused call carries under [`ERROR_KIND_KEY`], if any.
+#[must_use]
+pub fn error_kind(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(ERROR_KIND_KEY)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// The settings every silk gRPC client uses: `TCP_NODELAY`, the flow-control windows above and
 /// a 5 s connect timeout.
 #[must_use]

@@ -327,9 +327,8 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
                 Ok(state) => state,
                 // Storage refuses to cancel a job that has ended: say so in the user's terms.
                 Err(ClientError::Rpc {
-                    code: tonic::Code::FailedPrecondition,
-                    ..
-                }) => {
+                    kind: Some(kind), ..
+                }) if kind == silk_core::wire::INVALID_TRANSITION => {
                     let state = client.state(job).await?;
                     return Err(Failure {
                         code: 1,

@@ -22,7 +22,10 @@ pub fn classify(e: &Error) -> (Code, &'static str) {
     match e {
         Error::StaleSession { .. } => (Code::Aborted, "stale-session"),
         Error::Stale(_) => (Code::FailedPrecondition, "stale-state"),
-        Error::InvalidTransition { .. } => (Code::FailedPrecondition, "invalid-transition"),
+        Error::InvalidTransition { .. } => (
+            Code::FailedPrecondition,
+            silk_core::wire::INVALID_TRANSITION,
+        ),
         Error::NotAvailable { .. } => (Code::FailedPrecondition, "not-available"),
         Error::JobNotFound(_) => (Code::NotFound, "job-not-found"),
         Error::UnknownExecutionManager(_) => (Code::NotFound, "execution-manager-not-found"),

@@ -327,10 +327,7 @@ fn item_error(s: &Status) -> pb::ItemError {
     pb::ItemError {
         code: s.code() as i32,
         message: s.message().to_owned(),
-        kind: s
-            .metadata()
-            .get(convert::ERROR_KIND_KEY)
-            .and_then(|v| v.to_str().ok())
+        kind: silk_core::wire::error_kind(s)
             .unwrap_or("invalid-argument")
             .to_owned(),
     }
