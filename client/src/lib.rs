@@ -56,7 +56,6 @@ mod values;
 mod watch;
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use silk_proto::storage::job_orchestration_client::JobOrchestrationClient;
 use silk_proto::storage::resource_groups_client::ResourceGroupsClient;
@@ -82,9 +81,6 @@ use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Where `silk dev` serves storage by default.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:50051";
-
-/// How long establishing a connection may take before the attempt counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection to the storage service. Cheap to clone: clones share one channel and one
 /// credential.
@@ -139,7 +135,7 @@ impl Client {
                 "the silk client needs a tokio runtime".into(),
             ));
         }
-        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             address: url.into(),
             channel,
