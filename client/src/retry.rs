@@ -1,8 +1,9 @@
-//! Retries of unary calls: capped exponential backoff (50 ms doubling to 2 s) on `UNAVAILABLE`
-//! until [`RetryPolicy::max_elapsed`] has passed since the first attempt.
+//! Retries of unary calls: silk's one retry rule (`silk_core::retry`: transport failures are
+//! repeated, verdicts are not; 50 ms doubling to 2 s) until [`RetryPolicy::max_elapsed`] has
+//! passed since the first attempt.
 //!
 //! Which calls retry: every call that is safe to repeat (reads, `OpenResourceGroup`, `StartJob`
-//! and `CancelJob`, whose repeats the client recognises) retries on any `UNAVAILABLE`.
+//! and `CancelJob`, whose repeats the client recognises) retries on any transport failure.
 //! `RegisterJob` is not idempotent: an `UNAVAILABLE` after the request went out may mean storage
 //! registered the job and the reply was lost, and a blind retry would create a second job. So
 //! `RegisterJob` retries only when the connection could not be established at all (the request
@@ -12,12 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::{Code, Status};
-
-/// First backoff delay.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest backoff delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+use tonic::Status;
 
 /// How long a call keeps retrying while storage is unavailable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +42,10 @@ pub(super) enum Repeat {
 
 impl Repeat {
     fn allows(self, status: &Status) -> bool {
-        status.code() == Code::Unavailable
-            && silk_core::auth::tls_failure(status).is_none()
-            && (self == Self::Idempotent || never_sent(status))
+        match self {
+            Self::Idempotent => silk_core::retry::is_transient(status),
+            Self::OnlyUnsent => never_sent(status),
+        }
     }
 }
 
@@ -83,7 +80,7 @@ impl Backoff {
     pub(super) fn new(policy: RetryPolicy) -> Self {
         Self {
             deadline: Instant::now() + policy.max_elapsed,
-            delay: INITIAL_BACKOFF,
+            delay: silk_core::retry::FIRST_DELAY,
         }
     }
 
@@ -94,7 +91,7 @@ impl Backoff {
             return false;
         }
         tokio::time::sleep(self.delay.min(self.deadline - now)).await;
-        self.delay = (self.delay * 2).min(MAX_BACKOFF);
+        self.delay = silk_core::retry::next_delay(self.delay);
         true
     }
 }
@@ -128,6 +125,8 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tonic::Code;
 
     use super::*;
 

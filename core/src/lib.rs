@@ -8,6 +8,7 @@
 //! * [`ids`]: the ids services mint (sessions, execution managers, schedulers); [`convert`]:
 //!   vocabulary types to and from their wire messages;
 //! * [`wire`]: message and flow-control sizes, client channel settings, the error-kind key;
+//! * [`retry`]: which failed calls to repeat, and the backoff between tries;
 //! * [`auth`]: the client side of authentication (bearer tokens, TLS to servers).
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod graph;
 pub mod ids;
 pub mod job_state;
 pub mod msgpack;
+pub mod retry;
 pub mod wire;
 
 pub use job_state::{JobState, UnknownJobState};
