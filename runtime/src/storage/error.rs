@@ -14,7 +14,8 @@ use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use super::db::DbError;
 use super::ids::{ExecutionManagerId, SessionId};
 use super::persist::Refused;
-use super::state::{JobState, TaskState};
+use super::state::JobState;
+use super::task_state::TaskState;
 use crate::graph::GraphError;
 
 /// A storage service error.

@@ -41,6 +41,7 @@ mod settle;
 mod spans;
 pub mod state;
 mod stops;
+pub mod task_state;
 pub mod testing;
 
 pub use catalog::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};

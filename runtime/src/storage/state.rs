@@ -1,4 +1,4 @@
-//! Job and task states and the job state machine.
+//! Job states and the job state machine (a task's states are in [`super::task_state`]).
 //!
 //! Jobs: `Ready → Running → (CommitReady →) Succeeded`; cancel → `(CleanupReady →) Cancelled`;
 //! failure → `Failed`. `Succeeded`, `Failed` and `Cancelled` are terminal and never change.
@@ -96,37 +96,6 @@ impl FromStr for JobState {
             .into_iter()
             .find(|state| state.as_str() == s)
             .ok_or_else(|| UnknownJobState(s.to_owned()))
-    }
-}
-
-/// The state of one task of a job (kept in memory; completions are persisted separately).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TaskState {
-    /// Waiting for its parents.
-    Pending,
-    /// May be scheduled.
-    Ready,
-    /// At least one instance is registered.
-    Running,
-    /// Finished with outputs.
-    Succeeded,
-    /// Out of retries.
-    Failed,
-    /// Its job was cancelled (or failed) before it finished.
-    Cancelled,
-}
-
-impl TaskState {
-    /// Whether the task is finished one way or another.
-    #[must_use]
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
-impl fmt::Display for TaskState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::{JobControl, Output, Part, decode_outputs};
 use crate::storage::error::{Error, Result};
-use crate::storage::state::{JobState, TaskState};
+use crate::storage::state::JobState;
+use crate::storage::task_state::TaskState;
 
 impl JobControl {
     /// Recovery of a job past its regular tasks: marks them all succeeded.
@@ -52,10 +53,10 @@ impl JobControl {
         ] {
             if let Ok(tcb) = self.tcb_mut(task) {
                 if to == active {
-                    tcb.state = TaskState::Ready;
+                    self.set_task(task, TaskState::Ready);
                 } else if !tcb.state.is_terminal() && tcb.state != TaskState::Pending {
                     tcb.instances.clear();
-                    tcb.state = TaskState::Cancelled;
+                    self.set_task(task, TaskState::Cancelled);
                 }
             }
         }

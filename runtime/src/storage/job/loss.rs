@@ -9,7 +9,7 @@ use silk_tdl::{TaskId, TaskInstanceId};
 
 use super::{FailOutcome, JobControl};
 use crate::storage::db::JobError;
-use crate::storage::state::TaskState;
+use crate::storage::task_state::TaskState;
 
 impl JobControl {
     /// Drops `instance` of `task`, lost with its execution manager (`why` says how). Returns

@@ -21,7 +21,8 @@ use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
 
 use super::db::JobError;
 use super::error::{Error, Result, Stale};
-use super::state::{JobState, TaskState};
+use super::state::JobState;
+use super::task_state::TaskState;
 use crate::graph::{Policy, TaskGraph};
 use held::Output;
 use tcb::Tcb;
@@ -215,10 +216,15 @@ impl JobControl {
         found.ok_or(Error::NoSuchTask { job: id, task })
     }
 
-    /// Sets a task's state, keeping the progress counts right.
+    /// Sets a task's state, keeping the progress counts right. Every move is one of the table
+    /// of [`TaskState::can_become`].
     fn set_task(&mut self, task: TaskId, to: TaskState) {
         let Ok(tcb) = self.tcb_mut(task) else { return };
         let from = std::mem::replace(&mut tcb.state, to);
+        debug_assert!(
+            from.can_become(to),
+            "task {task}: {from} -> {to} is not a task state transition"
+        );
         if matches!(task, TaskId::Index(_)) {
             self.progress.moved(from, to);
         }

@@ -7,7 +7,8 @@ use silk_tdl::{JobId, TaskId, TaskInstanceId};
 use crate::graph::Policy;
 use crate::storage::db::JobError;
 use crate::storage::error::{Result, Stale};
-use crate::storage::state::{JobState, TaskState};
+use crate::storage::state::JobState;
+use crate::storage::task_state::TaskState;
 
 /// One task's control block.
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@ use silk_tdl::{JobId, ResourceGroupId, TaskId, TaskInstanceId, frame};
 use super::{FailOutcome, JobControl};
 use crate::graph::TaskGraph;
 use crate::storage::error::{Error, Stale};
-use crate::storage::state::{JobState, TaskState};
+use crate::storage::state::JobState;
+use crate::storage::task_state::TaskState;
 
 const BYTES: &str = r#""bytes""#;
 
