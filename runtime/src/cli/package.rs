@@ -16,6 +16,7 @@ use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::{InspectError as PackageInspectError, PackageInfo};
 use silk_tdl::abi::TASK_LIST_VERSION;
 
+use super::exit_code;
 use crate::em::pool::child::{describe_exit, find_executor_bin};
 
 /// `silk package ...`
@@ -93,11 +94,11 @@ impl InspectError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Other(_) => 1,
-            Self::Usage(_) => 2,
-            Self::NotAPackage(_) => 3,
-            Self::AbiVersion(_) => 4,
-            Self::Invalid(_) => 5,
+            Self::Other(_) => exit_code::FAILURE,
+            Self::Usage(_) => exit_code::USAGE,
+            Self::NotAPackage(_) => exit_code::NOT_A_PACKAGE,
+            Self::AbiVersion(_) => exit_code::ABI_VERSION,
+            Self::Invalid(_) => exit_code::INVALID_PACKAGE,
         }
     }
 }
@@ -314,16 +315,17 @@ fn inspect_native(path: &Path) -> Result<PackageInfo, InspectError> {
         .find_map(|l| l.strip_prefix("error: "))
         .map(str::to_owned);
     let message = || message.clone().unwrap_or_else(|| stderr.trim().to_owned());
-    match status.code() {
-        Some(0) => serde_json::from_slice(&stdout).map_err(|e| {
+    // The executor's `--inspect` exits with the codes `silk package inspect` exits with.
+    match status.code().map(|c| u8::try_from(c).unwrap_or(u8::MAX)) {
+        Some(exit_code::SUCCESS) => serde_json::from_slice(&stdout).map_err(|e| {
             InspectError::Other(format!(
                 "{} --inspect gave an answer silk cannot read: {e}",
                 bin.display()
             ))
         }),
-        Some(3) => Err(InspectError::NotAPackage(message())),
-        Some(4) => Err(InspectError::AbiVersion(message())),
-        Some(5) => Err(InspectError::Invalid(message())),
+        Some(exit_code::NOT_A_PACKAGE) => Err(InspectError::NotAPackage(message())),
+        Some(exit_code::ABI_VERSION) => Err(InspectError::AbiVersion(message())),
+        Some(exit_code::INVALID_PACKAGE) => Err(InspectError::Invalid(message())),
         Some(_) => Err(InspectError::Other(format!(
             "{} --inspect {}: {}",
             bin.display(),
