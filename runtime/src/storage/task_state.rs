@@ -9,7 +9,7 @@
 //!
 //! * **Registered.** An execution manager (EM) asks for the task the scheduler assigned it:
 //!   `Storage::register_instance` / `Storage::register_assigned` (`instances.rs`) call
-//!   `JobControl::register`, which admits one more instance (`Tcb::admit`: the task is
+//!   `JobControl::register`, which admits one more instance (`TaskControl::admit`: the task is
 //!   `Ready` or `Running`, under `max_instances`) and moves the task `Ready → Running` (or keeps
 //!   it `Running` for a second instance). A registration retried after a lost answer gets the
 //!   same instance again (`JobControl::registered_again`).
