@@ -9,8 +9,10 @@
 //! shape of this object. On error it prints `error: <message>` on stderr and exits with
 //! [`exit_code`].
 
-use crate::package::{OpenError, PackageInfo};
+use silk_ipc::{InspectError, PackageInfo};
 
+/// Exit code: the file cannot be read.
+pub const EXIT_IO: u8 = 1;
 /// Exit code: the file is not a silk package (not loadable, or no `silk_abi_version`).
 pub const EXIT_NOT_A_PACKAGE: u8 = 3;
 /// Exit code: a silk package of another ABI version.
@@ -20,13 +22,12 @@ pub const EXIT_INVALID_PACKAGE: u8 = 5;
 
 /// The exit code of `--inspect` for `e`.
 #[must_use]
-pub fn exit_code(e: &OpenError) -> u8 {
-    if e.is_not_a_package() {
-        EXIT_NOT_A_PACKAGE
-    } else if matches!(e, OpenError::AbiVersion { .. }) {
-        EXIT_ABI_VERSION
-    } else {
-        EXIT_INVALID_PACKAGE
+pub fn exit_code(e: &InspectError) -> u8 {
+    match e {
+        InspectError::Read { .. } => EXIT_IO,
+        InspectError::NotAPackage { .. } => EXIT_NOT_A_PACKAGE,
+        InspectError::AbiVersion { .. } => EXIT_ABI_VERSION,
+        InspectError::Invalid { .. } => EXIT_INVALID_PACKAGE,
     }
 }
 
@@ -46,6 +47,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::OpenError;
 
     #[test]
     fn json_escapes_the_task_list() {
@@ -72,25 +74,49 @@ mod tests {
     #[test]
     fn exit_codes_by_class() {
         let path = PathBuf::from("x");
-        let missing = |symbol| OpenError::MissingSymbol {
-            path: path.clone(),
-            symbol,
-            message: String::new(),
+        let missing = |symbol| {
+            InspectError::from(OpenError::MissingSymbol {
+                path: path.clone(),
+                symbol,
+                message: "m".into(),
+            })
         };
-        let load = OpenError::Load {
+        let load = InspectError::from(OpenError::Load {
             path: path.clone(),
-            message: String::new(),
-        };
+            message: "m".into(),
+        });
         assert_eq!(exit_code(&load), EXIT_NOT_A_PACKAGE);
+        assert_eq!(load.to_string(), "x: cannot load: m");
         assert_eq!(exit_code(&missing("silk_abi_version")), EXIT_NOT_A_PACKAGE);
         let abi = OpenError::AbiVersion {
             path: path.clone(),
             found: 9,
         };
-        assert_eq!(exit_code(&abi), EXIT_ABI_VERSION);
+        // The shared class says what the native error said.
+        assert_eq!(InspectError::from(abi.clone()).to_string(), abi.to_string());
+        assert_eq!(exit_code(&abi.into()), EXIT_ABI_VERSION);
+        let free = missing("silk_package_free");
+        assert_eq!(exit_code(&free), EXIT_INVALID_PACKAGE);
+        assert_eq!(free.to_string(), "x: missing symbol `silk_package_free`: m");
+        let name = OpenError::InvalidName {
+            path: path.clone(),
+            message: "m".into(),
+        };
         assert_eq!(
-            exit_code(&missing("silk_package_free")),
-            EXIT_INVALID_PACKAGE
+            InspectError::from(name.clone()).to_string(),
+            name.to_string()
+        );
+        let list = OpenError::TaskListNotUtf8 { path: path.clone() };
+        assert_eq!(
+            InspectError::from(list.clone()).to_string(),
+            list.to_string()
+        );
+        assert_eq!(
+            exit_code(&InspectError::Read {
+                path,
+                message: "m".into()
+            }),
+            EXIT_IO
         );
     }
 }

@@ -28,5 +28,7 @@ mod package;
 mod server;
 
 pub use inherited_fd::take_inherited_fd;
-pub use package::{OpenError, Package, PackageInfo, inspect as inspect_package};
+pub use package::{OpenError, Package, inspect as inspect_package};
+// What `--inspect` reports, and why it stopped: shared with the wasm executor.
 pub use server::Executor;
+pub use silk_ipc::{InspectError, PackageInfo};

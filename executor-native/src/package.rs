@@ -12,9 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use libloading::{Library, Symbol};
-use silk_ipc::TaskFailure;
-use silk_tdl::TdlError;
-use silk_tdl::abi::{self, ABI_VERSION, STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
+use silk_ipc::{InspectError, PackageInfo, TaskFailure};
+use silk_tdl::abi::{self, ABI_VERSION};
 use silk_tdl::native::{BytesRef, CallResult, OwnedBuf};
 
 type AbiVersionFn = unsafe extern "C" fn() -> u32;
@@ -85,22 +84,48 @@ impl OpenError {
     }
 }
 
+impl From<OpenError> for InspectError {
+    /// The shared class of `e`, with the same text (a library `dlopen` refused reads
+    /// `<path>: cannot load: <why>`).
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Load { path, message } => Self::NotAPackage {
+                origin: path.display().to_string(),
+                reason: format!("cannot load: {message}"),
+            },
+            OpenError::AbiVersion { path, found } => Self::AbiVersion {
+                origin: path.display().to_string(),
+                found,
+            },
+            OpenError::MissingSymbol {
+                ref path,
+                ref symbol,
+                ref message,
+            } => {
+                let origin = path.display().to_string();
+                let reason = format!("missing symbol `{symbol}`: {message}");
+                if e.is_not_a_package() {
+                    Self::NotAPackage { origin, reason }
+                } else {
+                    Self::Invalid { origin, reason }
+                }
+            }
+            OpenError::InvalidName { path, message } => Self::Invalid {
+                origin: path.display().to_string(),
+                reason: format!("invalid package name: {message}"),
+            },
+            OpenError::TaskListNotUtf8 { path } => Self::Invalid {
+                origin: path.display().to_string(),
+                reason: "task list is not UTF-8".into(),
+            },
+        }
+    }
+}
+
 impl From<OpenError> for TaskFailure {
     fn from(e: OpenError) -> Self {
         Self::package(e.to_string())
     }
-}
-
-/// What `--inspect` reports: read through the exports, without running the init hook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackageInfo {
-    /// The name the package declares.
-    pub name: String,
-    /// The ABI version it was built for (always one this executor speaks).
-    pub abi_version: u32,
-    /// The task list JSON of `silk_package_tasks` (format in `silk_tdl::abi`); `None` when the
-    /// package does not export it (built before the export existed, or without the TDL).
-    pub task_list: Option<String>,
 }
 
 /// A loaded, initialised package.
@@ -172,8 +197,12 @@ fn open(path: &Path) -> Result<(Library, String), OpenError> {
 /// run. The library stays loaded until the process exits.
 ///
 /// # Errors
-/// [`OpenError`] of the class of the first check that fails.
-pub fn inspect(path: &Path) -> Result<PackageInfo, OpenError> {
+/// [`InspectError`] of the class of the first check that fails.
+pub fn inspect(path: &Path) -> Result<PackageInfo, InspectError> {
+    Ok(inspect_open(path)?)
+}
+
+fn inspect_open(path: &Path) -> Result<PackageInfo, OpenError> {
     let (lib, name) = open(path)?;
     if !abi::is_valid_package_name(&name) {
         return Err(OpenError::InvalidName {
@@ -237,30 +266,7 @@ impl Package {
             // buffer we hand back to the package's own free function.
             let result = unsafe { init() };
             let (status, bytes) = package.take(result);
-            match status {
-                STATUS_OK => {}
-                STATUS_TASK_ERROR => {
-                    let err = TdlError::from_msgpack(&bytes)
-                        .map_or_else(|e| format!("undecodable error ({e})"), |e| e.to_string());
-                    return Err(TaskFailure::package(format!(
-                        "package `{}`: init failed: {err}",
-                        package.name
-                    )));
-                }
-                STATUS_PANICKED => {
-                    return Err(TaskFailure::package(format!(
-                        "package `{}`: init panicked: {}",
-                        package.name,
-                        String::from_utf8_lossy(&bytes)
-                    )));
-                }
-                other => {
-                    return Err(TaskFailure::package(format!(
-                        "package `{}`: init returned unknown status {other}",
-                        package.name
-                    )));
-                }
-            }
+            TaskFailure::from_init_answer(&package.name, status, &bytes)?;
         }
         Ok(package)
     }

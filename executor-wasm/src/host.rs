@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use silk_ipc::TaskFailure;
+use silk_ipc::{InspectError, PackageInfo, TaskFailure};
 use silk_tdl::TaskContext;
 use silk_tdl::abi::is_valid_package_name;
 use wasmtime::{Engine, Linker};
@@ -16,7 +16,6 @@ use crate::cache::ModuleCache;
 use crate::config::{HostConfig, SandboxPolicy};
 use crate::engine::{EpochTicker, build_engine};
 use crate::error::HostError;
-use crate::inspect::{InspectError, PackageInfo};
 use crate::linker::build_linker;
 use crate::output::Captured;
 use crate::package::{self, LoadEnv, Package};

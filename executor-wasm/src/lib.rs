@@ -48,7 +48,6 @@ mod config;
 mod engine;
 mod error;
 mod host;
-mod inspect;
 mod linker;
 mod output;
 mod package;
@@ -60,6 +59,6 @@ mod validate;
 pub use config::{HostConfig, SandboxPolicy};
 pub use error::HostError;
 pub use host::{TaskRun, WasmHost};
-pub use inspect::{InspectError, PackageInfo};
 pub use output::Captured;
-pub use silk_ipc::{FailureKind, TaskFailure};
+// What an inspection reports, and why it stopped: shared with the native executor.
+pub use silk_ipc::{FailureKind, InspectError, PackageInfo, TaskFailure};

@@ -3,14 +3,12 @@
 //! ABI version (first), the declared name and the init hook. Inspecting runs the same probe
 //! without the init hook and reads the task list.
 
-use silk_ipc::TaskFailure;
-use silk_tdl::TdlError;
-use silk_tdl::abi::{self, ABI_VERSION, STATUS_OK, STATUS_PANICKED, STATUS_TASK_ERROR};
+use silk_ipc::{InspectError, PackageInfo, TaskFailure};
+use silk_tdl::abi::{self, ABI_VERSION, STATUS_OK};
 use wasmtime::{Engine, Instance, InstancePre, Linker, Memory, Module, ModuleExport};
 
 use crate::cache::{ModuleCache, error_text, sha256};
 use crate::config::SandboxPolicy;
-use crate::inspect::{InspectError, PackageInfo};
 use crate::sandbox::{GuestState, Sandbox};
 use crate::validate::{self, Exports};
 
@@ -310,10 +308,9 @@ impl Package {
         let status = init
             .call(&mut sb.store, out)
             .map_err(|e| match sb.classify(&e) {
-                TaskFailure::Panicked { message } => TaskFailure::package(format!(
-                    "package `{}`: init panicked: {message}",
-                    self.name
-                )),
+                TaskFailure::Panicked { message } => {
+                    TaskFailure::init_panicked(&self.name, &message)
+                }
                 other => other,
             })?;
         if status == STATUS_OK {
@@ -321,16 +318,7 @@ impl Package {
         }
         let (ptr, len) = sb.read_record(memory, out)?;
         let bytes = sb.read(memory, ptr, len.min(64 << 10))?;
-        let why = match status {
-            STATUS_TASK_ERROR => TdlError::from_msgpack(&bytes)
-                .map_or_else(|e| format!("undecodable error ({e})"), |e| e.to_string()),
-            STATUS_PANICKED => format!("panicked: {}", String::from_utf8_lossy(&bytes)),
-            other => format!("unknown status {other}"),
-        };
-        Err(TaskFailure::package(format!(
-            "package `{}`: init failed: {why}",
-            self.name
-        )))
+        TaskFailure::from_init_answer(&self.name, status, &bytes)
     }
 }
 

@@ -496,7 +496,7 @@ fn the_native_em_trusts_a_package_and_the_wasm_em_none() {
 fn stop_grace_outlasts_the_em_drain() {
     let d = deployment();
     // Drain: running tasks get drain_grace_ms, outcome reports up to drain_grace_ms more, then
-    // the scheduler's Shutdown call up to 10 s (em/runtime.rs).
+    // the scheduler's Shutdown call up to 10 s (em/run.rs).
     for (name, em) in &d.ems {
         let grace = d.services[name]
             .stop_grace()

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::cli::exit_code;
 use crate::dev::{DEFAULT_PORT_BASE, DevCluster, DevOptions};
 use crate::traces::{Endpoint, TracesConfig};
 use silk_client::Credentials;
@@ -126,7 +127,7 @@ async fn serve(args: &DevArgs) -> ExitCode {
     let killed = kill.is_finished();
     kill.abort();
     match result {
-        Ok(()) if killed => ExitCode::from(130),
+        Ok(()) if killed => ExitCode::from(exit_code::INTERRUPTED),
         Ok(()) => {
             eprintln!("silk dev: stopped");
             ExitCode::SUCCESS

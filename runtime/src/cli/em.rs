@@ -10,6 +10,7 @@ use clap::Args;
 
 pub use super::config_file::ConfigError;
 use super::config_file::read_toml;
+use super::exit_code;
 use tokio_util::sync::CancellationToken;
 
 use crate::em::{EmConfig, run_em_with};
@@ -80,7 +81,7 @@ pub fn run(args: &EmArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
-            return ExitCode::from(2);
+            return ExitCode::from(exit_code::USAGE);
         }
     };
     let runtime = match crate::cli::tokio_runtime() {
@@ -102,7 +103,7 @@ pub fn run(args: &EmArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ crate::em::Error::Config { .. }) => {
             tracing::error!(error = %e, "invalid configuration");
-            ExitCode::from(2)
+            ExitCode::from(exit_code::USAGE)
         }
         Err(e) => {
             tracing::error!(error = %e, "execution manager failed");

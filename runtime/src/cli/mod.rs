@@ -4,6 +4,7 @@
 pub mod config_file;
 pub mod dev;
 pub mod em;
+pub mod exit_code;
 pub mod job;
 pub mod json;
 pub mod package;

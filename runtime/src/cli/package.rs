@@ -12,9 +12,11 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use silk_executor_wasm::{HostConfig, InspectError as WasmInspectError, SandboxPolicy, WasmHost};
+use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
+use silk_ipc::{InspectError as PackageInspectError, PackageInfo};
 use silk_tdl::abi::TASK_LIST_VERSION;
 
+use super::exit_code;
 use crate::em::pool::child::{describe_exit, find_executor_bin};
 
 /// `silk package ...`
@@ -92,11 +94,11 @@ impl InspectError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Other(_) => 1,
-            Self::Usage(_) => 2,
-            Self::NotAPackage(_) => 3,
-            Self::AbiVersion(_) => 4,
-            Self::Invalid(_) => 5,
+            Self::Other(_) => exit_code::FAILURE,
+            Self::Usage(_) => exit_code::USAGE,
+            Self::NotAPackage(_) => exit_code::NOT_A_PACKAGE,
+            Self::AbiVersion(_) => exit_code::ABI_VERSION,
+            Self::Invalid(_) => exit_code::INVALID_PACKAGE,
         }
     }
 }
@@ -195,14 +197,6 @@ fn parse_task_list(path: &Path, text: &str) -> Result<Vec<TaskInfo>, InspectErro
     Ok(list.tasks)
 }
 
-/// What the native executor's `--inspect` prints.
-#[derive(Debug, Deserialize)]
-struct NativeAnswer {
-    name: String,
-    abi_version: u32,
-    task_list: Option<String>,
-}
-
 /// Inspects `path`: a `.so` in a native executor child process, a `.wasm` in the sandbox.
 ///
 /// # Errors
@@ -224,7 +218,11 @@ pub fn inspect(path: &Path) -> Result<PackageReport, InspectError> {
             path.display()
         )));
     }
-    let (name, abi_version, task_list) = if format == "native" {
+    let PackageInfo {
+        name,
+        abi_version,
+        task_list,
+    } = if format == "native" {
         inspect_native(path)?
     } else {
         inspect_wasm(path)?
@@ -240,9 +238,7 @@ pub fn inspect(path: &Path) -> Result<PackageReport, InspectError> {
     })
 }
 
-type Inspected = (String, u32, Option<String>);
-
-fn inspect_wasm(path: &Path) -> Result<Inspected, InspectError> {
+fn inspect_wasm(path: &Path) -> Result<PackageInfo, InspectError> {
     let config = HostConfig {
         max_concurrent_tasks: 1,
         max_memory_bytes: SandboxPolicy::default().max_memory_bytes,
@@ -251,13 +247,12 @@ fn inspect_wasm(path: &Path) -> Result<Inspected, InspectError> {
     };
     let host = WasmHost::new(config)
         .map_err(|e| InspectError::Other(format!("cannot start the wasm sandbox: {e}")))?;
-    let info = host.inspect_file(path).map_err(|e| match e {
-        WasmInspectError::Read { .. } => InspectError::Other(e.to_string()),
-        WasmInspectError::NotAPackage { .. } => InspectError::NotAPackage(e.to_string()),
-        WasmInspectError::AbiVersion { .. } => InspectError::AbiVersion(e.to_string()),
-        WasmInspectError::Invalid { .. } => InspectError::Invalid(e.to_string()),
-    })?;
-    Ok((info.name, info.abi_version, info.task_list))
+    host.inspect_file(path).map_err(|e| match e {
+        PackageInspectError::Read { .. } => InspectError::Other(e.to_string()),
+        PackageInspectError::NotAPackage { .. } => InspectError::NotAPackage(e.to_string()),
+        PackageInspectError::AbiVersion { .. } => InspectError::AbiVersion(e.to_string()),
+        PackageInspectError::Invalid { .. } => InspectError::Invalid(e.to_string()),
+    })
 }
 
 /// Reads a child's pipe to its end on a thread (so a full pipe never blocks the child).
@@ -272,7 +267,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Ve
     })
 }
 
-fn inspect_native(path: &Path) -> Result<Inspected, InspectError> {
+fn inspect_native(path: &Path) -> Result<PackageInfo, InspectError> {
     let Some(bin) = find_executor_bin() else {
         return Err(InspectError::Other(
             "cannot find the silk-executor-native binary (set SILK_EXECUTOR_NATIVE)".into(),
@@ -320,19 +315,17 @@ fn inspect_native(path: &Path) -> Result<Inspected, InspectError> {
         .find_map(|l| l.strip_prefix("error: "))
         .map(str::to_owned);
     let message = || message.clone().unwrap_or_else(|| stderr.trim().to_owned());
-    match status.code() {
-        Some(0) => {
-            let answer: NativeAnswer = serde_json::from_slice(&stdout).map_err(|e| {
-                InspectError::Other(format!(
-                    "{} --inspect gave an answer silk cannot read: {e}",
-                    bin.display()
-                ))
-            })?;
-            Ok((answer.name, answer.abi_version, answer.task_list))
-        }
-        Some(3) => Err(InspectError::NotAPackage(message())),
-        Some(4) => Err(InspectError::AbiVersion(message())),
-        Some(5) => Err(InspectError::Invalid(message())),
+    // The executor's `--inspect` exits with the codes `silk package inspect` exits with.
+    match status.code().map(|c| u8::try_from(c).unwrap_or(u8::MAX)) {
+        Some(exit_code::SUCCESS) => serde_json::from_slice(&stdout).map_err(|e| {
+            InspectError::Other(format!(
+                "{} --inspect gave an answer silk cannot read: {e}",
+                bin.display()
+            ))
+        }),
+        Some(exit_code::NOT_A_PACKAGE) => Err(InspectError::NotAPackage(message())),
+        Some(exit_code::ABI_VERSION) => Err(InspectError::AbiVersion(message())),
+        Some(exit_code::INVALID_PACKAGE) => Err(InspectError::Invalid(message())),
         Some(_) => Err(InspectError::Other(format!(
             "{} --inspect {}: {}",
             bin.display(),

@@ -9,6 +9,7 @@ use clap::Args;
 
 pub use super::config_file::ConfigError;
 use super::config_file::read_toml;
+use super::exit_code;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, spawn_endpoint};
@@ -64,7 +65,7 @@ pub fn run(args: &SchedulerArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
-            return ExitCode::from(2);
+            return ExitCode::from(exit_code::USAGE);
         }
     };
     let runtime = match crate::cli::tokio_runtime() {

@@ -9,6 +9,7 @@ use clap::Args;
 
 pub use super::config_file::ConfigError;
 use super::config_file::{read_toml, require_auth};
+use super::exit_code;
 use crate::auth::config::{ServerTls, StorageAuth, server_security};
 use serde::Deserialize;
 
@@ -235,7 +236,7 @@ pub fn run(args: &StorageArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
-            return ExitCode::from(2);
+            return ExitCode::from(exit_code::USAGE);
         }
     };
     let runtime = match crate::cli::tokio_runtime() {

@@ -8,7 +8,7 @@ use silk_executor_wasm::{HostConfig, SandboxPolicy, WasmHost};
 use silk_ipc::{Execute, FailureKind, TaskFailure};
 use silk_tdl::TaskContext;
 
-use super::json;
+use super::{exit_code, json};
 use crate::em::pool::child::find_executor_bin;
 use crate::em::pool::{NativeExecutor, NativeExecutorConfig, TransportKind};
 
@@ -121,7 +121,7 @@ fn package_file(path: &Path) -> Result<PackageFile, String> {
 
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("error: {message}");
-    ExitCode::from(2)
+    ExitCode::from(exit_code::USAGE)
 }
 
 /// Runs the command; prints outputs on stdout, errors on stderr.

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use silk_proto::scheduler as spb;
-use silk_proto::storage as pb;
+use silk_proto::scheduler as scheduler_pb;
+use silk_proto::storage as storage_pb;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -91,14 +91,14 @@ impl Liveness {
         let timeout = CALL_TIMEOUT;
         let mut storage_client = self.clients.liveness.clone();
         let storage = storage_client.heartbeat(request(
-            pb::ExecutionManagerIdRequest {
+            storage_pb::ExecutionManagerIdRequest {
                 execution_manager_id: em.0,
             },
             timeout,
         ));
         let mut scheduler_client = self.clients.scheduler_liveness.clone();
         let scheduler = scheduler_client.heartbeat(request(
-            spb::HeartbeatRequest {
+            scheduler_pb::HeartbeatRequest {
                 execution_manager_id: em.0,
             },
             timeout,

@@ -3,8 +3,8 @@
 //!
 //! * [`pool`] — executor slots (native child or wasm sandbox per package policy) and the
 //!   [`pool::SlotPool`] of slot threads;
-//! * [`run_em`] (`runtime.rs`) — setup and drain; `pull.rs` the pull loop; `work.rs` builds requests and
-//!   outcomes; `reporter.rs` sends outcomes; `window.rs` sizes the
+//! * [`run_em`] (`run.rs`) — setup and drain; `pull.rs` the pull loop; `request_outcome.rs`
+//!   builds executor requests and the outcomes reported; `reporter.rs` sends outcomes; `window.rs` sizes the
 //!   prefetch queue; `spans.rs` the EM's trace spans; [`liveness`] heartbeats; [`session`] tracks
 //!   storage's session; [`config`] the settings.
 
@@ -15,12 +15,12 @@ pub mod liveness;
 pub mod pool;
 mod pull;
 mod reporter;
-mod runtime;
+mod request_outcome;
+mod run;
 pub mod session;
 mod spans;
 mod window;
-mod work;
 
 pub use config::EmConfig;
 pub use error::{Error, Result};
-pub use runtime::{run_em, run_em_with, slot_config};
+pub use run::{run_em, run_em_with, slot_config};

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use silk_proto::scheduler as spb;
-use silk_proto::storage as pb;
+use silk_proto::scheduler as scheduler_pb;
+use silk_proto::storage as storage_pb;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,10 +18,10 @@ use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::pool::SlotPool;
 use super::reporter::Report;
-use super::runtime::{BACKOFF_MIN, backoff, pause};
+use super::run::{BACKOFF_MIN, backoff, pause};
 use super::session::SessionTracker;
 use super::spans::executed_span;
-use super::{window, work};
+use super::{request_outcome, window};
 use crate::scheduler::Assignment;
 use crate::scheduler::grpc::assignment as from_pb;
 use crate::traces::Traces;
@@ -83,11 +83,11 @@ impl Loop {
             let acks = std::mem::take(&mut self.acks);
             let mut call_client = self.clients.scheduler.clone();
             let call = call_client.next_tasks(request(
-                spb::NextTasksRequest {
+                scheduler_pb::NextTasksRequest {
                     execution_manager_id: self.em.0,
                     max_items: u32::try_from(free).unwrap_or(u32::MAX),
                     wait_ms: u64::try_from(self.poll_wait.as_millis()).unwrap_or(u64::MAX),
-                    acks: Some(spb::Acks {
+                    acks: Some(scheduler_pb::Acks {
                         scheduler_id: self.scheduler_id,
                         assignment_ids: acks.clone(),
                     }),
@@ -136,11 +136,11 @@ impl Loop {
         let acks = std::mem::take(&mut self.acks);
         let mut client = self.clients.scheduler.clone();
         let call = client.next_tasks(request(
-            spb::NextTasksRequest {
+            scheduler_pb::NextTasksRequest {
                 execution_manager_id: self.em.0,
                 max_items: 0,
                 wait_ms: 0,
-                acks: Some(spb::Acks {
+                acks: Some(scheduler_pb::Acks {
                     scheduler_id: self.scheduler_id,
                     assignment_ids: acks.clone(),
                 }),
@@ -209,12 +209,12 @@ impl Loop {
         let results = loop {
             let mut call_client = self.clients.instances.clone();
             let call = call_client.register_task_instances(request(
-                pb::RegisterTaskInstancesRequest {
+                storage_pb::RegisterTaskInstancesRequest {
                     session_id: session.0,
                     execution_manager_id: self.em.0,
                     tasks: group
                         .iter()
-                        .map(|a| pb::TaskRef {
+                        .map(|a| storage_pb::TaskRef {
                             job_id: a.job.0,
                             task_id: Some(pb_task_id(a.task)),
                         })
@@ -252,10 +252,10 @@ impl Loop {
         for (a, r) in group.iter().zip(results) {
             self.acks.push(a.id.0);
             match r.result {
-                Some(pb::register_result::Result::Context(ctx)) => {
+                Some(storage_pb::register_result::Result::Context(ctx)) => {
                     self.start(*a, session, ctx, received);
                 }
-                Some(pb::register_result::Result::Error(e)) => {
+                Some(storage_pb::register_result::Result::Error(e)) => {
                     tracing::debug!(em_id = %self.em, job_id = %a.job, task = %a.task, kind = e.kind, "task instance not registered");
                     if e.code == Code::Aborted as i32 {
                         self.refresh.request();
@@ -275,10 +275,10 @@ impl Loop {
         &self,
         a: Assignment,
         session: SessionId,
-        ctx: pb::ExecutionContext,
+        ctx: storage_pb::ExecutionContext,
         received: Option<SystemTime>,
     ) {
-        let prepared = work::request(&a, &ctx)
+        let prepared = request_outcome::request(&a, &ctx)
             .map(|(execute, hard)| (execute, hard, std::time::Instant::now() + hard));
         // Taken now, so the next pull sees the slot as busy; we never accept more than the free
         // count, but wait for a slot rather than fail if that ever happens.
@@ -334,7 +334,7 @@ impl Loop {
             });
             let _ = outcomes.send(Report {
                 session,
-                outcome: work::outcome(&a, instance, result),
+                outcome: request_outcome::outcome(&a, instance, result),
                 credit,
                 trace,
             });

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::auth::config::{ClientTls, PeerAuth, ServerTls};
 use crate::auth::{AuthChannel as Channel, ClientSecurity};
 use serde::{Deserialize, Serialize};
-use silk_proto::storage as spb;
+use silk_proto::storage as storage_pb;
 use silk_proto::storage::inbound_queues_client::InboundQueuesClient;
 use silk_proto::storage::scheduler_registration_client::SchedulerRegistrationClient;
 use tokio::net::TcpListener;
@@ -127,7 +127,7 @@ impl GrpcLanes {
     /// # Errors
     /// [`Error::Storage`] when storage does not answer.
     pub async fn register(&self) -> Result<(SchedulerId, SessionId)> {
-        let mut req = tonic::Request::new(spb::RegisterSchedulerRequest {
+        let mut req = tonic::Request::new(storage_pb::RegisterSchedulerRequest {
             host: self.host.clone(),
             port: u32::from(self.port),
         });
@@ -164,7 +164,7 @@ impl GrpcLanes {
     }
 }
 
-fn ready_task(t: spb::ReadyTask) -> Result<ReadyTask> {
+fn ready_task(t: storage_pb::ReadyTask) -> Result<ReadyTask> {
     let task = silk_core::convert::task_id(t.task_id.as_ref()).map_err(|s| storage_error(&s))?;
     Ok(ReadyTask {
         group: silk_tdl::ResourceGroupId(t.resource_group_id),
@@ -175,7 +175,7 @@ fn ready_task(t: spb::ReadyTask) -> Result<ReadyTask> {
 
 impl LaneSource for GrpcLanes {
     async fn poll(&self, kind: LaneKind, max: usize, wait: Duration) -> Result<Polled> {
-        let mut req = tonic::Request::new(spb::PollRequest {
+        let mut req = tonic::Request::new(storage_pb::PollRequest {
             max_items: u64::try_from(max).unwrap_or(u64::MAX),
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
         });

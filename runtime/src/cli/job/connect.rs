@@ -9,6 +9,7 @@ use silk_tdl::ResourceGroupId;
 
 use super::{Connection, Failure};
 use crate::auth::{Token, group_of_token};
+use crate::cli::exit_code;
 use silk_client::credentials::{self, Credentials};
 use silk_client::{Client, DEFAULT_ADDRESS};
 
@@ -21,7 +22,7 @@ pub(super) struct Session {
 
 fn bad(e: impl std::fmt::Display) -> Failure {
     Failure {
-        code: 5,
+        code: exit_code::UNAUTHENTICATED,
         message: e.to_string(),
     }
 }

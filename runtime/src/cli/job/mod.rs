@@ -1,4 +1,4 @@
-//! `silk job`: submit jobs to a cluster and follow them. Built on [`crate::client`]. Data goes to
+//! `silk job`: submit jobs to a cluster and follow them. Built on the `silk_client` crate. Data goes to
 //! stdout (outputs, ids, tables, JSON with `-o json`); progress, hints and errors to stderr.
 
 mod connect;
@@ -12,10 +12,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use silk_tdl::JobId;
 
+use crate::cli::exit_code;
 use silk_client::{ClientError, JobState, ListFilter, RetryPolicy};
 use silk_core::graph::TaskGraph;
 
-/// Exit codes of `silk job`, shown in `--help`.
+/// Exit codes of `silk job`, shown in `--help` (the constants are in [`exit_code`]).
 pub const EXIT_CODES: &str = "Exit codes:
   0    success (submit, wait: the job succeeded)
   1    the job failed or was cancelled, or another error
@@ -200,7 +201,7 @@ pub(crate) struct Failure {
 impl Failure {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
-            code: 2,
+            code: exit_code::USAGE,
             message: message.into(),
         }
     }
@@ -209,11 +210,11 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         let code = match &e {
-            ClientError::Unavailable { .. } => 3,
-            ClientError::NotFound { .. } | ClientError::PermissionDenied(_) => 4,
-            ClientError::InvalidGraph(_) | ClientError::InvalidArgument(_) => 2,
-            ClientError::Unauthenticated(_) => 5,
-            _ => 1,
+            ClientError::Unavailable { .. } => exit_code::UNREACHABLE,
+            ClientError::NotFound { .. } | ClientError::PermissionDenied(_) => exit_code::NOT_FOUND,
+            ClientError::InvalidGraph(_) | ClientError::InvalidArgument(_) => exit_code::USAGE,
+            ClientError::Unauthenticated(_) => exit_code::UNAUTHENTICATED,
+            _ => exit_code::FAILURE,
         };
         Self {
             code,
@@ -300,7 +301,7 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
         JobCommand::Status(r) => {
             let progress = wait::current(client, JobId(r.job)).await?;
             render::status(JobId(r.job), &progress, conn.output);
-            Ok(0)
+            Ok(exit_code::SUCCESS)
         }
         JobCommand::Wait(w) => {
             wait::follow(client, JobId(w.job), timeout(w.timeout)?, conn.output).await
@@ -309,7 +310,7 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
             let state = client.state(JobId(r.job)).await?;
             if state != JobState::Succeeded {
                 return Err(Failure {
-                    code: 4,
+                    code: exit_code::NOT_FOUND,
                     message: format!(
                         "job {} is {}: only a succeeded job has outputs",
                         r.job,
@@ -319,7 +320,7 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
             }
             let frame = client.outputs_frame(JobId(r.job)).await?;
             render::outputs(JobId(r.job), &frame, conn.output)?;
-            Ok(0)
+            Ok(exit_code::SUCCESS)
         }
         JobCommand::Cancel(r) => {
             let job = JobId(r.job);
@@ -331,7 +332,7 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
                 }) if kind == silk_core::wire::INVALID_TRANSITION => {
                     let state = client.state(job).await?;
                     return Err(Failure {
-                        code: 1,
+                        code: exit_code::FAILURE,
                         message: format!(
                             "job {job} has already ended ({}): there is nothing to cancel",
                             render::state_name(state)
@@ -341,7 +342,7 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
                 Err(e) => return Err(e.into()),
             };
             render::cancelled(job, state, conn.output);
-            Ok(0)
+            Ok(exit_code::SUCCESS)
         }
         JobCommand::List(l) => {
             let jobs = client
@@ -352,7 +353,7 @@ async fn run_command(args: &JobArgs, session: &connect::Session) -> Result<u8, F
                 })
                 .await?;
             render::list(&jobs, conn.output);
-            Ok(0)
+            Ok(exit_code::SUCCESS)
         }
     }
 }
@@ -406,7 +407,7 @@ async fn submit(
     let job = client.submit_graph(group, &graph, frame).await?;
     if args.no_wait {
         render::submitted(job, conn.output);
-        return Ok(0);
+        return Ok(exit_code::SUCCESS);
     }
     eprintln!(
         "submitted job {job} ({} task{}); `silk job status {job}` shows it, `silk job cancel {job}` stops it",

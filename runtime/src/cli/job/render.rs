@@ -5,6 +5,7 @@ use serde_json::{Value as Json, json};
 use silk_tdl::JobId;
 
 use super::{Failure, Output};
+use crate::cli::exit_code;
 use silk_client::{JobError, JobState, JobSummary, Progress};
 
 /// A state as shown to users and accepted by `--state`: `running`, `commit-ready`, ...
@@ -59,7 +60,7 @@ pub(super) fn status(job: JobId, p: &Progress, output: Output) {
 
 pub(super) fn outputs(job: JobId, frame: &[u8], output: Output) -> Result<(), Failure> {
     let values = crate::cli::json::frame_to_json(frame).map_err(|e| Failure {
-        code: 1,
+        code: exit_code::FAILURE,
         message: format!("job {job}: {e}"),
     })?;
     match output {

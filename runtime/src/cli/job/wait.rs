@@ -9,6 +9,7 @@ use silk_tdl::JobId;
 use tokio_stream::StreamExt;
 
 use super::{Failure, Output, render};
+use crate::cli::exit_code;
 use silk_client::{Client, JobState, Progress};
 
 /// The job's current progress (the first update of its watch stream).
@@ -18,7 +19,7 @@ pub(super) async fn current(client: &Client, job: JobId) -> Result<Progress, Fai
     match stream.next().await {
         Some(progress) => Ok(progress?),
         None => Err(Failure {
-            code: 1,
+            code: exit_code::FAILURE,
             message: format!("storage ended the watch of job {job} without an update"),
         }),
     }
@@ -62,7 +63,7 @@ async fn until_terminal(
         }
     }
     Err(Failure {
-        code: 1,
+        code: exit_code::FAILURE,
         message: format!("the watch of job {job} ended before the job did"),
     })
 }
@@ -89,13 +90,13 @@ pub(super) async fn follow(
         _ = tokio::signal::ctrl_c() => {
             bar.abandon();
             eprintln!("interrupted; job {job} keeps running (`silk job cancel {job}` stops it)");
-            return Ok(130);
+            return Ok(exit_code::INTERRUPTED);
         }
     };
     let Some(progress) = ended else {
         bar.abandon();
         eprintln!("timed out; job {job} keeps running (`silk job wait {job}` to wait again)");
-        return Ok(124);
+        return Ok(exit_code::TIMED_OUT);
     };
     let progress = progress?;
     bar.finish_and_clear();
@@ -103,16 +104,16 @@ pub(super) async fn follow(
         JobState::Succeeded => {
             let frame = client.outputs_frame(job).await?;
             render::outputs(job, &frame, output)?;
-            Ok(0)
+            Ok(exit_code::SUCCESS)
         }
         JobState::Failed => {
             let error = client.error(job).await?;
             render::failed(job, &error, output);
-            Ok(1)
+            Ok(exit_code::FAILURE)
         }
         state => {
             render::ended(job, state, output);
-            Ok(1)
+            Ok(exit_code::FAILURE)
         }
     }
 }

@@ -26,8 +26,8 @@ use silk_ipc::shm::{DEFAULT_RING_BYTES, Segment, ShmClient, WaitMode};
 use silk_ipc::{ClientTransport, Execute, Outcome, Request, Response, TaskFailure, TransportError};
 
 use super::child::{describe_exit, forward_lines, is_executable};
-use super::inherit_fd::{die_with_parent, inherit_at};
 use super::policy::{NativePolicy, RESPONSE_OVERHEAD_BYTES};
+use super::pre_exec::{die_with_parent, inherit_at};
 use super::transport::{Connection, TransportKind};
 
 /// The descriptor number at which a native executor finds its shared-memory segment.

@@ -23,25 +23,25 @@ impl JobControl {
         free_losses: u32,
         why: &str,
     ) -> Option<FailOutcome> {
-        let Ok(tcb) = self.tcb_mut(task) else {
+        let Ok(control) = self.control_mut(task) else {
             return None;
         };
-        let before = tcb.instances.len();
-        tcb.instances.retain(|i| *i != instance);
-        if tcb.instances.len() == before {
+        let before = control.instances.len();
+        control.instances.retain(|i| *i != instance);
+        if control.instances.len() == before {
             return None;
         }
-        let idle = tcb.instances.is_empty();
-        if tcb.state.is_terminal() || self.check_phase(task).is_err() {
+        let idle = control.instances.is_empty();
+        if control.state.is_terminal() || self.check_phase(task).is_err() {
             return None;
         }
-        let tcb = self.tcb_mut(task).ok()?;
-        tcb.losses += 1;
-        let (losses, max_retries) = (tcb.losses, tcb.policy.max_retries);
+        let control = self.control_mut(task).ok()?;
+        control.losses += 1;
+        let (losses, max_retries) = (control.losses, control.policy.max_retries);
         if losses > free_losses {
-            tcb.failures += 1;
-            if tcb.failures > max_retries {
-                let attempts = tcb.failures + free_losses;
+            control.failures += 1;
+            if control.failures > max_retries {
+                let attempts = control.failures + free_losses;
                 self.set_task(task, TaskState::Failed);
                 let (package, function) = self.names(task);
                 let kind = FailureKind::Crashed;
@@ -56,7 +56,11 @@ impl JobControl {
                 }));
             }
         }
-        if idle && self.tcb(task).is_ok_and(|t| t.state == TaskState::Running) {
+        if idle
+            && self
+                .control(task)
+                .is_ok_and(|t| t.state == TaskState::Running)
+        {
             self.set_task(task, TaskState::Ready);
         }
         Some(FailOutcome::Retry)

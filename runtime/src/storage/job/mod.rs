@@ -7,10 +7,10 @@
 //! calls after the database accepted the transition.
 
 mod held;
-mod lifecycle;
+mod job_phase;
 mod loss;
 mod msgpack;
-mod tcb;
+mod task_control;
 #[cfg(test)]
 mod tests;
 
@@ -25,10 +25,10 @@ use super::task_state::TaskState;
 use held::Output;
 use silk_core::JobState;
 use silk_core::graph::{Policy, TaskGraph};
-use tcb::Tcb;
+use task_control::TaskControl;
 
 pub use held::{OutputBudget, Part, Values};
-pub use tcb::{FailOutcome, Progress};
+pub use task_control::{FailOutcome, Progress};
 
 /// What an execution manager needs to run a task instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +63,14 @@ pub struct JobControl {
     /// For each input task, the offset of its first value in `job_inputs`.
     input_offsets: Vec<usize>,
     state: JobState,
-    tasks: Vec<Tcb>,
+    tasks: Vec<TaskControl>,
     outputs: Vec<Output>,
     /// For each task, how many of its children have not yet succeeded (persisted): its outputs
     /// leave memory when this reaches zero.
     unread_by: Vec<u32>,
     budget: OutputBudget,
-    commit: Option<Tcb>,
-    cleanup: Option<Tcb>,
+    commit: Option<TaskControl>,
+    cleanup: Option<TaskControl>,
     job_outputs: Option<Vec<u8>>,
     progress: Progress,
     ended_at_ms: Option<i64>,
@@ -101,14 +101,14 @@ impl JobControl {
                 offset += task.inputs.len();
             }
         }
-        let tasks: Vec<Tcb> = graph
+        let tasks: Vec<TaskControl> = graph
             .tasks
             .iter()
             .map(|t| {
                 let mut parents: Vec<usize> = t.sources.iter().flatten().map(|s| s.task).collect();
                 parents.sort_unstable();
                 parents.dedup();
-                Tcb::new(t.policy, parents.len())
+                TaskControl::new(t.policy, parents.len())
             })
             .collect();
         let progress = Progress::new(state, &tasks);
@@ -125,8 +125,14 @@ impl JobControl {
                 .take(graph.tasks.len())
                 .collect(),
             budget: OutputBudget::default(),
-            commit: graph.commit.as_ref().map(|c| Tcb::termination(c.policy)),
-            cleanup: graph.cleanup.as_ref().map(|c| Tcb::termination(c.policy)),
+            commit: graph
+                .commit
+                .as_ref()
+                .map(|c| TaskControl::termination(c.policy)),
+            cleanup: graph
+                .cleanup
+                .as_ref()
+                .map(|c| TaskControl::termination(c.policy)),
             graph,
             job_inputs,
             input_offsets,
@@ -197,7 +203,7 @@ impl JobControl {
         self.progress.persisted as usize == self.tasks.len()
     }
 
-    fn tcb(&self, task: TaskId) -> Result<&Tcb> {
+    fn control(&self, task: TaskId) -> Result<&TaskControl> {
         let found = match task {
             TaskId::Index(i) => usize::try_from(i).ok().and_then(|i| self.tasks.get(i)),
             TaskId::Commit => self.commit.as_ref(),
@@ -206,7 +212,7 @@ impl JobControl {
         found.ok_or(Error::NoSuchTask { job: self.id, task })
     }
 
-    fn tcb_mut(&mut self, task: TaskId) -> Result<&mut Tcb> {
+    fn control_mut(&mut self, task: TaskId) -> Result<&mut TaskControl> {
         let id = self.id;
         let found = match task {
             TaskId::Index(i) => usize::try_from(i).ok().and_then(|i| self.tasks.get_mut(i)),
@@ -216,10 +222,17 @@ impl JobControl {
         found.ok_or(Error::NoSuchTask { job: id, task })
     }
 
-    /// Sets a task's state, keeping the progress counts right.
+    /// Sets a task's state, keeping the progress counts right. Every move is one of the table
+    /// of [`TaskState::can_become`].
     fn set_task(&mut self, task: TaskId, to: TaskState) {
-        let Ok(tcb) = self.tcb_mut(task) else { return };
-        let from = std::mem::replace(&mut tcb.state, to);
+        let Ok(control) = self.control_mut(task) else {
+            return;
+        };
+        let from = std::mem::replace(&mut control.state, to);
+        debug_assert!(
+            from.can_become(to),
+            "task {task}: {from} -> {to} is not a task state transition"
+        );
         if matches!(task, TaskId::Index(_)) {
             self.progress.moved(from, to);
         }
@@ -232,7 +245,7 @@ impl JobControl {
             TaskId::Commit => self.state == JobState::CommitReady,
             TaskId::Cleanup => self.state == JobState::CleanupReady,
         };
-        self.tcb(task)?;
+        self.control(task)?;
         if running {
             Ok(())
         } else {
@@ -253,9 +266,9 @@ impl JobControl {
     pub fn register(&mut self, task: TaskId, instance: TaskInstanceId) -> Result<ExecutionContext> {
         self.check_phase(task)?;
         let id = self.id;
-        let tcb = self.tcb_mut(task)?;
-        tcb.admit(id, task)?;
-        tcb.instances.push(instance);
+        let control = self.control_mut(task)?;
+        control.admit(id, task)?;
+        control.instances.push(instance);
         self.set_task(task, TaskState::Running);
         self.context(task, instance)
     }
@@ -271,14 +284,15 @@ impl JobControl {
         instance: TaskInstanceId,
     ) -> Result<ExecutionContext> {
         self.check_phase(task)?;
-        self.tcb(task)?.check_instance(self.id, task, instance)?;
+        self.control(task)?
+            .check_instance(self.id, task, instance)?;
         self.context(task, instance)
     }
 
     /// The execution context of `instance` of `task`.
     fn context(&self, task: TaskId, instance: TaskInstanceId) -> Result<ExecutionContext> {
         let id = self.id;
-        let policy = self.tcb(task)?.policy;
+        let policy = self.control(task)?.policy;
         let (package, function, (inputs, unresolved), job_outputs) = match task {
             TaskId::Index(i) => {
                 let i = usize::try_from(i).unwrap_or(usize::MAX);
@@ -394,7 +408,8 @@ impl JobControl {
         instance: TaskInstanceId,
     ) -> Result<Option<usize>> {
         self.check_phase(task)?;
-        self.tcb(task)?.check_instance(self.id, task, instance)?;
+        self.control(task)?
+            .check_instance(self.id, task, instance)?;
         let TaskId::Index(i) = task else {
             return Ok(None);
         };
@@ -419,8 +434,8 @@ impl JobControl {
     ) -> Result<()> {
         self.check_phase(task)?;
         let id = self.id;
-        self.tcb_mut(task)?.check_instance(id, task, instance)?;
-        self.tcb_mut(task)?.instances.clear();
+        self.control_mut(task)?.check_instance(id, task, instance)?;
+        self.control_mut(task)?.instances.clear();
         self.set_task(task, TaskState::Succeeded);
         if let TaskId::Index(i) = task {
             let i = usize::try_from(i).unwrap_or(usize::MAX);
@@ -439,7 +454,7 @@ impl JobControl {
         let task = TaskId::Index(index);
         let i = usize::try_from(index).unwrap_or(usize::MAX);
         let succeeded = self
-            .tcb(task)
+            .control(task)
             .is_ok_and(|t| t.state == TaskState::Succeeded);
         if !succeeded || self.state != JobState::Running {
             return false;
@@ -459,9 +474,9 @@ impl JobControl {
         }
         let mut ready = Vec::new();
         for child in self.children[index].clone() {
-            let tcb = &mut self.tasks[child];
-            tcb.unfinished_parents = tcb.unfinished_parents.saturating_sub(1);
-            if tcb.unfinished_parents == 0 && tcb.state == TaskState::Pending {
+            let control = &mut self.tasks[child];
+            control.unfinished_parents = control.unfinished_parents.saturating_sub(1);
+            if control.unfinished_parents == 0 && control.state == TaskState::Pending {
                 self.set_task(TaskId::Index(child as u64), TaskState::Ready);
                 ready.push(TaskId::Index(child as u64));
             }
@@ -501,18 +516,18 @@ impl JobControl {
     ) -> Result<FailOutcome> {
         self.check_phase(task)?;
         let id = self.id;
-        let tcb = self.tcb_mut(task)?;
-        tcb.check_instance(id, task, instance)?;
-        tcb.instances.retain(|i| *i != instance);
-        tcb.failures += 1;
-        if tcb.failures <= tcb.policy.max_retries && kind.worth_retrying() {
-            let idle = tcb.instances.is_empty();
+        let control = self.control_mut(task)?;
+        control.check_instance(id, task, instance)?;
+        control.instances.retain(|i| *i != instance);
+        control.failures += 1;
+        if control.failures <= control.policy.max_retries && kind.worth_retrying() {
+            let idle = control.instances.is_empty();
             if idle {
                 self.set_task(task, TaskState::Ready);
             }
             return Ok(FailOutcome::Retry);
         }
-        let attempts = tcb.failures;
+        let attempts = control.failures;
         self.set_task(task, TaskState::Failed);
         let (package, function) = self.names(task);
         Ok(FailOutcome::Exhausted(JobError {
@@ -549,25 +564,25 @@ impl JobControl {
     /// instance lost with its execution manager goes through [`Self::lose`]). Returns whether
     /// the task should be queued again.
     pub fn force_remove(&mut self, task: TaskId, instance: TaskInstanceId) -> bool {
-        let Ok(tcb) = self.tcb_mut(task) else {
+        let Ok(control) = self.control_mut(task) else {
             return false;
         };
-        let before = tcb.instances.len();
-        tcb.instances.retain(|i| *i != instance);
-        let removed = tcb.instances.len() != before;
-        let idle = tcb.state == TaskState::Running && tcb.instances.is_empty();
+        let before = control.instances.len();
+        control.instances.retain(|i| *i != instance);
+        let removed = control.instances.len() != before;
+        let idle = control.state == TaskState::Running && control.instances.is_empty();
         if removed && idle {
             self.set_task(task, TaskState::Ready);
         }
         removed
             && self.check_phase(task).is_ok()
-            && !self.tcb(task).is_ok_and(|t| t.state.is_terminal())
+            && !self.control(task).is_ok_and(|t| t.state.is_terminal())
     }
 
     /// Whether `task` still runs and may take another instance (for a soft-timeout re-enqueue).
     #[must_use]
     pub fn wants_more(&self, task: TaskId) -> bool {
-        self.check_phase(task).is_ok() && self.tcb(task).is_ok_and(|t| !t.state.is_terminal())
+        self.check_phase(task).is_ok() && self.control(task).is_ok_and(|t| !t.state.is_terminal())
     }
 }
 

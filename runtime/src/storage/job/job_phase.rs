@@ -1,5 +1,6 @@
-//! Job-level changes of a [`JobControl`]: applying accepted state transitions, the tasks ready
-//! to queue, the job outputs, and rebuilding a job from the database after a restart.
+//! The job's phase in a [`JobControl`]: applying accepted job state transitions (and what they
+//! do to the tasks), the tasks ready to queue in each phase, the job outputs, and rebuilding a
+//! job from the database after a restart.
 
 use silk_tdl::TaskId;
 
@@ -51,12 +52,12 @@ impl JobControl {
             (TaskId::Commit, JobState::CommitReady),
             (TaskId::Cleanup, JobState::CleanupReady),
         ] {
-            if let Ok(tcb) = self.tcb_mut(task) {
+            if let Ok(control) = self.control_mut(task) {
                 if to == active {
-                    tcb.state = TaskState::Ready;
-                } else if !tcb.state.is_terminal() && tcb.state != TaskState::Pending {
-                    tcb.instances.clear();
-                    tcb.state = TaskState::Cancelled;
+                    self.set_task(task, TaskState::Ready);
+                } else if !control.state.is_terminal() && control.state != TaskState::Pending {
+                    control.instances.clear();
+                    self.set_task(task, TaskState::Cancelled);
                 }
             }
         }
@@ -72,7 +73,9 @@ impl JobControl {
     pub fn restore_completion(&mut self, index: u64, outputs: &[u8]) -> Result<()> {
         let task = TaskId::Index(index);
         let i = usize::try_from(index).unwrap_or(usize::MAX);
-        let declared = self.tcb(task).map(|_| self.graph.tasks[i].outputs.len())?;
+        let declared = self
+            .control(task)
+            .map(|_| self.graph.tasks[i].outputs.len())?;
         let values =
             decode_outputs(Arc::new(outputs.to_vec()), declared).map_err(Error::BadRequest)?;
         self.outputs[i] = if self.unread_by[i] == 0 && !self.children[i].is_empty() {
@@ -84,8 +87,8 @@ impl JobControl {
         self.progress.persisted += 1;
         self.read_parents(i);
         for child in self.children[i].clone() {
-            let tcb = &mut self.tasks[child];
-            tcb.unfinished_parents = tcb.unfinished_parents.saturating_sub(1);
+            let control = &mut self.tasks[child];
+            control.unfinished_parents = control.unfinished_parents.saturating_sub(1);
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! Task control blocks (state, live instances, retries of one task) and the progress counts a
-//! job publishes to watchers.
+//! Each task's [`TaskControl`] (its state, live instances and retries) and the progress counts
+//! a job publishes to watchers.
 
 use serde::{Deserialize, Serialize};
 use silk_tdl::{JobId, TaskId, TaskInstanceId};
@@ -10,9 +10,9 @@ use crate::storage::task_state::TaskState;
 use silk_core::JobState;
 use silk_core::graph::Policy;
 
-/// One task's control block.
+/// One task's control block: its state, live instances and retries.
 #[derive(Debug, Clone)]
-pub(super) struct Tcb {
+pub(super) struct TaskControl {
     pub(super) state: TaskState,
     pub(super) policy: Policy,
     pub(super) unfinished_parents: usize,
@@ -24,7 +24,7 @@ pub(super) struct Tcb {
     pub(super) losses: u32,
 }
 
-impl Tcb {
+impl TaskControl {
     /// A regular task: ready when it has no parents.
     pub(super) fn new(policy: Policy, parents: usize) -> Self {
         let state = if parents == 0 {
@@ -132,7 +132,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub(super) fn new(state: JobState, tasks: &[Tcb]) -> Self {
+    pub(super) fn new(state: JobState, tasks: &[TaskControl]) -> Self {
         let mut p = Self {
             state: Some(state),
             total: tasks.len() as u64,

@@ -1,4 +1,4 @@
-//! The execution manager's runtime: registers with storage, starts the liveness actor, the
+//! Running an execution manager ([`run_em`]): registers with storage, starts the liveness actor, the
 //! outcome reporter and the slot pool, runs the pull loop (`pull.rs`) until told to stop, then
 //! drains.
 //!
@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use silk_proto::scheduler as spb;
-use silk_proto::storage as pb;
+use silk_proto::scheduler as scheduler_pb;
+use silk_proto::storage as storage_pb;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -84,7 +84,7 @@ async fn register(
     loop {
         let mut call_client = clients.liveness.clone();
         let call = call_client.register_execution_manager(request(
-            pb::RegisterExecutionManagerRequest {
+            storage_pb::RegisterExecutionManagerRequest {
                 address: "0.0.0.0".into(),
             },
             CALL_TIMEOUT,
@@ -283,9 +283,9 @@ pub async fn run_em_with(
     }
     let mut scheduler = loop_clients.scheduler.clone();
     let goodbye = scheduler.shutdown(request(
-        spb::ShutdownRequest {
+        scheduler_pb::ShutdownRequest {
             execution_manager_id: em.0,
-            acks: Some(spb::Acks {
+            acks: Some(scheduler_pb::Acks {
                 scheduler_id,
                 assignment_ids: acks,
             }),
