@@ -7,7 +7,6 @@ use std::time::Duration;
 use silk_proto::scheduler::scheduler_client::SchedulerClient;
 use silk_proto::storage::execution_manager_liveness_client::ExecutionManagerLivenessClient;
 use silk_proto::storage::task_instances_client::TaskInstancesClient;
-use tonic::{Code, Status};
 
 use super::error::{Error, Result};
 use crate::auth::{AuthChannel as Channel, ClientSecurity};
@@ -57,49 +56,11 @@ impl Clients {
     }
 }
 
-/// Whether a call failed in transport (worth retrying) rather than being answered or refused
-/// for what it carries. A message over a size cap (`OUT_OF_RANGE`, or tonic's "message length
-/// too large" under whatever code the transport gives it) cannot succeed on a retry, nor can
-/// anything the peer answered with a verdict (`INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, …).
-#[must_use]
-pub fn is_transient(status: &Status) -> bool {
-    let transient_code = matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Unknown
-            | Code::Cancelled
-            | Code::Internal
-    );
-    transient_code && !status.message().contains("message length too large")
-}
+pub use silk_core::retry::is_transient;
 
 /// A request with a deadline.
 pub(super) fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     r.set_timeout(timeout);
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn size_caps_and_verdicts_are_not_transient() {
-        assert!(is_transient(&Status::unavailable("connection refused")));
-        assert!(is_transient(&Status::internal(
-            "h2 protocol error: http2 error"
-        )));
-        for s in [
-            Status::out_of_range("encoded message length too large"),
-            Status::internal(
-                "Error, encoded message length too large: found 80 bytes, the limit is: 64 bytes",
-            ),
-            Status::invalid_argument("bad"),
-            Status::resource_exhausted("full"),
-        ] {
-            assert!(!is_transient(&s), "{s:?}");
-        }
-    }
 }

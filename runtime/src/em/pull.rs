@@ -18,7 +18,7 @@ use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
 use super::liveness::Refresh;
 use super::pool::SlotPool;
 use super::reporter::Report;
-use super::run::{BACKOFF_MIN, backoff, pause};
+use super::run::pause;
 use super::session::SessionTracker;
 use super::spans::executed_span;
 use super::{request_outcome, window};
@@ -27,6 +27,7 @@ use crate::scheduler::grpc::assignment as from_pb;
 use crate::traces::Traces;
 use silk_core::convert::pb_task_id;
 use silk_core::ids::{ExecutionManagerId, SessionId};
+use silk_core::retry::{FIRST_DELAY, next_delay};
 
 /// How soon acknowledgements that could not be sent are tried again while every slot is busy.
 const ACK_RETRY: Duration = Duration::from_secs(1);
@@ -106,7 +107,7 @@ impl Loop {
                 Err(s) => {
                     // Acknowledging twice is harmless: the scheduler ignores unknown ids.
                     self.acks = acks;
-                    delay = backoff(delay);
+                    delay = next_delay(delay);
                     tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), retry_in_ms = delay.as_millis(), "scheduler poll failed");
                     if !pause(delay, stop).await {
                         return;
@@ -205,7 +206,7 @@ impl Loop {
         received: Option<SystemTime>,
         stop: &CancellationToken,
     ) -> bool {
-        let mut delay = BACKOFF_MIN;
+        let mut delay = FIRST_DELAY;
         let results = loop {
             let mut call_client = self.clients.instances.clone();
             let call = call_client.register_task_instances(request(
@@ -237,7 +238,7 @@ impl Loop {
                     if !pause(delay, stop).await {
                         return false;
                     }
-                    delay = backoff(delay);
+                    delay = next_delay(delay);
                 }
                 Err(s) => {
                     tracing::warn!(em_id = %self.em, code = ?s.code(), error = s.message(), "task registration refused");

@@ -10,7 +10,6 @@
 //! it is ever sent, by its task's failure (`OutputTooLarge`, naming the limit): retrying it could
 //! never succeed, and a batch that cannot be sent would stop this EM from reporting anything.
 
-use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use silk_proto::storage as pb;
@@ -197,7 +196,7 @@ async fn send(
     retries: &Counter,
     kill: &CancellationToken,
 ) -> bool {
-    let mut delay = Duration::from_millis(50);
+    let mut delay = silk_core::retry::FIRST_DELAY;
     loop {
         let mut call_client = clients.instances.clone();
         let call = call_client.report_task_outcomes(request(
@@ -232,7 +231,7 @@ async fn send(
                     () = kill.cancelled() => return false,
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = silk_core::retry::next_delay(delay);
             }
             Err(s) => {
                 tracing::warn!(em_id = %em, code = ?s.code(), error = s.message(), dropped = outcomes.len(), "report refused");

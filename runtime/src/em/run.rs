@@ -30,13 +30,7 @@ use super::session::SessionTracker;
 use crate::metrics::Metrics;
 use crate::traces::{Service, Traces};
 use silk_core::ids::{ExecutionManagerId, SessionId};
-
-pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-pub(super) fn backoff(d: Duration) -> Duration {
-    (d * 2).clamp(BACKOFF_MIN, BACKOFF_MAX)
-}
+use silk_core::retry::{FIRST_DELAY, next_delay};
 
 /// Sleeps `d` unless `token` fires first; false if it fired.
 pub(super) async fn pause(d: Duration, token: &CancellationToken) -> bool {
@@ -80,7 +74,7 @@ async fn register(
     clients: &Clients,
     stop: &CancellationToken,
 ) -> Result<Option<(ExecutionManagerId, SessionId)>> {
-    let mut delay = BACKOFF_MIN;
+    let mut delay = FIRST_DELAY;
     loop {
         let mut call_client = clients.liveness.clone();
         let call = call_client.register_execution_manager(request(
@@ -115,7 +109,7 @@ async fn register(
                 if !pause(delay, stop).await {
                     return Ok(None);
                 }
-                delay = backoff(delay);
+                delay = next_delay(delay);
             }
             Err(s) => {
                 return Err(Error::Register {

@@ -19,11 +19,8 @@ use super::error::Result;
 use crate::storage::db::Db;
 use crate::storage::{LaneKind, ReadyTask, Storage};
 use silk_core::ids::SessionId;
+use silk_core::retry::next_delay;
 
-/// First retry delay after a failed poll.
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-/// Longest retry delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often finalizing gates are checked for expiry.
 const EXPIRY_PERIOD: Duration = Duration::from_secs(1);
 
@@ -173,7 +170,7 @@ pub async fn run_core<S: LaneSource>(
             () = cancel.cancelled() => return,
             (i, kind, result) = next_answer(&mut polls) => {
                 if consume(&mut core, &dispatch, kind, result) {
-                    backoff[i] = (backoff[i] * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    backoff[i] = next_delay(backoff[i]);
                 } else if backoff[i] > Duration::ZERO {
                     match source.resync().await {
                         Ok(()) => {
@@ -182,7 +179,7 @@ pub async fn run_core<S: LaneSource>(
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "storage resync failed; retrying");
-                            backoff[i] = (backoff[i] * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                            backoff[i] = next_delay(backoff[i]);
                         }
                     }
                 }

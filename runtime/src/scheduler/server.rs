@@ -144,7 +144,7 @@ impl GrpcLanes {
 
     /// Registers, retrying with backoff until storage answers or `cancel`; `None` if cancelled.
     pub async fn register_until_up(&self, cancel: &CancellationToken) -> Option<SchedulerId> {
-        let mut delay = Duration::from_millis(50);
+        let mut delay = silk_core::retry::FIRST_DELAY;
         loop {
             match self.register().await {
                 Ok((id, session)) => {
@@ -159,7 +159,7 @@ impl GrpcLanes {
                 () = cancel.cancelled() => return None,
                 () = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
+            delay = silk_core::retry::next_delay(delay);
         }
     }
 }
