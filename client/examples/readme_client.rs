@@ -1,5 +1,5 @@
 //! The README's "Using silk from Rust" example, verbatim below this header: `fib(fib(6))` as a
-//! two-task job on a running `silk dev`. `runtime/tests/readme_examples.rs` checks that the README
+//! two-task job on a running `silk dev`. `runtime/tests/cli/readme_examples.rs` checks that the README
 //! shows exactly this program and runs it against a fresh `silk dev`.
 
 use silk_client::graph::TypeDesc;

@@ -1,6 +1,6 @@
 //! Which credential each RPC needs: the one table of the rule, for every RPC of every silk
 //! service. An RPC missing from [`RULES`] is refused (`UNIMPLEMENTED`) before it reaches a
-//! service, and `tests/auth_rules.rs` fails until it has a row.
+//! service, and `tests/services/auth_rules.rs` fails until it has a row.
 
 /// The credential an RPC needs (see `docs/deploy.md`, "What each credential lets its holder
 /// do").

@@ -14,7 +14,7 @@ use silk_runtime::storage::db::SqliteDb;
 use silk_runtime::storage::{Storage, StorageConfig, grpc};
 use tokio_util::sync::CancellationToken;
 
-mod support;
+use crate::support;
 
 use support::certs::{self, Pki};
 

@@ -3,7 +3,7 @@
 //! commit and cleanup tasks, cancellation, and every failure kind natively and in the wasm
 //! sandbox (after which the same cluster still runs a normal job).
 
-mod e2e;
+use crate::e2e;
 
 use serde_json::json;
 

@@ -5,9 +5,8 @@
 //! (and counted in `silk_em_report_retries_total`), cancellation during registration leaving the
 //! assignment unacknowledged, drain, and being declared dead.
 
-#[path = "em/mock.rs"]
-mod mock;
-mod support;
+use crate::mock;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

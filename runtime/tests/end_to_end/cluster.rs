@@ -4,7 +4,7 @@
 //! with the exact outputs. Then every process stops on SIGTERM with exit 0 (the EM after
 //! draining). The processes come from the shared harness in `e2e/`.
 
-mod e2e;
+use crate::e2e;
 
 use e2e::values::i;
 use e2e::{Backend, Cluster, EmSpec, watchdog};

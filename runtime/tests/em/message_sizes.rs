@@ -8,7 +8,7 @@
 //! assume it takes 5 bytes (65 µs to 4.3 s, true for a multi-MiB echo), so they land on the ring
 //! edge or within 4 bytes of it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! storage and of the EM must stay within a small multiple of the bytes in flight, and a normal
 //! job submitted afterwards on the same cluster must succeed.
 
-mod e2e;
+use crate::e2e;
 
 use serde_json::json;
 

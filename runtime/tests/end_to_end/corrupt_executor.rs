@@ -3,7 +3,7 @@
 //! killed, its task fails `Crashed` (not retried past its policy, not a timeout), and the EM
 //! keeps serving: a normal job on the same cluster succeeds.
 
-mod e2e;
+use crate::e2e;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -4,7 +4,7 @@
 //! checking stdout, stderr and exit codes, and that another group's token or a wrong one opens
 //! nothing; finally Ctrl-C (SIGINT) stops `silk dev` cleanly and removes the file.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

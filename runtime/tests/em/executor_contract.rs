@@ -3,7 +3,7 @@
 //! packages. Where backends legitimately differ, the backend says so (e.g.
 //! [`Backend::ABORT_KIND`]: an abort kills a native executor but is a trap in wasm).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

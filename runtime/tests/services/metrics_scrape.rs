@@ -4,7 +4,7 @@
 //! ready lane drain, jobs are counted by state, a failed task counts under its failure kind,
 //! package and backend, wasm tasks burn fuel, and group commits and bytes moved are counted.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -14,8 +14,8 @@
 //! temporary directories, slot count, job ages). Blocks marked `no-run` must be in `SKIPPED`,
 //! with the reason.
 
-mod readme;
-mod support;
+use crate::readme;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

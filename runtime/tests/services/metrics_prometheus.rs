@@ -4,7 +4,7 @@
 //! Debian's); without it the test prints a notice and passes, except in CI (`CI` set), where it
 //! fails.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! run on that slot within seconds — not after the sleep or the task's hard timeout — natively
 //! (the executor is killed and replaced) and in wasm (the sandbox is interrupted).
 
-mod e2e;
+use crate::e2e;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! fuel; a missing package, labelled `other`), native executor restarts after a crash and a
 //! timeout, wasm fuel burnt, and the slot gauges back at rest.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

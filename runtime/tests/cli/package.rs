@@ -1,7 +1,7 @@
 //! `silk package inspect` as a user runs it: the real binary on the staged packages, text and
 //! JSON on stdout, `error: ...` on stderr, one exit code per class of problem.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

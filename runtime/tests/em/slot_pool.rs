@@ -2,7 +2,7 @@
 //! submitted concurrently, spread over the pool's slots and all return the right outputs; a
 //! native crash is reported with its kind and the pool keeps serving.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

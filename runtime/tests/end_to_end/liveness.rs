@@ -3,7 +3,7 @@
 //! cluster, and — with the services' *default* liveness settings — the tasks of an EM killed
 //! with `kill -9` run on another EM within seconds (the time is printed).
 
-mod e2e;
+use crate::e2e;
 
 use std::time::Instant;
 

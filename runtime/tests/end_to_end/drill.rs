@@ -12,7 +12,7 @@
 //! MariaDB only (`SILK_TEST_MYSQL_URL`; skipped with a notice when unset, always set in CI). The
 //! seed is printed; `SILK_DRILL_SEED` replays a run.
 
-mod e2e;
+use crate::e2e;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! the RPCs the `.proto` files define (`silk_proto::METHOD_PATHS`), so a new RPC without a row
 //! here fails it. The servers and the raw gRPC calls are in `auth/mod.rs`.
 
-mod auth;
+use crate::auth;
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! job of slow `fixtures::step` chains. Each step logs its task index and the EM it ran in, so
 //! the tests count executions.
 
-mod e2e;
+use crate::e2e;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! An executor slot picks the backend per package: native only for allow-listed packages, wasm
 //! for every other package, with per-package sandbox limits.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

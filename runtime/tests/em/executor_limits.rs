@@ -4,7 +4,7 @@
 //! and panic messages of 20 MiB arrive cut to 64 KiB with a marker — natively over both
 //! transports, and in the wasm sandbox.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

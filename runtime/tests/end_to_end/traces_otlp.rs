@@ -8,7 +8,7 @@
 //! cluster with traces on, its `--otlp-endpoint` check, and an `https://` collector checked
 //! against `ca_file`.
 
-mod e2e;
+use crate::e2e;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

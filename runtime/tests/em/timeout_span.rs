@@ -3,7 +3,7 @@
 //! runs from when its instance was registered — a task still queued in the EM at its deadline
 //! is never started, so it cannot run on after storage gave up on it and queued it elsewhere.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

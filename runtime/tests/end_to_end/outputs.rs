@@ -6,7 +6,7 @@
 //! [`RSS_FACTOR`] times the largest output over its baseline, and a normal job on the same
 //! cluster still succeeds.
 
-mod e2e;
+use crate::e2e;
 
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! `silk task run` as a user runs it: the real binary, JSON on stdout, `error: <kind>: ...` on
 //! stderr, one exit code per failure kind.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 
