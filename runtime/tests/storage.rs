@@ -6,8 +6,6 @@
 mod binary;
 #[path = "storage/budget.rs"]
 mod budget;
-#[path = "support/certs.rs"]
-mod certs;
 #[path = "storage/db_tls.rs"]
 mod db_tls;
 #[path = "storage/faults.rs"]
@@ -30,6 +28,9 @@ mod private_mariadb;
 mod recovery;
 #[path = "storage/scenarios.rs"]
 mod scenarios;
+#[path = "support/mod.rs"]
+mod support;
+use support::certs;
 
 macro_rules! on_both_databases {
     ($($module:ident :: $case:ident),* $(,)?) => {

@@ -202,11 +202,6 @@ fn proc_stat(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// A running cluster. Dropping it kills every process; [`Cluster::stop`] stops them cleanly.
 #[derive(Debug)]
 pub struct Cluster {
@@ -294,7 +289,7 @@ impl Cluster {
                 (url, Some((server.clone(), name)))
             }
         };
-        let (storage_port, scheduler_port) = (free_port(), free_port());
+        let (storage_port, scheduler_port) = (support::free_port(), support::free_port());
         let storage_url = format!("https://127.0.0.1:{storage_port}");
         let scheduler_url = format!("https://127.0.0.1:{scheduler_port}");
         let secrets = Secrets::make(dir.path());

@@ -35,12 +35,6 @@ fn prometheus_bin() -> Option<PathBuf> {
     found
 }
 
-/// A port free a moment ago (Prometheus takes its listen address as a flag).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// The Prometheus server, killed on drop.
 struct Server(Child);
 
@@ -91,7 +85,7 @@ fn prometheus_scrapes_silk_dev() {
         ),
     )
     .unwrap();
-    let web = format!("127.0.0.1:{}", free_port());
+    let web = format!("127.0.0.1:{}", support::free_port());
     let server = Server(
         Command::new(&bin)
             .arg(format!("--config.file={}", config.display()))

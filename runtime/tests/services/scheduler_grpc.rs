@@ -62,10 +62,7 @@ async fn collect(
 
 async fn scenario() {
     // Reserve a port for storage, but start storage only after the scheduler.
-    let storage_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let storage_port = crate::support::free_port();
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let scheduler_addr = listener.local_addr().unwrap();
@@ -224,10 +221,7 @@ async fn scheduler_dispatches_over_grpc_and_reschedules_on_shutdown() {
 /// (it heartbeats and polls) but never acknowledges it, so the assignment's lease expires and
 /// the task is dispatched again under a new id. An acknowledged assignment is not.
 async fn lost_next_tasks_answer() {
-    let storage_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let storage_port = crate::support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let storage_stop = CancellationToken::new();
     let (storage, storage_server) =

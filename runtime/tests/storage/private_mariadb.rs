@@ -60,11 +60,7 @@ impl PrivateMariaDb {
             .output()
             .unwrap();
         assert!(out.status.success(), "mariadb-install-db: {out:?}");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::free_port();
         let socket = dir.path().join("sock");
         let child = Command::new(server)
             .arg("--no-defaults")

@@ -17,6 +17,32 @@ use silk_ipc::Execute;
 use silk_tdl::TaskContext;
 use silk_tdl::frame::FrameWriter;
 
+/// A free loopback port for a server this test starts later (in another process, or after other
+/// servers), taken below the kernel's ephemeral range: a port bound to `:0` and released could
+/// be handed by the kernel to any process's next `:0` bind (an EM's metrics endpoint, say)
+/// before its owner binds it, and then the owner's clients talk to the wrong server. Ports are
+/// tried in turn from a start derived from the process id (concurrent test processes rarely
+/// meet), each checked free by binding it.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (1_024_u32, ephemeral_low.max(2_048));
+    let span = high - low;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(low + (start + n) % span).expect("below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {high}");
+}
+
 /// `target/packages`, where `scripts/build-packages` stages packages.
 pub fn packages_dir() -> PathBuf {
     let dir = match std::env::var_os("SILK_TEST_PACKAGES") {
