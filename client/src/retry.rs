@@ -1,9 +1,9 @@
 //! Retries of unary calls: silk's one retry rule (`silk_core::retry`: transport failures are
-//! repeated, verdicts are not; 50 ms doubling to 2 s) until [`RetryPolicy::max_elapsed`] has
-//! passed since the first attempt.
+//! repeated, verdicts and TLS failures are not; 50 ms doubling to 2 s), narrowed to
+//! `UNAVAILABLE`, until [`RetryPolicy::max_elapsed`] has passed since the first attempt.
 //!
 //! Which calls retry: every call that is safe to repeat (reads, `OpenResourceGroup`, `StartJob`
-//! and `CancelJob`, whose repeats the client recognises) retries on any transport failure.
+//! and `CancelJob`, whose repeats the client recognises) retries on `UNAVAILABLE`.
 //! `RegisterJob` is not idempotent: an `UNAVAILABLE` after the request went out may mean storage
 //! registered the job and the reply was lost, and a blind retry would create a second job. So
 //! `RegisterJob` retries only when the connection could not be established at all (the request
@@ -41,10 +41,18 @@ pub(super) enum Repeat {
 }
 
 impl Repeat {
+    /// Within silk's retry rule, the client repeats only `UNAVAILABLE` (storage down, not yet
+    /// up, or overloaded): another transport failure at once — a reset, an h2 protocol error —
+    /// is what a server that does not speak the client's protocol answers, and repeating it
+    /// would only hold the error back for the whole deadline. Its caller, a person or a
+    /// program, decides. (The services, which must outlast each other's restarts, repeat
+    /// every transport failure.)
     fn allows(self, status: &Status) -> bool {
+        let unavailable =
+            status.code() == tonic::Code::Unavailable && silk_core::retry::is_transient(status);
         match self {
-            Self::Idempotent => silk_core::retry::is_transient(status),
-            Self::OnlyUnsent => never_sent(status),
+            Self::Idempotent => unavailable,
+            Self::OnlyUnsent => unavailable && never_sent(status),
         }
     }
 }
