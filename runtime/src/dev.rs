@@ -35,9 +35,8 @@ use crate::auth::{
 use crate::em::{EmConfig, run_em_with};
 use crate::metrics::{Metrics, spawn_endpoint};
 use crate::scheduler::{SchedulerConfig, run_scheduler_with};
-use crate::storage::db::AnyDb;
-use crate::storage::{Storage, StorageConfig, grpc};
-use crate::traces::{Service, Traces, TracesConfig};
+use crate::storage::{StorageConfig, StorageServer};
+use crate::traces::TracesConfig;
 
 /// The storage port `silk dev` uses by default; the scheduler takes the next one.
 pub const DEFAULT_PORT_BASE: u16 = 50051;
@@ -236,40 +235,31 @@ impl DevCluster {
             None => (None, None),
         };
 
-        let db = AnyDb::connect(&format!("sqlite:{}", db_path.display()))
-            .await
-            .map_err(|e| DevError::Storage(e.to_string()))?;
-        let traces = Traces::start(options.traces.as_ref(), Service::Storage)
-            .map_err(|e| DevError::Storage(e.to_string()))?;
-        let service = Storage::open(db, StorageConfig::default())
-            .await
-            .map_err(|e| DevError::Storage(e.to_string()))?;
-        service.set_traces(traces.clone());
-        tracing::info!(address = %storage_addr, db = %db_path.display(), "storage listening");
-        let storage_stop = CancellationToken::new();
         let metrics = Metrics::new();
-        service.register_metrics(&metrics);
+        let service = StorageServer::start(
+            &format!("sqlite:{}", db_path.display()),
+            StorageConfig::default(),
+            options.traces.as_ref(),
+            &metrics,
+        )
+        .await
+        .map_err(|e| DevError::Storage(e.to_string()))?;
+        let storage_stop = CancellationToken::new();
         let metrics_addr = match &options.metrics_listen {
             Some(addr) => spawn_endpoint(addr, metrics.clone(), storage_stop.clone()).await,
             None => None,
         };
         let storage = tokio::spawn({
             let stop = storage_stop.clone();
+            let security = ServerSecurity {
+                authority: Some(authority),
+                tls: server_tls,
+            };
             async move {
-                let security = ServerSecurity {
-                    authority: Some(authority),
-                    tls: server_tls,
-                };
-                let served = grpc::serve_secured(
-                    service.clone(),
-                    storage_listener,
-                    &security,
-                    stop.cancelled_owned(),
-                )
-                .await;
-                service.shutdown().await;
-                traces.shutdown().await;
-                served.map_err(|e| DevError::Storage(e.to_string()))
+                service
+                    .serve(storage_listener, &security, stop)
+                    .await
+                    .map_err(|e| DevError::Storage(e.to_string()))
             }
         });
 

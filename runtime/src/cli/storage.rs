@@ -14,9 +14,10 @@ use crate::auth::config::{ServerTls, StorageAuth, server_security};
 use serde::Deserialize;
 
 use crate::metrics::{Metrics, spawn_endpoint};
-use crate::storage::db::{AnyDb, redact_url};
-use crate::storage::{Storage, StorageConfig, grpc};
-use crate::traces::{Service, Traces, TracesConfig};
+use crate::storage::db::redact_url;
+use crate::storage::{StorageConfig, StorageServer};
+use crate::traces::TracesConfig;
+use tokio_util::sync::CancellationToken;
 
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DB: &str = "sqlite:silk-storage.db";
@@ -259,23 +260,22 @@ async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
         "cluster_token_file, admin_token_file and group_token_key_file",
     )?;
     let security = server_security(Some(auth.load()?), config.tls.as_ref())?;
-    let db = AnyDb::connect_with(&config.db, config.storage.db_options()).await?;
-    let traces = Traces::start(config.traces.as_ref(), Service::Storage)?;
-    let storage = Storage::open(db, config.storage).await?;
-    storage.set_traces(traces.clone());
-    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    tracing::info!(address = %listener.local_addr()?, session = storage.session().0, "storage listening");
     let metrics = Metrics::new();
-    storage.register_metrics(&metrics);
-    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    let server =
+        StorageServer::start(&config.db, config.storage, config.traces.as_ref(), &metrics).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let stop_metrics = CancellationToken::new();
     let _stop_metrics_on_exit = stop_metrics.clone().drop_guard();
     spawn_endpoint(&config.metrics_listen, metrics, stop_metrics).await;
-    let served = grpc::serve_secured(storage.clone(), listener, &security, shutdown_signal()).await;
-    tracing::info!("storage draining");
-    storage.shutdown().await;
-    traces.shutdown().await;
-    served?;
-    tracing::info!("storage stopped");
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    server.serve(listener, &security, stop).await?;
     Ok(())
 }
 

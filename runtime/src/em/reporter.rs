@@ -10,7 +10,6 @@
 //! it is ever sent, by its task's failure (`OutputTooLarge`, naming the limit): retrying it could
 //! never succeed, and a batch that cannot be sent would stop this EM from reporting anything.
 
-
 use prometheus_client::metrics::counter::Counter;
 use silk_proto::storage as pb;
 use std::sync::Arc;
