@@ -8,7 +8,7 @@
 //!   machine is `silk_core::JobState`);
 //! * [`lanes`] are the inbound queues the scheduler polls; `persist.rs` the group-commit actor;
 //!   `settle.rs` the job transitions storage decides on, retried until the database takes them;
-//! * [`run_storage_with`] / [`StorageServer`] a whole storage process (`silk storage`, `silk dev`);
+//! * [`StorageServer`] a whole storage process (`silk storage`, `silk dev`);
 //! * [`config`] the service's tuning keys; [`testing`] helpers for tests on both databases.
 //!
 //! ```no_run
@@ -53,7 +53,7 @@ pub use instances::RegistrationKey;
 pub use job::{ExecutionContext, Progress};
 pub use lanes::{LaneKind, ReadyTask};
 pub use persist::Refused;
-pub use run::{RunError, StorageServer, run_storage_with};
+pub use run::{RunError, StorageServer};
 pub use service::{OUTPUTS_PAGE_BYTES, Storage};
 
 /// Milliseconds since the Unix epoch.

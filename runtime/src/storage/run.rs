@@ -3,10 +3,9 @@
 //! and pending completions, then spans). `silk storage` and `silk dev` both run storage through
 //! this; the Prometheus endpoint is the caller's.
 //!
-//! [`run_storage_with`] does it all in one call. Callers that must open the database before
-//! binding the listener (`silk storage`), or report a database that cannot be opened before
-//! serving in the background (`silk dev`), call [`StorageServer::start`] and then
-//! [`StorageServer::serve`].
+//! It is two steps, [`StorageServer::start`] then [`StorageServer::serve`]: `silk storage` opens
+//! the database before binding its listener (a taken port is reported after a bad database),
+//! and `silk dev` reports a database that cannot be opened before serving in the background.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -99,25 +98,4 @@ impl StorageServer {
         tracing::info!("storage stopped");
         Ok(())
     }
-}
-
-/// Runs storage over `db_url` on `listener` until `stop` is cancelled, exposing its metrics in
-/// `metrics` (the endpoint is the caller's): [`StorageServer::start`], then
-/// [`StorageServer::serve`].
-///
-/// # Errors
-/// As [`StorageServer::start`] and [`StorageServer::serve`].
-pub async fn run_storage_with(
-    db_url: &str,
-    config: StorageConfig,
-    traces: Option<&TracesConfig>,
-    listener: TcpListener,
-    security: &ServerSecurity,
-    stop: CancellationToken,
-    metrics: &Metrics,
-) -> Result<(), RunError> {
-    StorageServer::start(db_url, config, traces, metrics)
-        .await?
-        .serve(listener, security, stop)
-        .await
 }
