@@ -1,5 +1,4 @@
 //! Job states and the job state machine, and their wire form.
-//! Job states and the job state machine (a task's states are in [`super::task_state`]).
 //!
 //! Jobs: `Ready → Running → (CommitReady →) Succeeded`; cancel → `(CleanupReady →) Cancelled`;
 //! failure → `Failed`. `Succeeded`, `Failed` and `Cancelled` are terminal and never change.

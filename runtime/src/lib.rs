@@ -3,7 +3,8 @@
 //! The execution manager side of silk: the process pool that drives executors ([`em`]), and the
 //! `silk` command line ([`cli`]). The binary `silk` is a thin wrapper around [`cli::run`].
 //! The Rust client — build a typed task graph, submit it, watch and wait for it, fetch its
-//! outputs — is [`client`].
+//! outputs — is the crate `silk-client`; the vocabulary every part shares (task graphs, job
+//! states, ids, wire settings) is the crate `silk-core`.
 //! The storage service — jobs, task state, SQLite/MySQL persistence, recovery and its gRPC
 //! server — is [`storage`].
 //! The scheduler — fair round robin over resource groups and jobs, the dispatch queue and the EM

@@ -41,7 +41,7 @@ pub enum Caller {
 }
 
 impl Authority {
-    /// The caller presenting `header` (the value of [`AUTHORIZATION`], if any).
+    /// The caller presenting `header` (the value of [`super::AUTHORIZATION`], if any).
     #[must_use]
     pub fn identify(&self, header: Option<&[u8]>) -> Caller {
         let Some(header) = header else {
