@@ -1,6 +1,6 @@
 //! The EM's gRPC clients (storage's task-instance and liveness services, the scheduler), all on
 //! lazily connected, reconnecting channels with `TCP_NODELAY` that carry the cluster token, and
-//! how their errors are read.
+//! the deadline each call carries (which failures to retry is `silk_core::retry`).
 
 use std::time::Duration;
 
@@ -55,8 +55,6 @@ impl Clients {
         })
     }
 }
-
-pub use silk_core::retry::is_transient;
 
 /// A request with a deadline.
 pub(super) fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {

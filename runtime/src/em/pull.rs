@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::Code;
 
-use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
+use super::clients::{CALL_TIMEOUT, Clients, request};
 use super::liveness::Refresh;
 use super::pool::SlotPool;
 use super::reporter::Report;
@@ -27,6 +27,7 @@ use crate::scheduler::grpc::assignment as from_pb;
 use crate::traces::Traces;
 use silk_core::convert::pb_task_id;
 use silk_core::ids::{ExecutionManagerId, SessionId};
+use silk_core::retry::is_transient;
 use silk_core::retry::{FIRST_DELAY, next_delay};
 
 /// How soon acknowledgements that could not be sent are tried again while every slot is busy.

@@ -20,13 +20,14 @@ use tonic::Code;
 
 use silk_ipc::TaskFailure;
 
-use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
+use super::clients::{CALL_TIMEOUT, Clients, request};
 use super::liveness::Refresh;
 use super::session::SessionTracker;
 use super::spans::InstanceTrace;
 use crate::traces::Traces;
 use silk_core::convert::pb_kind;
 use silk_core::ids::{ExecutionManagerId, SessionId};
+use silk_core::retry::is_transient;
 use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Most outcomes in one report.

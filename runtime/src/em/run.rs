@@ -19,7 +19,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::clients::{CALL_TIMEOUT, Clients, is_transient, request};
+use super::clients::{CALL_TIMEOUT, Clients, request};
 use super::config::EmConfig;
 use super::error::{Error, Result};
 use super::liveness::Liveness;
@@ -30,6 +30,7 @@ use super::session::SessionTracker;
 use crate::metrics::Metrics;
 use crate::traces::{Service, Traces};
 use silk_core::ids::{ExecutionManagerId, SessionId};
+use silk_core::retry::is_transient;
 use silk_core::retry::{FIRST_DELAY, next_delay};
 
 /// Sleeps `d` unless `token` fires first; false if it fired.

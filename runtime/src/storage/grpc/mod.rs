@@ -28,9 +28,8 @@ use crate::run_to_end::RunToEnd;
 use super::db::Db;
 use super::service::Storage;
 
-pub use silk_core::wire::{
-    CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES, connect, tune,
-};
+pub use silk_core::wire::connect;
+use silk_core::wire::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 
 /// Serves every storage service on `listener` until `shutdown` completes, without TLS and
 /// without checking credentials (for servers inside one process: tests, benches); see

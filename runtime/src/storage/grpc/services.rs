@@ -16,7 +16,6 @@ use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::MAX_MESSAGE_BYTES;
 use super::convert::{self, status};
 use super::tenant;
 use crate::auth::GroupTokens;
@@ -26,6 +25,7 @@ use crate::storage::instances::RegistrationKey;
 use crate::storage::lanes::LaneKind;
 use crate::storage::service::Storage;
 use silk_core::ids::{ExecutionManagerId, SessionId};
+use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Longest long-poll a scheduler may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
