@@ -62,8 +62,8 @@ async fn em_killed_mid_job_other_em_finishes_it() {
 }
 
 /// Storage is killed after it persisted some completions and restarted on the same port and
-/// database: the job finishes with the right outputs, and no task whose completion was in the
-/// database at the kill runs again (only tasks in flight may).
+/// database: the job finishes with the right outputs, no task whose completion was in the
+/// database at the kill runs again, and only tasks the EM held at the kill run twice.
 async fn storage_restart(backend: Backend) {
     let mut cluster = Cluster::start(&backend, &[EmSpec::native(2)]).await;
     let jobs = cluster.jobs().await;
@@ -95,6 +95,9 @@ async fn storage_restart(backend: Backend) {
         "the kill came mid-job: {persisted:?}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every task the EM held at the kill (running, finished but not reported, or prefetched and
+    // started while storage was down) has run by now.
+    let held = step_runs(&log).len();
     cluster.start_storage();
 
     assert_eq!(jobs.wait_succeeded(job).await, job_spec.outputs());
@@ -109,10 +112,16 @@ async fn storage_restart(backend: Backend) {
             "task {t} was persisted before the kill and must not run again: {runs:?}"
         );
     }
-    assert!(
-        runs.len() <= job_spec.tasks() + 2,
-        "only the 2 in-flight tasks may run twice: {runs:?}"
-    );
+    // Only what the EM held at the kill may run again (its reports were of the old session);
+    // how many that is depends on its prefetch and report batching, not on the 2 slots alone.
+    let held_tasks: BTreeSet<u64> = runs[..held].iter().map(|r| r.task).collect();
+    for (t, &n) in counts.iter().enumerate() {
+        let t = u64::try_from(t).unwrap();
+        assert!(
+            n == 1 || (n == 2 && held_tasks.contains(&t)),
+            "task {t} ran {n} times; only tasks held at the kill may run twice: {runs:?}"
+        );
+    }
     cluster.stop().await;
 }
 
