@@ -1,14 +1,14 @@
 //! What submitting a large graph costs before any task runs: the layered graph of the e2e bench
 //! (10 layers × 1 000 tasks, fan-in 25) parsed from JSON, put in compact form and encoded (the
-//! client's side), and decoded and validated from the compact bytes (storage's side), with the
-//! size of each form.
+//! client's side), and decoded, validated and built into storage's in-memory form from the
+//! compact bytes (storage's side), with the size of each form.
 //!
 //! `cargo bench -p silk-benches --bench graph`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use prost::Message as _;
 use silk_benches::layered::graph_json;
-use silk_core::graph::TaskGraph;
+use silk_core::graph::{JobGraph, TaskGraph};
 use silk_proto::storage::CompactTaskGraph;
 
 fn bench(c: &mut Criterion) {
@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode_and_from_compact", |b| {
         b.iter(|| {
             let wire = CompactTaskGraph::decode(bytes.as_slice()).expect("decodes");
-            TaskGraph::from_compact(&wire).expect("valid")
+            JobGraph::from_compact(&wire).expect("valid")
         });
     });
     group.bench_function("validate", |b| {

@@ -12,7 +12,6 @@ use super::retry::{Repeat, with_retry};
 use super::values::{decode_values, encode_values};
 use super::{Client, ClientError, JobState};
 use silk_core::graph::TaskGraph;
-use silk_core::wire::MAX_MESSAGE_BYTES;
 
 /// Why a job failed: storage's readable text (naming the task, its attempts and the failure
 /// kind) and the failure kind of the task at fault.
@@ -65,6 +64,32 @@ macro_rules! rpc {
         let request = $request;
         async move { client.$method(request).await }
     }};
+}
+
+/// Graph and inputs bytes per part of a streamed registration.
+const PART_BYTES: usize = 1 << 20;
+
+/// The parts of a streamed registration: the graph's chunks, then the inputs frame in pieces;
+/// the first part names the group.
+fn register_parts(
+    group: ResourceGroupId,
+    graph: &TaskGraph,
+    inputs: &[u8],
+) -> Vec<pb::RegisterJobPart> {
+    let graphs = graph
+        .to_compact_chunks(PART_BYTES)
+        .into_iter()
+        .map(|chunk| pb::RegisterJobPart {
+            graph: Some(chunk),
+            ..pb::RegisterJobPart::default()
+        });
+    let pieces = inputs.chunks(PART_BYTES).map(|piece| pb::RegisterJobPart {
+        inputs: piece.to_vec(),
+        ..pb::RegisterJobPart::default()
+    });
+    let mut parts: Vec<_> = graphs.chain(pieces).collect();
+    parts[0].resource_group_id = group.0;
+    parts
 }
 
 fn state_of(raw: i32) -> Result<JobState, ClientError> {
@@ -148,7 +173,9 @@ impl Client {
     }
 
     /// Submits `graph` with its inputs frame, and starts it. The graph travels in its compact
-    /// form (about an eighth of its JSON size; storage validates it again). Registering is
+    /// form (about an eighth of its JSON size; storage validates it again), streamed in chunks
+    /// of about a MiB with the inputs, so no message limit caps a job (storage's
+    /// `max_job_bytes` does, with an error naming it and the size). Registering is
     /// retried only while storage cannot be connected to (a retry after the request was sent
     /// could register the job twice); starting is retried like any idempotent call.
     ///
@@ -161,23 +188,11 @@ impl Client {
         graph: &TaskGraph,
         inputs_frame: Vec<u8>,
     ) -> Result<JobId, ClientError> {
-        let request = pb::RegisterJobRequest {
-            resource_group_id: group.0,
-            task_graph_json: String::new(),
-            inputs: inputs_frame,
-            task_graph: Some(graph.to_compact()),
-        };
-        let size = prost::Message::encoded_len(&request);
-        if size > MAX_MESSAGE_BYTES {
-            return Err(ClientError::InvalidArgument(format!(
-                "the job is too large to submit: its graph of {} tasks in compact form and its \
-                 inputs take {size} bytes, over the {MAX_MESSAGE_BYTES} bytes one request may \
-                 carry; split it into several jobs",
-                graph.tasks.len()
-            )));
-        }
+        let parts = std::sync::Arc::new(register_parts(group, graph, &inputs_frame));
         let reply = with_retry(self.retry, Repeat::OnlyUnsent, || {
-            rpc!(self.jobs_rpc(), register_job, request.clone())
+            let parts = std::sync::Arc::clone(&parts);
+            let stream = tokio_stream::iter((0..parts.len()).map(move |i| parts[i].clone()));
+            rpc!(self.jobs_rpc(), register_job_stream, stream)
         })
         .await
         .map_err(|s| self.status_error(&s, None))?;

@@ -121,7 +121,7 @@ mod faults_on {
         refused_submit_is_unavailable,
         group_commit_outlasts_refusals,
         outputs_over_the_row_limit_fail_their_job,
-        jobs_over_the_row_limit_are_refused,
+        large_jobs_are_stored_in_parts_and_held_to_max_job_bytes,
         jobs_stored_as_json_recover,
     );
     with_fixture!(
@@ -133,7 +133,7 @@ mod faults_on {
         sweep_finishes_a_job_whose_finish_was_refused,
         retention_leaves_live_rows_alone,
         outputs_over_the_row_limit_fail_their_job,
-        jobs_over_the_row_limit_are_refused,
+        large_jobs_are_stored_in_parts_and_held_to_max_job_bytes,
         jobs_stored_as_json_recover,
     );
 }

@@ -1,11 +1,21 @@
-//! The compact form: every graph round-trips exactly, and a malformed message is refused with a
-//! reason instead of a panic or an allocation past its own size.
+//! The compact form and the job graph built from it: every graph round-trips exactly, in one
+//! chunk or many, and a malformed message is refused with a reason instead of a panic or an
+//! allocation past its own size.
 
+use prost::Message as _;
 use silk_proto::storage as pb;
 
-use super::compact::{decode, encode};
 use super::tests::{graph, reference, t};
 use super::*;
+
+/// Builds a job graph from `chunks` as storage does.
+fn build(chunks: &[pb::CompactTaskGraph]) -> Result<JobGraph, GraphError> {
+    let mut builder = JobGraphBuilder::new();
+    for c in chunks {
+        builder.push(c, c.encoded_len() as u64)?;
+    }
+    builder.finish()
+}
 
 /// The reference graph with commit and cleanup tasks, nested types and several policies.
 fn rich() -> TaskGraph {
@@ -37,24 +47,23 @@ fn rich() -> TaskGraph {
 fn graphs_round_trip_exactly() {
     let g = rich();
     let wire = g.to_compact();
-    assert_eq!(TaskGraph::from_compact(&wire).unwrap(), g);
+    assert_eq!(JobGraph::from_compact(&wire).unwrap().to_task_graph(), g);
     assert_eq!(wire.names, ["pkg", "f", "other_pkg"], "names stored once");
     assert_eq!(wire.policies.len(), 3, "policies stored once");
-    // An invalid graph round-trips as it is, so storage's validation names the same fault.
+    // An invalid graph is encoded as it is, so storage's validation names the same fault.
     let mut bad = reference();
-    bad.tasks[2].sources = Some(Vec::new());
     bad.tasks[3].sources = Some(vec![Source { task: 7, output: 9 }]);
-    assert_eq!(decode(&encode(&bad)).unwrap(), bad);
     assert_eq!(
-        TaskGraph::from_compact(&encode(&bad)).unwrap_err(),
+        JobGraph::from_compact(&bad.to_compact()).unwrap_err(),
         bad.validate().unwrap_err()
+    );
+    assert_eq!(
+        bad.validate().unwrap_err().location,
+        Location::Input { task: 3, input: 0 }
     );
 }
 
-#[test]
-fn a_layered_graph_is_a_fraction_of_its_json() {
-    // The shape of the end-to-end bench: each task reads 25 outputs of the layer before.
-    let (layers, width) = (4, 200);
+fn layered(layers: usize, width: usize) -> TaskGraph {
     let mut tasks = vec![t(vec![], vec![TypeDesc::Int64], None); width];
     for layer in 1..layers {
         for i in 0..width {
@@ -68,16 +77,88 @@ fn a_layered_graph_is_a_fraction_of_its_json() {
             ));
         }
     }
-    let g = graph(tasks);
+    graph(tasks)
+}
+
+#[test]
+fn a_layered_graph_is_a_fraction_of_its_json() {
+    // The shape of the end-to-end bench: each task reads 25 outputs of the layer before.
+    let g = layered(4, 200);
     g.validate().unwrap();
     let json = serde_json::to_string(&g).unwrap().len();
-    let compact = prost::Message::encoded_len(&g.to_compact());
+    let compact = g.to_compact().encoded_len();
     assert!(compact * 6 < json, "compact {compact} B, JSON {json} B");
-    assert_eq!(TaskGraph::from_compact(&g.to_compact()).unwrap(), g);
+    assert_eq!(
+        JobGraph::from_compact(&g.to_compact())
+            .unwrap()
+            .to_task_graph(),
+        g
+    );
+}
+
+#[test]
+fn chunks_rebuild_the_same_graph() {
+    let mut g = layered(6, 300);
+    g.commit = rich().commit;
+    g.cleanup = rich().cleanup;
+    g.tasks[1000].policy.max_retries = 3;
+    let whole = JobGraph::from_compact(&g.to_compact()).unwrap();
+    let chunks = g.to_compact_chunks(4096);
+    assert!(chunks.len() > 10, "{} chunks", chunks.len());
+    for c in &chunks {
+        assert!(
+            c.encoded_len() < 3 * 4096,
+            "a chunk of {} B",
+            c.encoded_len()
+        );
+    }
+    let rebuilt = build(&chunks).unwrap();
+    assert_eq!(rebuilt, whole);
+    assert_eq!(rebuilt.to_task_graph(), g);
+    // Task 0 is read by task 300 (its first input) and by tasks 576..600 (wrapping around).
+    let expected: Vec<u32> = std::iter::once(300).chain(576..600).collect();
+    assert_eq!(rebuilt.children(0), expected);
+}
+
+#[test]
+fn a_later_chunk_faults_by_its_index_in_the_whole_graph() {
+    let mut g = layered(4, 200);
+    g.tasks[650].inputs[3] = TypeDesc::String;
+    let chunks = g.to_compact_chunks(2048);
+    assert!(chunks.len() > 3);
+    let e = build(&chunks).unwrap_err();
+    assert_eq!(e, g.validate().unwrap_err());
+    assert_eq!(
+        e.location,
+        Location::Input {
+            task: 650,
+            input: 3
+        }
+    );
+    let mut late_commit = chunks.clone();
+    late_commit[2].commit = rich().commit.as_ref().map(|c| pb::TerminationTask {
+        package: c.package.clone(),
+        function: c.function.clone(),
+        policy: None,
+    });
+    assert!(
+        build(&late_commit)
+            .unwrap_err()
+            .reason
+            .contains("only the first chunk")
+    );
+}
+
+#[test]
+fn a_pending_task_of_the_bench_shape_takes_a_few_hundred_bytes() {
+    // 25 inputs each: the sources (8 B each) and children (4 B each) dominate.
+    let g = JobGraph::from_task_graph(&layered(10, 1000)).unwrap();
+    let per_task = g.heap_bytes() / g.len();
+    assert!(per_task <= 330, "{per_task} B per task");
 }
 
 fn refused(wire: &pb::CompactTaskGraph) -> String {
-    let e = TaskGraph::from_compact(wire).expect_err("malformed message accepted");
+    let e = JobGraph::from_compact(wire).expect_err("malformed message accepted");
     assert_eq!(e.location, Location::Graph);
     e.reason
 }

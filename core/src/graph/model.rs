@@ -6,7 +6,6 @@
 //! equal the input's type exactly. Job outputs are the outputs of tasks that no task reads from.
 
 use serde::{Deserialize, Serialize};
-use silk_tdl::abi::is_valid_package_name;
 
 use super::types::TypeDesc;
 
@@ -156,149 +155,13 @@ pub struct GraphError {
     pub reason: String,
 }
 
-fn err<T>(location: Location, reason: impl Into<String>) -> Result<T, GraphError> {
-    Err(GraphError {
-        location,
-        reason: reason.into(),
-    })
-}
-
-fn check_function(location: Location, package: &str, function: &str) -> Result<(), GraphError> {
-    if !is_valid_package_name(package) {
-        return err(
-            location,
-            format!("package name {package:?} is not 1-128 ASCII letters, digits, `_` or `-`"),
-        );
-    }
-    if function.is_empty() {
-        return err(location, "function name is empty");
-    }
-    Ok(())
-}
-
-fn check_policy(location: Location, p: &Policy) -> Result<(), GraphError> {
-    if p.max_instances < 1 {
-        return err(location, "policy.max_instances must be at least 1");
-    }
-    for (name, v) in [
-        ("soft_timeout_ms", p.soft_timeout_ms),
-        ("hard_timeout_ms", p.hard_timeout_ms),
-    ] {
-        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&v) {
-            return err(
-                location,
-                format!("policy.{name} = {v} is outside {MIN_TIMEOUT_MS}..={MAX_TIMEOUT_MS}"),
-            );
-        }
-    }
-    if p.soft_timeout_ms >= p.hard_timeout_ms {
-        return err(
-            location,
-            format!(
-                "policy.soft_timeout_ms ({}) must be less than policy.hard_timeout_ms ({})",
-                p.soft_timeout_ms, p.hard_timeout_ms
-            ),
-        );
-    }
-    Ok(())
-}
-
-fn check_types(task: usize, inputs: &[TypeDesc], outputs: &[TypeDesc]) -> Result<(), GraphError> {
-    for (input, t) in inputs.iter().enumerate() {
-        if let Some(p) = t.problem() {
-            return err(Location::Input { task, input }, p);
-        }
-    }
-    for (output, t) in outputs.iter().enumerate() {
-        if let Some(p) = t.problem() {
-            return err(Location::Output { task, output }, p);
-        }
-    }
-    Ok(())
-}
-
 impl TaskGraph {
     /// Checks every rule; see the module docs and `docs/task-graph.md`.
     ///
     /// # Errors
     /// The first problem found, naming the task and input at fault.
     pub fn validate(&self) -> Result<(), GraphError> {
-        if self.schema_version.split('.').next() != Some(SCHEMA_MAJOR) {
-            return err(
-                Location::Graph,
-                format!(
-                    "incompatible schema_version {:?} (this silk reads {SCHEMA_MAJOR}.x)",
-                    self.schema_version
-                ),
-            );
-        }
-        if self.tasks.is_empty() {
-            return err(Location::Graph, "a graph needs at least one task");
-        }
-        for (index, task) in self.tasks.iter().enumerate() {
-            let here = Location::Task(index);
-            check_function(here, &task.package, &task.function)?;
-            check_policy(here, &task.policy)?;
-            check_types(index, &task.inputs, &task.outputs)?;
-            let Some(sources) = &task.sources else {
-                continue;
-            };
-            if sources.is_empty() {
-                return err(
-                    here,
-                    "`sources` is empty: leave it out for an input task (inputs from the job)",
-                );
-            }
-            if sources.len() != task.inputs.len() {
-                return err(
-                    here,
-                    format!(
-                        "has {} inputs but {} sources; give one source per input",
-                        task.inputs.len(),
-                        sources.len()
-                    ),
-                );
-            }
-            for (input, (src, ty)) in sources.iter().zip(&task.inputs).enumerate() {
-                let at = Location::Input { task: index, input };
-                if src.task >= index {
-                    return err(
-                        at,
-                        format!("source task {} is not listed before task {index}", src.task),
-                    );
-                }
-                let producer = &self.tasks[src.task];
-                let Some(out_ty) = producer.outputs.get(src.output) else {
-                    return err(
-                        at,
-                        format!(
-                            "task {} has no output {} (it has {})",
-                            src.task,
-                            src.output,
-                            producer.outputs.len()
-                        ),
-                    );
-                };
-                if out_ty != ty {
-                    return err(
-                        at,
-                        format!(
-                            "type {ty} does not match task {} output {} of type {out_ty}",
-                            src.task, src.output
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(c) = &self.commit {
-            check_function(Location::Commit, &c.package, &c.function)?;
-            check_policy(Location::Commit, &c.policy)?;
-        }
-        if let Some(c) = &self.cleanup {
-            check_function(Location::Cleanup, &c.package, &c.function)?;
-            check_policy(Location::Cleanup, &c.policy)?;
-        }
-        Ok(())
+        super::JobGraph::from_task_graph(self).map(drop)
     }
 
     /// Parses and validates a graph. The schema version is checked before anything else, so a
@@ -318,15 +181,20 @@ impl TaskGraph {
             reason: e.to_string(),
         };
         let versioned: Versioned = serde_json::from_str(text).map_err(parse_error)?;
-        match versioned.schema_version {
-            Some(serde_json::Value::String(v)) if v.split('.').next() == Some(SCHEMA_MAJOR) => {}
-            Some(v) => {
-                return err(
-                    Location::Graph,
-                    format!("incompatible schema_version {v} (this silk reads {SCHEMA_MAJOR}.x)"),
-                );
+        let missing = || GraphError {
+            location: Location::Graph,
+            reason: "missing field `schema_version`".into(),
+        };
+        match versioned.schema_version.ok_or_else(missing)? {
+            serde_json::Value::String(v) => super::build::check_schema(&v)?,
+            v => {
+                return Err(GraphError {
+                    location: Location::Graph,
+                    reason: format!(
+                        "incompatible schema_version {v} (this silk reads {SCHEMA_MAJOR}.x)"
+                    ),
+                });
             }
-            None => return err(Location::Graph, "missing field `schema_version`"),
         }
         let graph: Self = serde_json::from_str(text).map_err(parse_error)?;
         graph.validate()?;

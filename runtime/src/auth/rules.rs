@@ -28,6 +28,12 @@ const SCHEDULER: &str = "/silk.scheduler.v1.";
 /// Every RPC (service and method as in the `.proto` files) with its rule.
 pub const RULES: &[(&str, &str, &str, Rule)] = &[
     (STORAGE, "JobOrchestration", "RegisterJob", Rule::Group),
+    (
+        STORAGE,
+        "JobOrchestration",
+        "RegisterJobStream",
+        Rule::Group,
+    ),
     (STORAGE, "JobOrchestration", "StartJob", Rule::Group),
     (STORAGE, "JobOrchestration", "CancelJob", Rule::Group),
     (STORAGE, "JobOrchestration", "GetJobState", Rule::Group),

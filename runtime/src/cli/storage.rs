@@ -141,7 +141,7 @@ pub fn resolve(
         None => StorageFile::default(),
     };
     let mut storage = file.storage;
-    let numeric: [(&'static str, &mut u64); 8] = [
+    let numeric: [(&'static str, &mut u64); 9] = [
         (
             "SILK_STORAGE_TERMINATED_JOB_RETENTION_MS",
             &mut storage.terminated_job_retention_ms,
@@ -174,6 +174,7 @@ pub fn resolve(
             "SILK_STORAGE_DB_MAX_WRITE_BYTES",
             &mut storage.db_max_write_bytes,
         ),
+        ("SILK_STORAGE_MAX_JOB_BYTES", &mut storage.max_job_bytes),
     ];
     for (var, slot) in numeric {
         if let Some(value) = env(var) {

@@ -41,10 +41,14 @@ pub struct StorageConfig {
     /// doubling).
     pub db_retry_max_backoff_ms: u64,
     /// The largest value written in one database row: a task's outputs, a job's outputs frame,
-    /// or a job's graph (compact form) and inputs. A larger output fails its task (or job) with
-    /// `OutputTooLarge`; a larger job is refused at submit. MySQL/MariaDB's
+    /// one chunk of a job's graph. A larger output fails its task (or job) with
+    /// `OutputTooLarge`; a larger graph chunk is refused at submit. MySQL/MariaDB's
     /// `max_allowed_packet` must exceed it by 64 KiB; storage checks that at startup.
     pub db_max_write_bytes: u64,
+    /// The largest job storage takes: its graph in compact form and its inputs frame, in bytes.
+    /// A larger job is refused at submit, naming this key and its size so far. Storage holds
+    /// about three bytes per byte of compact graph for a job it runs.
+    pub max_job_bytes: u64,
 }
 
 impl StorageConfig {
@@ -77,6 +81,7 @@ impl Default for StorageConfig {
             db_retry_attempts: 8,
             db_retry_max_backoff_ms: 1_000,
             db_max_write_bytes: 64 << 20,
+            max_job_bytes: 256 << 20,
         }
     }
 }

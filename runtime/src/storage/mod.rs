@@ -37,6 +37,7 @@ mod liveness;
 mod observe;
 mod outputs;
 mod persist;
+mod register;
 mod run;
 mod service;
 mod settle;
@@ -53,6 +54,7 @@ pub use instances::RegistrationKey;
 pub use job::{ExecutionContext, Progress};
 pub use lanes::{LaneKind, ReadyTask};
 pub use persist::Refused;
+pub use register::JobUpload;
 pub use run::{RunError, StorageServer};
 pub use service::{OUTPUTS_PAGE_BYTES, Storage};
 

@@ -7,15 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use prost::Message as _;
-use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId, frame};
+use silk_tdl::{JobId, ResourceGroupId, TaskInstanceId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::clock::Clock;
 use super::config::StorageConfig;
-use super::db::{Db, JobError, Secret};
+use super::db::{Db, JobError, Secret, StoredGraph};
 use super::error::{Error, Result};
 use super::instances::{InstanceEntry, RegistrationKey};
 use super::job::{JobControl, OutputBudget, Progress};
@@ -25,7 +24,6 @@ use super::settle::Pending;
 use super::{lock, now_ms};
 use crate::metrics::storage::StorageCounters;
 use silk_core::JobState;
-use silk_core::graph::TaskGraph;
 use silk_core::ids::{ExecutionManagerId, SessionId};
 
 /// Most bytes of a job's outputs frame in one answer: with the message around it, under the
@@ -51,7 +49,7 @@ pub(super) struct Job {
 }
 
 impl Job {
-    fn new(control: JobControl) -> Arc<Self> {
+    pub(super) fn new(control: JobControl) -> Arc<Self> {
         let (progress, _) = watch::channel(control.progress());
         Arc::new(Self {
             id: control.id(),
@@ -105,7 +103,7 @@ pub(super) struct Shared<D> {
     /// The span sink, once set (see `spans.rs`).
     pub(super) traces: std::sync::OnceLock<crate::traces::Traces>,
     /// Bytes of task outputs every job together may hold in memory.
-    budget: OutputBudget,
+    pub(super) budget: OutputBudget,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -237,7 +235,7 @@ impl<D: Db + Clone> Storage<D> {
         jobs.values().cloned().collect()
     }
 
-    fn insert(&self, job: Arc<Job>) {
+    pub(super) fn insert(&self, job: Arc<Job>) {
         let mut jobs = self
             .shared
             .jobs
@@ -250,10 +248,15 @@ impl<D: Db + Clone> Storage<D> {
         let mut finish = Vec::new();
         for row in self.shared.db.non_terminal_jobs().await? {
             let (id, group, state) = (row.id, row.resource_group, row.state);
-            let (stored, inputs) = (row.graph.clone(), row.inputs.clone());
+            let (stored, mut inputs) = (row.graph.clone(), row.inputs.clone());
+            let mut chunks = Vec::new();
+            if stored == StoredGraph::Parts {
+                (chunks, inputs) = self.shared.db.job_parts(id).await?;
+            }
             let budget = self.shared.budget.clone();
             let rebuilt = off_worker(move || {
-                let graph = stored.decode()?;
+                let graph = stored.decode(&chunks)?;
+                drop(chunks);
                 Ok(JobControl::new(id, group, graph, &inputs, state)?.with_budget(budget))
             })
             .await;
@@ -332,86 +335,6 @@ impl<D: Db + Clone> Storage<D> {
     /// A database error: unknown group or wrong secret.
     pub async fn verify_resource_group(&self, id: ResourceGroupId, secret: &Secret) -> Result<()> {
         Ok(self.shared.db.verify_resource_group(id, secret).await?)
-    }
-
-    /// Registers a job given as graph JSON (state `Ready`; not started).
-    ///
-    /// # Errors
-    /// [`Error::Graph`] for an invalid graph, [`Error::BadRequest`] for an inputs frame that does
-    /// not match it or a graph too large to store, a database error for an unknown resource
-    /// group.
-    pub async fn register_job(
-        &self,
-        group: ResourceGroupId,
-        graph_json: &str,
-        inputs: &[u8],
-    ) -> Result<JobId> {
-        let json = graph_json.to_owned();
-        self.register(group, inputs, move || {
-            let graph = TaskGraph::from_json(&json)?;
-            let stored = graph.to_compact().encode_to_vec();
-            Ok((graph, stored))
-        })
-        .await
-    }
-
-    /// Registers a job given as a graph in compact form (what clients send).
-    ///
-    /// # Errors
-    /// As [`Self::register_job`].
-    pub async fn register_compact_job(
-        &self,
-        group: ResourceGroupId,
-        graph: silk_proto::storage::CompactTaskGraph,
-        inputs: &[u8],
-    ) -> Result<JobId> {
-        self.register(group, inputs, move || {
-            let decoded = TaskGraph::from_compact(&graph)?;
-            Ok((decoded, graph.encode_to_vec()))
-        })
-        .await
-    }
-
-    /// Registers the graph `decode` yields with the bytes to store for it.
-    async fn register(
-        &self,
-        group: ResourceGroupId,
-        inputs: &[u8],
-        decode: impl FnOnce() -> Result<(TaskGraph, Vec<u8>)> + Send + 'static,
-    ) -> Result<JobId> {
-        // Decoding and validating a large graph takes milliseconds: not on a tokio worker.
-        let bytes = inputs.to_vec();
-        let (graph, stored, bytes) = off_worker(move || {
-            let (graph, stored) = decode()?;
-            check_job_inputs(&graph, &bytes)?;
-            Ok((graph, stored, bytes))
-        })
-        .await?;
-        let limit = self.shared.config.db_max_write_bytes;
-        let row = stored.len().saturating_add(inputs.len());
-        if row as u64 > limit {
-            return Err(Error::BadRequest(format!(
-                "the job is too large to store: its graph of {} tasks takes {} bytes in compact \
-                 form and its inputs {} bytes, more than storage writes in one row \
-                 (db_max_write_bytes = {limit})",
-                graph.tasks.len(),
-                stored.len(),
-                inputs.len()
-            )));
-        }
-        let id = self
-            .shared
-            .db
-            .insert_job(group, &stored, inputs, graph.tasks.len() as u64, now_ms())
-            .await?;
-        let budget = self.shared.budget.clone();
-        let control = off_worker(move || {
-            Ok(JobControl::new(id, group, graph, &bytes, JobState::Ready)?.with_budget(budget))
-        })
-        .await?;
-        self.insert(Job::new(control));
-        tracing::info!(job_id = id.0, resource_group = group.0, "job registered");
-        Ok(id)
     }
 
     /// Starts a `Ready` job: its input tasks are queued.
@@ -621,26 +544,8 @@ impl<D: Db + Clone> Storage<D> {
     }
 }
 
-/// Checks a job's inputs frame against its graph: one value per job input, each of its declared
-/// type.
-fn check_job_inputs(graph: &TaskGraph, inputs: &[u8]) -> Result<()> {
-    let at = graph.job_inputs();
-    let values = frame::decode_exact(inputs, at.len())
-        .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
-    for (k, (&(task, position), value)) in at.iter().zip(values).enumerate() {
-        let spec = &graph.tasks[task];
-        silk_core::graph::check_value(&spec.inputs[position], value).map_err(|e| {
-            Error::BadRequest(format!(
-                "job input {k} (input {position} of task {task}, {}::{}): {e}",
-                spec.package, spec.function
-            ))
-        })?;
-    }
-    Ok(())
-}
-
 /// Runs CPU-heavy work (graph parsing, frame decoding) on the blocking pool.
-async fn off_worker<T: Send + 'static>(
+pub(super) async fn off_worker<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)

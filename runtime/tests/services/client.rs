@@ -29,11 +29,15 @@ struct Server {
 }
 
 async fn serve_on(listener: tokio::net::TcpListener) -> Server {
+    serve_on_with(listener, StorageConfig::default()).await
+}
+
+async fn serve_on_with(listener: tokio::net::TcpListener, config: StorageConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("storage.db"))
         .await
         .unwrap();
-    let storage = Storage::open(db, StorageConfig::default()).await.unwrap();
+    let storage = Storage::open(db, config).await.unwrap();
     let (addr, stop) = (listener.local_addr().unwrap(), CancellationToken::new());
     tokio::spawn(grpc::serve(
         storage.clone(),
@@ -49,7 +53,12 @@ async fn serve_on(listener: tokio::net::TcpListener) -> Server {
 }
 
 async fn server() -> Server {
-    serve_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    serve_with(StorageConfig::default()).await
+}
+
+async fn serve_with(config: StorageConfig) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on_with(listener, config).await
 }
 
 /// Copies bytes from `from` to `to` until `from` closes.
@@ -541,14 +550,18 @@ async fn watch_resumes_after_the_connection_breaks() {
     s.stop.cancel();
 }
 
-/// A job whose request would exceed the 64 MiB message cap is refused before anything is sent,
-/// with the size and the cap named (not a transport error from deep inside HTTP/2).
+/// A job past storage's `max_job_bytes` is refused with its size and the key named (not a
+/// transport error from deep inside HTTP/2), and nothing is registered.
 #[tokio::test]
-async fn a_job_over_the_message_cap_is_refused_with_its_size() {
-    let s = server().await;
+async fn a_job_over_max_job_bytes_is_refused_with_its_size() {
+    let s = serve_with(StorageConfig {
+        max_job_bytes: 8 << 20,
+        ..StorageConfig::default()
+    })
+    .await;
     let client = Client::connect(&format!("http://{}", s.addr)).unwrap();
     let g = client.open_group("big", "pw").await.unwrap();
-    let huge = vec![0u8; 65 << 20];
+    let huge = vec![0u8; 9 << 20];
     let e = client
         .submit_graph(g, &chain(), frame::encode([huge]).unwrap())
         .await
@@ -556,9 +569,87 @@ async fn a_job_over_the_message_cap_is_refused_with_its_size() {
     let text = e.to_string();
     assert!(matches!(e, ClientError::InvalidArgument(_)), "{e:?}");
     assert!(
-        text.contains("graph of 2 tasks") && text.contains("over the 67108864 bytes"),
+        text.contains("the job is too large") && text.contains("max_job_bytes = 8388608"),
         "{text}"
     );
     assert!(client.list(ListFilter::default()).await.unwrap().is_empty());
+    s.stop.cancel();
+}
+
+/// A graph of a million tasks — far past one gRPC message in any form — is streamed to storage
+/// in chunks, and what storage stored is the same graph: every task's names, types, policy and
+/// wiring (sources at distances from 1 to about a million, outputs past the first).
+#[tokio::test]
+async fn a_million_task_graph_round_trips_through_submit() {
+    use silk_core::graph::{JobGraph, JobGraphBuilder, Source, TaskSpec};
+    use silk_runtime::storage::db::Db as _;
+
+    let n: usize = 1_000_000;
+    let retried = Policy {
+        max_retries: 3,
+        ..Policy::default()
+    };
+    let mut tasks = Vec::with_capacity(n);
+    tasks.push(TaskSpec {
+        package: "p".into(),
+        function: "start".into(),
+        inputs: vec![TypeDesc::Int64],
+        outputs: vec![TypeDesc::Int64, TypeDesc::String],
+        sources: None,
+        policy: Policy::default(),
+    });
+    for i in 1..n {
+        // Wiring that no pattern predicts: the task before, the first task, one in between.
+        let between = (i.wrapping_mul(2_654_435_761) >> 7) % i;
+        tasks.push(TaskSpec {
+            package: if i % 3 == 0 { "p" } else { "q" }.into(),
+            function: "step".into(),
+            inputs: vec![TypeDesc::Int64, TypeDesc::String, TypeDesc::Int64],
+            outputs: vec![TypeDesc::Int64, TypeDesc::String],
+            sources: Some(vec![
+                Source {
+                    task: i - 1,
+                    output: 0,
+                },
+                Source { task: 0, output: 1 },
+                Source {
+                    task: between,
+                    output: 0,
+                },
+            ]),
+            policy: if i % 1000 == 0 {
+                retried
+            } else {
+                Policy::default()
+            },
+        });
+    }
+    let graph = TaskGraph {
+        schema_version: "1.0".into(),
+        tasks,
+        commit: None,
+        cleanup: None,
+    };
+    let expected = JobGraph::from_task_graph(&graph).unwrap();
+    let s = server().await;
+    let client = Client::connect(&format!("http://{}", s.addr)).unwrap();
+    let g = client.open_group("wide", "pw").await.unwrap();
+    let job = client
+        .submit_graph(g, &graph, frame::encode([msgpack(7)]).unwrap())
+        .await
+        .unwrap();
+    drop(graph);
+    let (chunks, inputs) = s.storage.db().job_parts(job).await.unwrap();
+    assert!(chunks.len() > 10, "{} chunks", chunks.len());
+    assert_eq!(inputs, frame::encode([msgpack(7)]).unwrap());
+    let mut stored = JobGraphBuilder::new();
+    for chunk in &chunks {
+        let wire = prost::Message::decode(chunk.as_slice()).unwrap();
+        stored.push(&wire, chunk.len() as u64).unwrap();
+    }
+    assert!(
+        stored.finish().unwrap() == expected,
+        "the stored graph differs"
+    );
     s.stop.cancel();
 }

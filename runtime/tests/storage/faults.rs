@@ -20,7 +20,7 @@ use sqlx::Connection;
 
 use crate::harness::{bin, flat_graph, flat_inputs, framed};
 pub use crate::limits::{
-    jobs_over_the_row_limit_are_refused, jobs_stored_as_json_recover,
+    jobs_stored_as_json_recover, large_jobs_are_stored_in_parts_and_held_to_max_job_bytes,
     outputs_over_the_row_limit_fail_their_job,
 };
 

@@ -124,33 +124,50 @@ pub async fn outputs_over_the_row_limit_fail_their_job(fx: Fixture) {
     storage.shutdown().await;
 }
 
-/// A job whose graph and inputs exceed `db_max_write_bytes` together is refused at register
-/// with the sizes and the key named; a job that fits is still taken.
-pub async fn jobs_over_the_row_limit_are_refused(fx: Fixture) {
-    let storage = open(
-        &fx,
-        StorageConfig {
-            db_max_write_bytes: 64 << 10,
-            ..config()
-        },
-    )
-    .await;
+/// A job larger than `db_max_write_bytes` is stored in parts and read back whole after a
+/// restart; a job past `max_job_bytes` is refused at register with its size and the key named.
+pub async fn large_jobs_are_stored_in_parts_and_held_to_max_job_bytes(fx: Fixture) {
+    let limits = StorageConfig {
+        db_max_write_bytes: 64 << 10,
+        max_job_bytes: 256 << 10,
+        ..config()
+    };
+    let storage = open(&fx, limits.clone()).await;
     let g = group(&storage).await;
     let e = storage
-        .register_job(g, &flat_graph(20_000, false, "{}"), &flat_inputs(20_000, 1))
+        .register_job(g, &flat_graph(20_000, false, "{}"), &flat_inputs(20_000, 8))
         .await
         .unwrap_err();
     let message = e.to_string();
     assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
     assert!(
-        message.contains("graph of 20000 tasks") && message.contains("db_max_write_bytes = 65536"),
+        message.contains("the job is too large") && message.contains("max_job_bytes = 262144"),
         "{message}"
     );
+    // About 220 KB of graph and inputs: over three rows.
+    let n = 10_000;
+    let value = |i: u64| bin(&i.to_le_bytes());
+    let inputs = framed(&(0..n as u64).map(value).collect::<Vec<_>>());
     let job = storage
-        .register_job(g, &flat_graph(100, false, "{}"), &flat_inputs(100, 8))
+        .register_job(g, &flat_graph(n, false, "{}"), &inputs)
         .await
         .unwrap();
-    assert_eq!(storage.job_state(job).await.unwrap(), JobState::Ready);
+    storage.start_job(job).await.unwrap();
+    storage.shutdown().await;
+    drop(storage);
+    let storage = open(&fx, limits).await;
+    assert_eq!(storage.job_state(job).await.unwrap(), JobState::Running);
+    let (em, s) = storage
+        .register_execution_manager("10.8.0.3")
+        .await
+        .unwrap();
+    for i in [0, n as u64 / 2, n as u64 - 1] {
+        let ctx = storage
+            .register_instance(s, job, TaskId::Index(i), em)
+            .await
+            .unwrap();
+        assert_eq!(ctx.inputs, framed(&[value(i)]), "task {i}");
+    }
     storage.shutdown().await;
 }
 
@@ -167,25 +184,20 @@ pub async fn jobs_stored_as_json_recover(fx: Fixture) {
     storage.start_job(job).await.unwrap();
     storage.shutdown().await;
     drop(storage);
-    let sql = "UPDATE jobs SET graph = NULL, graph_json = ? WHERE id = ?";
-    let id = i64::try_from(job.0).unwrap();
+    let sql = "UPDATE jobs SET graph = NULL, graph_json = ?, inputs = ? WHERE id = ?";
+    let parts = "DELETE FROM job_parts WHERE job_id = ?";
+    let (id, inputs) = (i64::try_from(job.0).unwrap(), flat_inputs(2, 8));
+    macro_rules! rewrite {
+        ($c:expr) => {{
+            let c = &mut $c;
+            let q = sqlx::query(sql).bind(&json).bind(&inputs).bind(id);
+            q.execute(&mut *c).await.unwrap();
+            sqlx::query(parts).bind(id).execute(&mut *c).await.unwrap();
+        }};
+    }
     match Blocker::connect(&fx).await {
-        Blocker::Sqlite(mut c) => {
-            sqlx::query(sql)
-                .bind(&json)
-                .bind(id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Blocker::MySql(mut c) => {
-            sqlx::query(sql)
-                .bind(&json)
-                .bind(id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
+        Blocker::Sqlite(mut c) => rewrite!(c),
+        Blocker::MySql(mut c) => rewrite!(c),
     }
     let storage = open(&fx, config()).await;
     assert_eq!(storage.job_state(job).await.unwrap(), JobState::Running);

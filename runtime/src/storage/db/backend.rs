@@ -42,9 +42,10 @@ macro_rules! backend {
                     id: JobId(row_id(row.try_get("id")?)?),
                     resource_group: ResourceGroupId(row_id(row.try_get("resource_group_id")?)?),
                     state: parse_state(&row.try_get::<String, _>("state")?)?,
-                    graph: match row.try_get::<Option<Vec<u8>>, _>("graph")? {
-                        Some(bytes) => StoredGraph::Compact(bytes),
-                        None => StoredGraph::Json(row.try_get("graph_json")?),
+                    graph: match (row.try_get::<Option<Vec<u8>>, _>("graph")?, row.try_get::<String, _>("graph_json")?) {
+                        (Some(bytes), _) => StoredGraph::Compact(bytes),
+                        (None, json) if json.is_empty() => StoredGraph::Parts,
+                        (None, json) => StoredGraph::Json(json),
                     },
                     inputs: row.try_get("inputs")?,
                     outputs: row.try_get("outputs")?,
@@ -261,24 +262,24 @@ macro_rules! backend {
             async fn insert_job(
                 &self,
                 group: ResourceGroupId,
-                graph: &[u8],
+                graph: &[Vec<u8>],
                 inputs: &[u8],
                 task_count: u64,
                 now_ms: i64,
             ) -> DbResult<JobId> {
                 retry(&self.options.retry, &self.stats, "insert_job", || async {
+                    let mut tx = self.pool.begin().await?;
                     let $r = sqlx::query(
                         "INSERT INTO jobs (resource_group_id, state, graph_json, graph, inputs, task_count, created_at_ms, updated_at_ms) \
-                         VALUES (?, ?, '', ?, ?, ?, ?, ?)",
+                         VALUES (?, ?, '', NULL, ?, ?, ?, ?)",
                     )
                     .bind(sql_id(group.0))
                     .bind(JobState::Ready.as_str())
-                    .bind(graph)
-                    .bind(inputs)
+                    .bind(&[][..])
                     .bind(sql_id(task_count))
                     .bind(now_ms)
                     .bind(now_ms)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| {
                         constraint(
@@ -287,7 +288,43 @@ macro_rules! backend {
                             || DbError::ResourceGroupNotFound(group),
                         )
                     })?;
-                    Ok(JobId(row_id($last_id)?))
+                    let id = $last_id;
+                    let pieces = inputs.chunks(self.options.insert_bytes().max(1));
+                    let parts = graph
+                        .iter()
+                        .enumerate()
+                        .map(|(seq, chunk)| (0, seq, chunk.as_slice()))
+                        .chain(pieces.enumerate().map(|(seq, piece)| (1, seq, piece)));
+                    for (kind, seq, bytes) in parts {
+                        sqlx::query("INSERT INTO job_parts (job_id, kind, seq, bytes) VALUES (?, ?, ?, ?)")
+                            .bind(id)
+                            .bind(kind)
+                            .bind(sql_id(seq as u64))
+                            .bind(bytes)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(JobId(row_id(id)?))
+                })
+                .await
+            }
+
+            async fn job_parts(&self, id: JobId) -> DbResult<(Vec<Vec<u8>>, Vec<u8>)> {
+                retry(&self.options.retry, &self.stats, "job_parts", || async {
+                    let mut kinds = Vec::with_capacity(2);
+                    for kind in [0, 1] {
+                        let parts: Vec<Vec<u8>> = sqlx::query_scalar(
+                            "SELECT bytes FROM job_parts WHERE job_id = ? AND kind = ? ORDER BY seq",
+                        )
+                        .bind(sql_id(id.0))
+                        .bind(kind)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        kinds.push(parts);
+                    }
+                    let inputs = kinds.pop().unwrap_or_default().concat();
+                    Ok((kinds.pop().unwrap_or_default(), inputs))
                 })
                 .await
             }

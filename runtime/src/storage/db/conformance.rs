@@ -12,7 +12,7 @@ use catalog::{list_jobs, open_resource_group, open_resource_group_race};
 use silk_ipc::FailureKind;
 use silk_tdl::{JobId, ResourceGroupId};
 
-use super::{Completion, Db, DbError, JobError, Secret};
+use super::{Completion, Db, DbError, JobError, Secret, StoredGraph};
 use silk_core::JobState::{self, *};
 use silk_core::ids::ExecutionManagerId;
 
@@ -25,7 +25,9 @@ async fn group<D: Db>(db: &D, name: &str) -> ResourceGroupId {
 }
 
 async fn job<D: Db>(db: &D, g: ResourceGroupId) -> JobId {
-    db.insert_job(g, b"{}", &[0, 0, 0, 0], 1, T0).await.unwrap()
+    db.insert_job(g, &[b"{}".to_vec()], &[0, 0, 0, 0], 1, T0)
+        .await
+        .unwrap()
 }
 
 fn is_transition(e: &DbError, from: JobState, to: JobState) -> bool {
@@ -64,7 +66,7 @@ async fn resource_groups<D: Db>(db: D) {
 async fn job_lifecycle<D: Db>(db: D) {
     let g = group(&db, "g").await;
     let unknown_group = db
-        .insert_job(ResourceGroupId(g.0 + 99), b"{}", &[], 1, T0)
+        .insert_job(ResourceGroupId(g.0 + 99), &[b"{}".to_vec()], &[], 1, T0)
         .await;
     assert!(
         matches!(unknown_group, Err(DbError::ResourceGroupNotFound(_))),
@@ -74,9 +76,20 @@ async fn job_lifecycle<D: Db>(db: D) {
     let j = job(&db, g).await;
     let row = db.job(j).await.unwrap();
     assert_eq!(
-        (row.state, row.resource_group, row.inputs.as_slice()),
-        (Ready, g, &[0u8, 0, 0, 0][..])
+        (row.state, row.resource_group, row.graph),
+        (Ready, g, StoredGraph::Parts)
     );
+    assert_eq!(
+        db.job_parts(j).await.unwrap(),
+        (vec![b"{}".to_vec()], vec![0u8, 0, 0, 0])
+    );
+
+    // A graph of many chunks and inputs past one insert come back whole and in order.
+    let chunks: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1000 + usize::from(i)]).collect();
+    let inputs: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
+    let big = db.insert_job(g, &chunks, &inputs, 7, T0).await.unwrap();
+    assert_eq!(db.job_parts(big).await.unwrap(), (chunks, inputs));
+    assert_eq!(db.job(big).await.unwrap().task_count, 7);
     assert_eq!(row.outputs, None);
     assert_eq!(row.ended_at_ms, None);
     assert_eq!(row.task_count, 1);

@@ -33,7 +33,7 @@ pub use retry::{Refusal, RetryPolicy};
 pub use secret::{Secret, redact_url};
 
 use silk_core::JobState;
-use silk_core::graph::{GraphError, Location, TaskGraph};
+use silk_core::graph::{GraphError, JobGraph, JobGraphBuilder, Location, TaskGraph};
 use silk_core::ids::{ExecutionManagerId, SchedulerId, SessionId};
 
 /// A database error.
@@ -168,7 +168,7 @@ pub struct JobRow {
     pub state: JobState,
     /// The task graph.
     pub graph: StoredGraph,
-    /// The job inputs frame.
+    /// The job inputs frame (empty for [`StoredGraph::Parts`]: it is with the parts).
     pub inputs: Vec<u8>,
     /// The job outputs frame, once every task succeeded.
     pub outputs: Option<Vec<u8>>,
@@ -185,27 +185,38 @@ pub struct JobRow {
 /// A job's task graph as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredGraph {
-    /// The compact form's protobuf bytes (every job registered since storage keeps that form).
+    /// In the job's parts, with its inputs ([`Db::job_parts`]): every job registered since
+    /// graphs are stored in chunks.
+    Parts,
+    /// The compact form's protobuf bytes, in one piece (an older storage).
     Compact(Vec<u8>),
-    /// The JSON of a job registered by an older storage.
+    /// The JSON of a job registered by an older storage still.
     Json(String),
 }
 
 impl StoredGraph {
-    /// The graph, decoded and validated.
+    /// The graph, decoded and validated; `chunks` are the job's parts for [`Self::Parts`].
     ///
     /// # Errors
     /// The stored bytes are not a valid graph.
-    pub fn decode(&self) -> Result<TaskGraph, GraphError> {
+    pub fn decode(&self, chunks: &[Vec<u8>]) -> Result<JobGraph, GraphError> {
+        let undecodable = |e: prost::DecodeError| GraphError {
+            location: Location::Graph,
+            reason: format!("stored graph does not decode: {e}"),
+        };
         match self {
-            Self::Compact(bytes) => {
-                let wire = CompactTaskGraph::decode(bytes.as_slice()).map_err(|e| GraphError {
-                    location: Location::Graph,
-                    reason: format!("stored graph does not decode: {e}"),
-                })?;
-                TaskGraph::from_compact(&wire)
+            Self::Parts => {
+                let mut builder = JobGraphBuilder::new();
+                for chunk in chunks {
+                    let wire = CompactTaskGraph::decode(chunk.as_slice()).map_err(undecodable)?;
+                    builder.push(&wire, chunk.len() as u64)?;
+                }
+                builder.finish()
             }
-            Self::Json(json) => TaskGraph::from_json(json),
+            Self::Compact(bytes) => JobGraph::from_compact(
+                &CompactTaskGraph::decode(bytes.as_slice()).map_err(undecodable)?,
+            ),
+            Self::Json(json) => JobGraph::from_task_graph(&TaskGraph::from_json(json)?),
         }
     }
 }
@@ -330,18 +341,25 @@ pub trait Db: Send + Sync + 'static {
         secret: &Secret,
     ) -> impl Future<Output = DbResult<Option<ResourceGroupId>>> + Send;
 
-    /// Inserts a job in state `Ready`: its graph in compact form (protobuf bytes), its inputs
-    /// frame; `task_count` is the number of regular tasks of its graph.
+    /// Inserts a job in state `Ready`, in one transaction: its graph as compact chunks (protobuf
+    /// bytes, each at most `max_write_bytes`), its inputs frame (stored in pieces);
+    /// `task_count` is the number of regular tasks of its graph.
     ///
     /// Errors: [`DbError::ResourceGroupNotFound`].
     fn insert_job(
         &self,
         group: ResourceGroupId,
-        graph: &[u8],
+        graph: &[Vec<u8>],
         inputs: &[u8],
         task_count: u64,
         now_ms: i64,
     ) -> impl Future<Output = DbResult<JobId>> + Send;
+
+    /// The graph chunks and the inputs frame of a job whose row says [`StoredGraph::Parts`].
+    fn job_parts(
+        &self,
+        id: JobId,
+    ) -> impl Future<Output = DbResult<(Vec<Vec<u8>>, Vec<u8>)>> + Send;
 
     /// Jobs matching `filter`, newest (highest id) first, at most `filter.limit`.
     fn list_jobs(
@@ -553,12 +571,15 @@ impl Db for AnyDb {
     async fn insert_job(
         &self,
         group: ResourceGroupId,
-        graph: &[u8],
+        graph: &[Vec<u8>],
         inputs: &[u8],
         task_count: u64,
         now_ms: i64,
     ) -> DbResult<JobId> {
         dispatch!(self, db => db.insert_job(group, graph, inputs, task_count, now_ms))
+    }
+    async fn job_parts(&self, id: JobId) -> DbResult<(Vec<Vec<u8>>, Vec<u8>)> {
+        dispatch!(self, db => db.job_parts(id))
     }
     async fn list_jobs(&self, filter: JobFilter) -> DbResult<Vec<JobSummary>> {
         dispatch!(self, db => db.list_jobs(filter))

@@ -77,6 +77,45 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
         ok(pb::JobIdResponse { job_id: job.0 })
     }
 
+    async fn register_job_stream(
+        &self,
+        mut r: Request<tonic::Streaming<pb::RegisterJobPart>>,
+    ) -> Reply<pb::JobIdResponse> {
+        let Some(first) = r.get_mut().message().await? else {
+            return Err(Status::invalid_argument("a job registration with no parts"));
+        };
+        let group = ResourceGroupId(first.resource_group_id);
+        Self::own_group(&r, group)?;
+        let mut parts = r.into_inner();
+        let mut upload = self.storage.upload();
+        let mut next = Some(first);
+        while let Some(part) = next {
+            if part.resource_group_id != 0 && part.resource_group_id != group.0 {
+                return Err(Status::invalid_argument(
+                    "every part of a job registration must name the same resource group",
+                ));
+            }
+            upload.add_inputs(&part.inputs).map_err(|e| status(&e))?;
+            if let Some(chunk) = part.graph {
+                // Checking a chunk's tasks takes milliseconds: not on a tokio worker.
+                upload =
+                    tokio::task::spawn_blocking(move || upload.add_graph(&chunk).map(|()| upload))
+                        .await
+                        .map_err(|e| {
+                            Status::internal(format!("checking a graph chunk panicked: {e}"))
+                        })?
+                        .map_err(|e| status(&e))?;
+            }
+            next = parts.message().await?;
+        }
+        let job = self
+            .storage
+            .register_upload(group, upload)
+            .await
+            .map_err(|e| status(&e))?;
+        ok(pb::JobIdResponse { job_id: job.0 })
+    }
+
     async fn start_job(&self, r: Request<pb::JobIdRequest>) -> Reply<pb::JobStateResponse> {
         let job = JobId(r.get_ref().job_id);
         self.own_job(&r, job).await?;

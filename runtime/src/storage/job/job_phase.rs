@@ -26,7 +26,7 @@ impl JobControl {
     /// # Errors
     /// [`Error::BadRequest`] if an output is missing (not every task succeeded).
     pub fn collect_outputs(&self) -> Result<std::result::Result<Vec<u8>, Vec<Part>>> {
-        self.frame_or_parts(self.graph.job_outputs().into_iter())
+        self.frame_or_parts(self.graph.job_outputs())
             .ok_or_else(|| Error::BadRequest("job outputs are not complete".into()))?
     }
 
@@ -73,12 +73,10 @@ impl JobControl {
     pub fn restore_completion(&mut self, index: u64, outputs: &[u8]) -> Result<()> {
         let task = TaskId::Index(index);
         let i = usize::try_from(index).unwrap_or(usize::MAX);
-        let declared = self
-            .control(task)
-            .map(|_| self.graph.tasks[i].outputs.len())?;
+        let declared = self.control(task).map(|_| self.graph.output_count(i))?;
         let values =
             decode_outputs(Arc::new(outputs.to_vec()), declared).map_err(Error::BadRequest)?;
-        self.outputs[i] = if self.unread_by[i] == 0 && !self.children[i].is_empty() {
+        self.outputs[i] = if self.unread_by[i] == 0 && !self.graph.children(i).is_empty() {
             Output::Stored
         } else {
             Output::keep(values, &self.budget)
@@ -86,8 +84,8 @@ impl JobControl {
         self.set_task(task, TaskState::Succeeded);
         self.progress.persisted += 1;
         self.read_parents(i);
-        for child in self.children[i].clone() {
-            let control = &mut self.tasks[child];
+        for at in 0..self.graph.children(i).len() {
+            let control = &mut self.tasks[self.graph.children(i)[at] as usize];
             control.unfinished_parents = control.unfinished_parents.saturating_sub(1);
         }
         Ok(())

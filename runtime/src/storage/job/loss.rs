@@ -35,15 +35,16 @@ impl JobControl {
         if control.state.is_terminal() || self.check_phase(task).is_err() {
             return None;
         }
+        let max_retries = self.policy(task).ok()?.max_retries;
         let control = self.control_mut(task).ok()?;
         control.losses += 1;
-        let (losses, max_retries) = (control.losses, control.policy.max_retries);
+        let losses = control.losses;
         if losses > free_losses {
             control.failures += 1;
             if control.failures > max_retries {
                 let attempts = control.failures + free_losses;
                 self.set_task(task, TaskState::Failed);
-                let (package, function) = self.names(task);
+                let (package, function) = self.names(task).unwrap_or(("?", "?"));
                 let kind = FailureKind::Crashed;
                 return Some(FailOutcome::Exhausted(JobError {
                     message: format!(

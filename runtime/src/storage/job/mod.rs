@@ -24,7 +24,7 @@ use super::error::{Error, Result, Stale};
 use super::task_state::TaskState;
 use held::Output;
 use silk_core::JobState;
-use silk_core::graph::{Policy, TaskGraph};
+use silk_core::graph::{JobGraph, Policy};
 use task_control::TaskControl;
 
 pub use held::{OutputBudget, Part, Values};
@@ -56,12 +56,11 @@ pub struct ExecutionContext {
 pub struct JobControl {
     id: JobId,
     group: ResourceGroupId,
-    graph: TaskGraph,
-    children: Vec<Vec<usize>>,
+    graph: JobGraph,
     /// Job input values, by (task, position) in `graph.job_inputs()` order.
     job_inputs: Vec<Vec<u8>>,
     /// For each input task, the offset of its first value in `job_inputs`.
-    input_offsets: Vec<usize>,
+    input_offsets: Vec<u32>,
     state: JobState,
     tasks: Vec<TaskControl>,
     outputs: Vec<Output>,
@@ -85,54 +84,39 @@ impl JobControl {
     pub fn new(
         id: JobId,
         group: ResourceGroupId,
-        graph: TaskGraph,
+        graph: JobGraph,
         inputs: &[u8],
         state: JobState,
     ) -> Result<Self> {
-        let expected = graph.job_inputs().len();
+        let expected = graph.job_inputs().count();
         let values = frame::decode_exact(inputs, expected)
             .map_err(|e| Error::BadRequest(format!("job inputs: {e}")))?;
         let job_inputs = values.iter().map(|v| v.to_vec()).collect();
-        let mut offset = 0;
-        let mut input_offsets = vec![0; graph.tasks.len()];
-        for (i, task) in graph.tasks.iter().enumerate() {
-            if task.sources.is_none() {
-                input_offsets[i] = offset;
-                offset += task.inputs.len();
+        let mut offset = 0u32;
+        let mut input_offsets = vec![0; graph.len()];
+        for (i, at) in input_offsets.iter_mut().enumerate() {
+            if graph.sources(i).is_none() {
+                *at = offset;
+                // The frame holds fewer than u32::MAX values (its count is a u32).
+                offset += graph.input_types(i).len() as u32;
             }
         }
-        let tasks: Vec<TaskControl> = graph
-            .tasks
-            .iter()
-            .map(|t| {
-                let mut parents: Vec<usize> = t.sources.iter().flatten().map(|s| s.task).collect();
-                parents.sort_unstable();
-                parents.dedup();
-                TaskControl::new(t.policy, parents.len())
-            })
+        let tasks: Vec<TaskControl> = (0..graph.len())
+            .map(|i| TaskControl::new(distinct_parents(&graph, i).len()))
             .collect();
         let progress = Progress::new(state, &tasks);
-        let children = graph.children();
         Ok(Self {
             id,
             group,
-            unread_by: children
-                .iter()
-                .map(|c| u32::try_from(c.len()).unwrap_or(u32::MAX))
+            unread_by: (0..graph.len())
+                .map(|i| u32::try_from(graph.children(i).len()).unwrap_or(u32::MAX))
                 .collect(),
-            children,
             outputs: std::iter::repeat_with(Output::default)
-                .take(graph.tasks.len())
+                .take(graph.len())
                 .collect(),
             budget: OutputBudget::default(),
-            commit: graph
-                .commit
-                .as_ref()
-                .map(|c| TaskControl::termination(c.policy)),
-            cleanup: graph
-                .cleanup
-                .as_ref()
-                .map(|c| TaskControl::termination(c.policy)),
+            commit: graph.commit().map(|_| TaskControl::termination()),
+            cleanup: graph.cleanup().map(|_| TaskControl::termination()),
             graph,
             job_inputs,
             input_offsets,
@@ -195,6 +179,18 @@ impl JobControl {
     #[must_use]
     pub fn job_outputs(&self) -> Option<&[u8]> {
         self.job_outputs.as_deref()
+    }
+
+    /// Bytes this job holds on the heap for its graph and its tasks' control, not counting input
+    /// and output values.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.graph.heap_bytes()
+            + self.tasks.capacity() * size_of::<TaskControl>()
+            + self.outputs.capacity() * size_of::<Output>()
+            + (self.unread_by.capacity() + self.input_offsets.capacity()) * 4
+            + self.job_inputs.capacity() * size_of::<Vec<u8>>()
     }
 
     /// Whether every regular task succeeded and its outputs are persisted.
@@ -266,8 +262,9 @@ impl JobControl {
     pub fn register(&mut self, task: TaskId, instance: TaskInstanceId) -> Result<ExecutionContext> {
         self.check_phase(task)?;
         let id = self.id;
+        let max_instances = self.policy(task)?.max_instances;
         let control = self.control_mut(task)?;
-        control.admit(id, task)?;
+        control.admit(id, task, max_instances)?;
         control.instances.push(instance);
         self.set_task(task, TaskState::Running);
         self.context(task, instance)
@@ -292,34 +289,22 @@ impl JobControl {
     /// The execution context of `instance` of `task`.
     fn context(&self, task: TaskId, instance: TaskInstanceId) -> Result<ExecutionContext> {
         let id = self.id;
-        let policy = self.control(task)?.policy;
-        let (package, function, (inputs, unresolved), job_outputs) = match task {
-            TaskId::Index(i) => {
-                let i = usize::try_from(i).unwrap_or(usize::MAX);
-                let spec = &self.graph.tasks[i];
-                let inputs = match self.inputs_of(i)? {
-                    Ok(frame) => (frame, None),
-                    Err(parts) => (Vec::new(), Some(parts)),
-                };
-                (spec.package.clone(), spec.function.clone(), inputs, None)
-            }
+        let policy = *self.policy(task)?;
+        let (inputs, unresolved, job_outputs) = match task {
+            TaskId::Index(i) => match self.inputs_of(usize::try_from(i).unwrap_or(usize::MAX))? {
+                Ok(frame) => (frame, None, None),
+                Err(parts) => (Vec::new(), Some(parts), None),
+            },
             TaskId::Commit | TaskId::Cleanup => {
-                let spec = if task == TaskId::Commit {
-                    &self.graph.commit
-                } else {
-                    &self.graph.cleanup
-                };
-                let spec = spec.as_ref().ok_or(Error::NoSuchTask { job: id, task })?;
                 let outputs = (task == TaskId::Commit)
                     .then(|| self.job_outputs.clone().unwrap_or_else(empty_frame));
-                (
-                    spec.package.clone(),
-                    spec.function.clone(),
-                    (empty_frame(), None),
-                    outputs,
-                )
+                (empty_frame(), None, outputs)
             }
         };
+        let (package, function) = self
+            .names(task)
+            .ok_or(Error::NoSuchTask { job: id, task })?;
+        let (package, function) = (package.to_owned(), function.to_owned());
         Ok(ExecutionContext {
             instance,
             package,
@@ -334,10 +319,9 @@ impl JobControl {
     /// Task `index`'s inputs frame, or — when some of them are only in the database — the
     /// parts to assemble it from.
     fn inputs_of(&self, index: usize) -> Result<std::result::Result<Vec<u8>, Vec<Part>>> {
-        let spec = &self.graph.tasks[index];
-        let Some(sources) = &spec.sources else {
-            let start = self.input_offsets[index];
-            let values = self.job_inputs[start..start + spec.inputs.len()]
+        let Some(sources) = self.graph.sources(index) else {
+            let start = self.input_offsets[index] as usize;
+            let values = self.job_inputs[start..start + self.graph.input_types(index).len()]
                 .iter()
                 .map(Vec::as_slice);
             return Ok(Ok(encode_frame(values)?));
@@ -348,10 +332,13 @@ impl JobControl {
                 task: TaskId::Index(index as u64),
             })
         };
-        if sources.iter().any(|s| !self.outputs[s.task].is_present()) {
+        if sources
+            .iter()
+            .any(|s| !self.outputs[s.task as usize].is_present())
+        {
             return Err(not_ready());
         }
-        self.frame_or_parts(sources.iter().map(|s| (s.task, s.output)))
+        self.frame_or_parts(sources.iter().map(|s| (s.task as usize, s.output as usize)))
             .ok_or_else(not_ready)?
     }
 
@@ -414,9 +401,8 @@ impl JobControl {
             return Ok(None);
         };
         Ok(Some(
-            self.graph.tasks[usize::try_from(i).unwrap_or(usize::MAX)]
-                .outputs
-                .len(),
+            self.graph
+                .output_count(usize::try_from(i).unwrap_or(usize::MAX)),
         ))
     }
 
@@ -439,7 +425,7 @@ impl JobControl {
         self.set_task(task, TaskState::Succeeded);
         if let TaskId::Index(i) = task {
             let i = usize::try_from(i).unwrap_or(usize::MAX);
-            self.outputs[i] = if self.unread_by[i] == 0 && !self.children[i].is_empty() {
+            self.outputs[i] = if self.unread_by[i] == 0 && !self.graph.children(i).is_empty() {
                 Output::Stored
             } else {
                 Output::keep(values, &self.budget)
@@ -473,12 +459,13 @@ impl JobControl {
             return Vec::new();
         }
         let mut ready = Vec::new();
-        for child in self.children[index].clone() {
-            let control = &mut self.tasks[child];
+        for at in 0..self.graph.children(index).len() {
+            let child = self.graph.children(index)[at];
+            let control = &mut self.tasks[child as usize];
             control.unfinished_parents = control.unfinished_parents.saturating_sub(1);
             if control.unfinished_parents == 0 && control.state == TaskState::Pending {
-                self.set_task(TaskId::Index(child as u64), TaskState::Ready);
-                ready.push(TaskId::Index(child as u64));
+                self.set_task(TaskId::Index(u64::from(child)), TaskState::Ready);
+                ready.push(TaskId::Index(u64::from(child)));
             }
         }
         ready
@@ -487,13 +474,7 @@ impl JobControl {
     /// Task `index` succeeded for good: each of its parents has one child fewer to read its
     /// outputs, and a parent none of whose children still reads them leaves memory.
     fn read_parents(&mut self, index: usize) {
-        let Some(sources) = &self.graph.tasks[index].sources else {
-            return;
-        };
-        let mut parents: Vec<usize> = sources.iter().map(|s| s.task).collect();
-        parents.sort_unstable();
-        parents.dedup();
-        for p in parents {
+        for p in distinct_parents(&self.graph, index) {
             self.unread_by[p] = self.unread_by[p].saturating_sub(1);
             if self.unread_by[p] == 0 {
                 self.outputs[p].evict();
@@ -516,11 +497,12 @@ impl JobControl {
     ) -> Result<FailOutcome> {
         self.check_phase(task)?;
         let id = self.id;
+        let max_retries = self.policy(task)?.max_retries;
         let control = self.control_mut(task)?;
         control.check_instance(id, task, instance)?;
         control.instances.retain(|i| *i != instance);
         control.failures += 1;
-        if control.failures <= control.policy.max_retries && kind.worth_retrying() {
+        if control.failures <= max_retries && kind.worth_retrying() {
             let idle = control.instances.is_empty();
             if idle {
                 self.set_task(task, TaskState::Ready);
@@ -529,7 +511,7 @@ impl JobControl {
         }
         let attempts = control.failures;
         self.set_task(task, TaskState::Failed);
-        let (package, function) = self.names(task);
+        let (package, function) = self.names(task).unwrap_or(("?", "?"));
         Ok(FailOutcome::Exhausted(JobError {
             message: format!(
                 "task {task} ({package}::{function}) failed after {attempts} attempt(s) [{kind}]: {message}"
@@ -538,26 +520,29 @@ impl JobControl {
         }))
     }
 
-    fn names(&self, task: TaskId) -> (&str, &str) {
-        let (p, f) = match task {
-            TaskId::Index(i) => self
-                .graph
-                .tasks
-                .get(usize::try_from(i).unwrap_or(usize::MAX))
-                .map(|t| (&t.package, &t.function)),
-            TaskId::Commit => self
-                .graph
-                .commit
-                .as_ref()
-                .map(|t| (&t.package, &t.function)),
-            TaskId::Cleanup => self
-                .graph
-                .cleanup
-                .as_ref()
-                .map(|t| (&t.package, &t.function)),
+    /// The package and function of `task`.
+    fn names(&self, task: TaskId) -> Option<(&str, &str)> {
+        match task {
+            TaskId::Index(i) => usize::try_from(i)
+                .ok()
+                .filter(|&i| i < self.graph.len())
+                .map(|i| (self.graph.package(i), self.graph.function(i))),
+            TaskId::Commit => self.graph.commit().map(|t| (&*t.package, &*t.function)),
+            TaskId::Cleanup => self.graph.cleanup().map(|t| (&*t.package, &*t.function)),
         }
-        .map_or(("?", "?"), |(p, f)| (p.as_str(), f.as_str()));
-        (p, f)
+    }
+
+    /// The policy of `task`.
+    fn policy(&self, task: TaskId) -> Result<&Policy> {
+        let found = match task {
+            TaskId::Index(i) => usize::try_from(i)
+                .ok()
+                .filter(|&i| i < self.graph.len())
+                .map(|i| self.graph.policy(i)),
+            TaskId::Commit => self.graph.commit().map(|t| &t.policy),
+            TaskId::Cleanup => self.graph.cleanup().map(|t| &t.policy),
+        };
+        found.ok_or(Error::NoSuchTask { job: self.id, task })
     }
 
     /// Drops an instance without spending a retry (storage could not hand it its inputs; an
@@ -584,6 +569,19 @@ impl JobControl {
     pub fn wants_more(&self, task: TaskId) -> bool {
         self.check_phase(task).is_ok() && self.control(task).is_ok_and(|t| !t.state.is_terminal())
     }
+}
+
+/// The tasks whose outputs task `index` reads, each once.
+fn distinct_parents(graph: &JobGraph, index: usize) -> Vec<usize> {
+    let mut parents: Vec<usize> = graph
+        .sources(index)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.task as usize)
+        .collect();
+    parents.sort_unstable();
+    parents.dedup();
+    parents
 }
 
 /// Frames values, mapping the (impossible past the gRPC cap) overflow to a request error.

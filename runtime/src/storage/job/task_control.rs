@@ -8,14 +8,12 @@ use crate::storage::db::JobError;
 use crate::storage::error::{Result, Stale};
 use crate::storage::task_state::TaskState;
 use silk_core::JobState;
-use silk_core::graph::Policy;
 
 /// One task's control block: its state, live instances and retries.
 #[derive(Debug, Clone)]
 pub(super) struct TaskControl {
     pub(super) state: TaskState,
-    pub(super) policy: Policy,
-    pub(super) unfinished_parents: usize,
+    pub(super) unfinished_parents: u32,
     pub(super) instances: Vec<TaskInstanceId>,
     /// Failed instances so far (each spends a retry), lost instances past the free ones
     /// included.
@@ -26,7 +24,7 @@ pub(super) struct TaskControl {
 
 impl TaskControl {
     /// A regular task: ready when it has no parents.
-    pub(super) fn new(policy: Policy, parents: usize) -> Self {
+    pub(super) fn new(parents: usize) -> Self {
         let state = if parents == 0 {
             TaskState::Ready
         } else {
@@ -34,8 +32,8 @@ impl TaskControl {
         };
         Self {
             state,
-            policy,
-            unfinished_parents: parents,
+            // Parents are tasks, which number fewer than u32::MAX.
+            unfinished_parents: u32::try_from(parents).unwrap_or(u32::MAX),
             instances: Vec::new(),
             failures: 0,
             losses: 0,
@@ -43,10 +41,9 @@ impl TaskControl {
     }
 
     /// A commit or cleanup task: pending until the job enters its phase.
-    pub(super) fn termination(policy: Policy) -> Self {
+    pub(super) fn termination() -> Self {
         Self {
             state: TaskState::Pending,
-            policy,
             unfinished_parents: 0,
             instances: Vec::new(),
             failures: 0,
@@ -55,17 +52,17 @@ impl TaskControl {
     }
 
     /// Whether one more instance may register.
-    pub(super) fn admit(&self, job: JobId, task: TaskId) -> Result<()> {
+    pub(super) fn admit(&self, job: JobId, task: TaskId, max_instances: u32) -> Result<()> {
         match self.state {
             TaskState::Ready | TaskState::Running => {}
             TaskState::Pending => return Err(Stale::TaskNotReady { job, task }.into()),
             state => return Err(Stale::TaskTerminated { job, task, state }.into()),
         }
-        if self.instances.len() >= self.policy.max_instances as usize {
+        if self.instances.len() >= max_instances as usize {
             return Err(Stale::InstanceLimit {
                 job,
                 task,
-                max: self.policy.max_instances,
+                max: max_instances,
             }
             .into());
         }

@@ -8,7 +8,7 @@ use super::{FailOutcome, JobControl};
 use crate::storage::error::{Error, Stale};
 use crate::storage::task_state::TaskState;
 use silk_core::JobState;
-use silk_core::graph::TaskGraph;
+use silk_core::graph::{JobGraph, TaskGraph};
 
 const BYTES: &str = r#""bytes""#;
 
@@ -44,7 +44,7 @@ fn job(graph: TaskGraph, inputs: &[Vec<u8>]) -> JobControl {
     let mut c = JobControl::new(
         JobId(1),
         ResourceGroupId(1),
-        graph,
+        JobGraph::from_task_graph(&graph).unwrap(),
         &frame_of(inputs),
         JobState::Ready,
     )
@@ -297,7 +297,7 @@ fn inputs_frame_must_match_the_graph() {
     let e = JobControl::new(
         JobId(1),
         ResourceGroupId(1),
-        flat("{}"),
+        JobGraph::from_task_graph(&flat("{}")).unwrap(),
         &frame_of(&[]),
         JobState::Ready,
     )
@@ -333,4 +333,36 @@ fn losses_past_the_free_ones_spend_retries() {
         error.message
     );
     assert_eq!(c.progress().failed, 1);
+}
+
+/// What storage holds for each pending task of the bench's shape (25 inputs wired from the layer
+/// before, one output), besides input and output values: the graph and the task's control.
+#[test]
+fn a_pending_task_costs_under_500_bytes() {
+    let (layers, width) = (10, 1000);
+    let mut tasks = Vec::new();
+    for layer in 0..layers {
+        for i in 0..width {
+            tasks.push(if layer == 0 {
+                r#"{"package":"p","function":"one","outputs":["int64"]}"#.to_owned()
+            } else {
+                let sources: Vec<String> = (0..25)
+                    .map(|k| format!(r#"{{"task":{},"output":0}}"#, (layer - 1) * width + (i + k) % width))
+                    .collect();
+                format!(
+                    r#"{{"package":"p","function":"sum","inputs":[{}],"outputs":["int64"],"sources":[{}]}}"#,
+                    vec![r#""int64""#; 25].join(","),
+                    sources.join(",")
+                )
+            });
+        }
+    }
+    let json = format!(
+        r#"{{"schema_version":"1.0","tasks":[{}]}}"#,
+        tasks.join(",")
+    );
+    let graph = TaskGraph::from_json(&json).unwrap();
+    let c = job(graph, &[]);
+    let per_task = c.heap_bytes() / (layers * width);
+    assert!(per_task <= 500, "{per_task} bytes per task");
 }

@@ -86,9 +86,18 @@ async fn ids<D: Db>(db: &D, f: JobFilter) -> Vec<u64> {
 pub(super) async fn list_jobs<D: Db>(db: D) {
     let (g, h) = (group(&db, "g").await, group(&db, "h").await);
     let frame = [0, 0, 0, 0];
-    let a = db.insert_job(g, b"{}", &frame, 3, T0).await.unwrap();
-    let b = db.insert_job(h, b"{}", &frame, 1, T0 + 1).await.unwrap();
-    let c = db.insert_job(g, b"{}", &frame, 2, T0 + 2).await.unwrap();
+    let a = db
+        .insert_job(g, &[b"{}".to_vec()], &frame, 3, T0)
+        .await
+        .unwrap();
+    let b = db
+        .insert_job(h, &[b"{}".to_vec()], &frame, 1, T0 + 1)
+        .await
+        .unwrap();
+    let c = db
+        .insert_job(g, &[b"{}".to_vec()], &frame, 2, T0 + 2)
+        .await
+        .unwrap();
     db.set_state(a, Running, T0 + 3).await.unwrap();
     db.set_state(a, Cancelled, T0 + 4).await.unwrap();
 
