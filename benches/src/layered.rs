@@ -38,3 +38,48 @@ pub fn graph_json(layers: usize, width: usize) -> String {
     out.push_str("]}");
     out
 }
+
+/// The same graph built directly (no JSON text: a million-task graph's JSON is about a GB).
+#[must_use]
+pub fn graph(layers: usize, width: usize) -> silk_core::graph::TaskGraph {
+    use silk_core::graph::{Policy, SCHEMA_VERSION, Source, TaskGraph, TaskSpec, TypeDesc};
+    let task = |function: &str, inputs: usize, sources: Option<Vec<Source>>| TaskSpec {
+        package: "trivial".into(),
+        function: function.into(),
+        inputs: vec![TypeDesc::Int64; inputs],
+        outputs: vec![TypeDesc::Int64],
+        sources,
+        policy: Policy::default(),
+    };
+    let mut tasks = Vec::with_capacity(layers * width);
+    for layer in 0..layers {
+        for i in 0..width {
+            tasks.push(if layer == 0 {
+                task("one", 0, None)
+            } else {
+                let sources = (0..FAN_IN)
+                    .map(|k| Source {
+                        task: (layer - 1) * width + (i + k) % width,
+                        output: 0,
+                    })
+                    .collect();
+                task("sum25", FAN_IN, Some(sources))
+            });
+        }
+    }
+    TaskGraph {
+        schema_version: SCHEMA_VERSION.into(),
+        tasks,
+        commit: None,
+        cleanup: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn built_and_json_graphs_agree() {
+        let json = silk_core::graph::TaskGraph::from_json(&super::graph_json(3, 30)).unwrap();
+        assert_eq!(super::graph(3, 30), json);
+    }
+}

@@ -42,8 +42,9 @@ impl Signature {
     }
 }
 
-/// A validated task graph in its in-memory form. See the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated task graph in its in-memory form. See the module docs. (The default, with no
+/// tasks, is what a job that ended keeps.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobGraph {
     pub(super) schema_version: String,
     /// Distinct `(package, function)` pairs.

@@ -84,6 +84,16 @@ fn rows(c: &Cluster) -> BTreeMap<&'static str, (Needs, Vec<u8>)> {
             }
             .encode_to_vec(),
         ),
+        (
+            "JobOrchestration/RegisterJobStream",
+            Needs::GroupA,
+            pb::RegisterJobPart {
+                resource_group_id: a,
+                graph: None,
+                inputs: Vec::new(),
+            }
+            .encode_to_vec(),
+        ),
         ("JobOrchestration/StartJob", Needs::GroupA, job.clone()),
         ("JobOrchestration/CancelJob", Needs::GroupA, job.clone()),
         ("JobOrchestration/GetJobState", Needs::GroupA, job.clone()),

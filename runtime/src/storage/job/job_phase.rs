@@ -10,6 +10,7 @@ use super::{JobControl, Output, Part, decode_outputs};
 use crate::storage::error::{Error, Result};
 use crate::storage::task_state::TaskState;
 use silk_core::JobState;
+use silk_core::graph::JobGraph;
 
 impl JobControl {
     /// Recovery of a job past its regular tasks: marks them all succeeded.
@@ -63,7 +64,24 @@ impl JobControl {
         }
         if to.is_terminal() {
             self.ended_at_ms = Some(now_ms);
+            self.shed();
         }
+    }
+
+    /// Drops what only a running job needs — its graph, every task's control and outputs, its
+    /// inputs and outputs frames — as it ends: its rows stay in the database, which answers for
+    /// its outputs and error; memory keeps its state and progress counts for watchers until
+    /// retention ends.
+    fn shed(&mut self) {
+        self.graph = JobGraph::default();
+        self.tasks = Vec::new();
+        self.outputs = Vec::new();
+        self.unread_by = Vec::new();
+        self.input_offsets = Vec::new();
+        self.job_inputs = Vec::new();
+        self.job_outputs = None;
+        self.commit = None;
+        self.cleanup = None;
     }
 
     /// Restores a completion read from the database (recovery of a running job).

@@ -241,17 +241,16 @@ impl JobControl {
             TaskId::Commit => self.state == JobState::CommitReady,
             TaskId::Cleanup => self.state == JobState::CleanupReady,
         };
-        self.control(task)?;
-        if running {
-            Ok(())
-        } else {
-            Err(Stale::JobNotRunning {
+        // Not running first: a job that ended keeps no tasks (see `shed`).
+        if !running {
+            return Err(Stale::JobNotRunning {
                 job: self.id,
                 task,
                 state: self.state,
             }
-            .into())
+            .into());
         }
+        self.control(task).map(drop)
     }
 
     /// Registers a new instance of `task` and returns what it needs to run.
@@ -454,10 +453,11 @@ impl JobControl {
     /// the job left `Running` (cancelled or failed meanwhile).
     pub fn release_children(&mut self, index: usize) -> Vec<TaskId> {
         self.progress.persisted += 1;
-        self.read_parents(index);
+        // Out of `Running`, outputs were evicted and an ended job keeps no graph.
         if self.state != JobState::Running {
             return Vec::new();
         }
+        self.read_parents(index);
         let mut ready = Vec::new();
         for at in 0..self.graph.children(index).len() {
             let child = self.graph.children(index)[at];

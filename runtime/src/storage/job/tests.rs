@@ -136,6 +136,45 @@ fn commit_gets_job_outputs_and_cleanup_an_empty_frame() {
     assert_eq!(ctx.job_outputs, None);
 }
 
+/// A job that ends keeps only its state and counts; late reports about its tasks are stale,
+/// not errors, and releasing a late-persisted task's children does nothing.
+#[test]
+fn an_ended_job_sheds_its_graph_and_tasks() {
+    let mut c = job(diamond(), &[bin(&[1]), bin(&[2])]);
+    let ctx = c.register(TaskId::Index(0), TaskInstanceId(1)).unwrap();
+    let running = c.heap_bytes();
+    c.set_state(JobState::Cancelled, None, 5);
+    assert!(
+        c.heap_bytes() * 4 < running,
+        "{} of {running} B kept",
+        c.heap_bytes()
+    );
+    assert_eq!((c.progress().cancelled, c.progress().total), (4, 4));
+    assert_eq!(c.ended_at_ms(), Some(5));
+    for stale in [
+        c.register(TaskId::Index(1), TaskInstanceId(2)).map(drop),
+        c.registered_again(TaskId::Index(0), ctx.instance).map(drop),
+        c.check_success(TaskId::Index(0), ctx.instance, &frame_of(&[]))
+            .map(drop),
+        c.fail(
+            TaskId::Index(0),
+            ctx.instance,
+            FailureKind::TaskError,
+            "late",
+        )
+        .map(drop),
+    ] {
+        assert!(
+            matches!(stale, Err(Error::Stale(Stale::JobNotRunning { .. }))),
+            "{stale:?}"
+        );
+    }
+    assert!(c.release_children(0).is_empty());
+    assert!(!c.force_remove(TaskId::Index(0), ctx.instance));
+    assert!(!c.revert_success(0));
+    assert!(c.ready_tasks().is_empty());
+}
+
 fn flat(policy: &str) -> TaskGraph {
     let json = format!(
         r#"{{"schema_version": "1.0", "tasks": [{{"package": "t", "function": "f", "inputs": [{BYTES}],
