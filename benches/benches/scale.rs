@@ -138,6 +138,16 @@ async fn run_size(mode: &str, tasks: usize) -> Measured {
     let client = Client::connect_with(&cluster.url, &security).expect("client");
     let group = client.open_group("scale", b"scale").await.expect("group");
     let empty = silk_tdl::frame::encode(Vec::<Vec<u8>>::new()).expect("empty frame");
+    // Warm-up (connections, the wasm module's compilation), not measured.
+    let warm_up = client
+        .submit_graph(
+            group,
+            &silk_benches::layered::graph(2, FAN_IN),
+            empty.clone(),
+        )
+        .await
+        .expect("submit the warm-up job");
+    client.wait(warm_up).await.expect("warm-up job");
     let started = Instant::now();
     let job = client
         .submit_graph(group, &graph, empty)

@@ -80,7 +80,7 @@ fn register_parts(
         .to_compact_chunks(PART_BYTES)
         .into_iter()
         .map(|chunk| pb::RegisterJobPart {
-            graph: Some(chunk),
+            graph: prost::Message::encode_to_vec(&chunk),
             ..pb::RegisterJobPart::default()
         });
     let pieces = inputs.chunks(PART_BYTES).map(|piece| pb::RegisterJobPart {

@@ -13,7 +13,7 @@ use silk_proto::storage as pb;
 
 use prost::Message as _;
 
-use super::model::{Policy, TaskGraph, TerminationSpec};
+use super::model::{Policy, TaskGraph, TaskSpec, TerminationSpec};
 use super::types::TypeDesc;
 
 /// Gives each distinct value the index of its first appearance.
@@ -89,123 +89,161 @@ pub(super) fn termination_of(t: &pb::TerminationTask) -> TerminationSpec {
     }
 }
 
-/// Tasks `range` of `graph` in compact form (which need not be valid: it round-trips as it
-/// is). Sources are distances in the whole graph; the first chunk names commit and cleanup.
-#[must_use]
-pub fn encode(graph: &TaskGraph, range: std::ops::Range<usize>) -> pb::CompactTaskGraph {
-    let n = range.len();
-    let first = range.start == 0;
-    let mut out = pb::CompactTaskGraph {
-        schema_version: graph.schema_version.clone(),
-        package: Vec::with_capacity(n),
-        function: Vec::with_capacity(n),
-        policy: Vec::with_capacity(n),
-        input_count: Vec::with_capacity(n),
-        output_count: Vec::with_capacity(n),
-        source_count: Vec::with_capacity(n),
-        commit: graph
-            .commit
-            .as_ref()
-            .filter(|_| first)
-            .map(termination_message),
-        cleanup: graph
-            .cleanup
-            .as_ref()
-            .filter(|_| first)
-            .map(termination_message),
-        ..pb::CompactTaskGraph::default()
-    };
-    let (mut names, mut types, mut policies) = (Table::new(), Table::new(), Table::new());
-    let (mut name_list, mut type_list, mut policy_list) = (Vec::new(), Vec::new(), Vec::new());
-    for (index, task) in graph.tasks[range.clone()].iter().enumerate() {
-        let index = index + range.start;
-        out.package
-            .push(names.get(task.package.as_str(), |s| name_list.push(s)));
-        out.function
-            .push(names.get(task.function.as_str(), |s| name_list.push(s)));
-        out.policy
-            .push(policies.get(&task.policy, |p| policy_list.push(p)));
-        out.input_count.push(narrow(task.inputs.len()));
-        for t in &task.inputs {
-            out.input_types.push(types.get(t, |t| type_list.push(t)));
+/// Writes consecutive tasks of a graph into one chunk, keeping count of its encoded size.
+struct ChunkWriter<'a> {
+    out: pb::CompactTaskGraph,
+    names: Table<'a, str>,
+    types: Table<'a, TypeDesc>,
+    policies: Table<'a, Policy>,
+    name_list: Vec<&'a str>,
+    type_list: Vec<&'a TypeDesc>,
+    policy_list: Vec<&'a Policy>,
+    /// The chunk's encoded size so far, within a few bytes per column.
+    bytes: usize,
+}
+
+fn varint(v: u64) -> usize {
+    prost::encoding::encoded_len_varint(v)
+}
+
+impl<'a> ChunkWriter<'a> {
+    /// An empty chunk of `graph`; the first names the commit and cleanup tasks.
+    fn new(graph: &'a TaskGraph, first: bool) -> Self {
+        let termination =
+            |t: &Option<TerminationSpec>| t.as_ref().filter(|_| first).map(termination_message);
+        let out = pb::CompactTaskGraph {
+            schema_version: graph.schema_version.clone(),
+            commit: termination(&graph.commit),
+            cleanup: termination(&graph.cleanup),
+            ..pb::CompactTaskGraph::default()
+        };
+        Self {
+            bytes: out.encoded_len(),
+            out,
+            names: Table::new(),
+            types: Table::new(),
+            policies: Table::new(),
+            name_list: Vec::new(),
+            type_list: Vec::new(),
+            policy_list: Vec::new(),
         }
-        out.output_count.push(narrow(task.outputs.len()));
+    }
+
+    fn tasks(&self) -> usize {
+        self.out.package.len()
+    }
+
+    /// Appends `task`, task `index` of the whole graph.
+    fn push(&mut self, index: usize, task: &'a TaskSpec) {
+        let (names, types, policies) = (
+            self.name_list.len(),
+            self.type_list.len(),
+            self.policy_list.len(),
+        );
+        let out = &mut self.out;
+        let mut bytes = 0;
+        let mut put = |column: &mut Vec<u32>, v: u32| {
+            bytes += varint(u64::from(v));
+            column.push(v);
+        };
+        let name_list = &mut self.name_list;
+        put(
+            &mut out.package,
+            self.names.get(task.package.as_str(), |s| name_list.push(s)),
+        );
+        put(
+            &mut out.function,
+            self.names
+                .get(task.function.as_str(), |s| name_list.push(s)),
+        );
+        let policy_list = &mut self.policy_list;
+        put(
+            &mut out.policy,
+            self.policies.get(&task.policy, |p| policy_list.push(p)),
+        );
+        let type_list = &mut self.type_list;
+        put(&mut out.input_count, narrow(task.inputs.len()));
+        for t in &task.inputs {
+            put(
+                &mut out.input_types,
+                self.types.get(t, |t| type_list.push(t)),
+            );
+        }
+        put(&mut out.output_count, narrow(task.outputs.len()));
         for t in &task.outputs {
-            out.output_types.push(types.get(t, |t| type_list.push(t)));
+            put(
+                &mut out.output_types,
+                self.types.get(t, |t| type_list.push(t)),
+            );
         }
         match &task.sources {
-            None => out.source_count.push(0),
+            None => put(&mut out.source_count, 0),
             Some(sources) => {
-                out.source_count
-                    .push(narrow(sources.len()).saturating_add(1));
+                put(
+                    &mut out.source_count,
+                    narrow(sources.len()).saturating_add(1),
+                );
                 for s in sources {
                     let distance = i128::try_from(index).unwrap_or(i128::MAX)
                         - i128::try_from(s.task).unwrap_or(i128::MAX);
-                    out.source_distance
-                        .push(i64::try_from(distance).unwrap_or(i64::MIN));
-                    out.source_output.push(narrow(s.output));
+                    let distance = i64::try_from(distance).unwrap_or(i64::MIN);
+                    out.source_distance.push(distance);
+                    put(&mut out.source_output, narrow(s.output));
                 }
             }
         }
+        // sint64: zigzag, then a varint.
+        let start = out.source_distance.len() - task.sources.as_ref().map_or(0, Vec::len);
+        bytes += out.source_distance[start..]
+            .iter()
+            .map(|&d| varint(((d << 1) ^ (d >> 63)) as u64))
+            .sum::<usize>();
+        // New table entries: their text and a few bytes of framing.
+        bytes += self.name_list[names..]
+            .iter()
+            .map(|n| n.len() + 2)
+            .sum::<usize>();
+        bytes += (self.type_list.len() - types) * 16 + (self.policy_list.len() - policies) * 24;
+        self.bytes += bytes;
     }
-    out.names = name_list.into_iter().map(str::to_owned).collect();
-    // A type descriptor always serializes (plain enum of strings and boxes).
-    out.types = type_list
-        .into_iter()
-        .map(|t: &TypeDesc| serde_json::to_string(t).unwrap_or_default())
-        .collect();
-    out.policies = policy_list.into_iter().map(policy_message).collect();
-    out
+
+    fn finish(self) -> pb::CompactTaskGraph {
+        let mut out = self.out;
+        out.names = self.name_list.into_iter().map(str::to_owned).collect();
+        // A type descriptor always serializes (plain enum of strings and boxes).
+        out.types = self
+            .type_list
+            .into_iter()
+            .map(|t| serde_json::to_string(t).unwrap_or_default())
+            .collect();
+        out.policies = self.policy_list.into_iter().map(policy_message).collect();
+        out
+    }
 }
 
 impl TaskGraph {
-    /// This graph in compact form, as one chunk.
+    /// This graph in compact form, as one chunk (which need not be valid: it is encoded as it
+    /// is, so storage's validation names the fault).
     #[must_use]
     pub fn to_compact(&self) -> pb::CompactTaskGraph {
-        encode(self, 0..self.tasks.len())
+        self.to_compact_chunks(usize::MAX).remove(0)
     }
 
     /// This graph in compact chunks of about `chunk_bytes` each (a chunk holds at least one
-    /// task, so one task larger than that makes a larger chunk), in order: what a client streams
-    /// and storage stores.
+    /// task and is closed after the task that fills it), in order: what a client streams and
+    /// storage stores. Sources are distances in the whole graph; the first chunk names the
+    /// commit and cleanup tasks. One pass over the tasks.
     #[must_use]
     pub fn to_compact_chunks(&self, chunk_bytes: usize) -> Vec<pb::CompactTaskGraph> {
         let mut chunks = Vec::new();
-        let mut start = 0;
-        while start < self.tasks.len() || chunks.is_empty() {
-            // Tasks of one graph are mostly alike: a chunk grows (at most doubling) towards the
-            // size its tasks so far predict until it is at least three quarters full, and is
-            // bisected back when it overshoots.
-            let mut fits = (start + 1).min(self.tasks.len());
-            let mut chunk = encode(self, start..fits);
-            let mut too_many: Option<usize> = None;
-            loop {
-                let size = chunk.encoded_len().max(1);
-                let count = fits - start;
-                if fits == self.tasks.len() || size >= chunk_bytes / 4 * 3 {
-                    break;
-                }
-                let next = match too_many {
-                    Some(over) => fits + (over - fits) / 2,
-                    None => {
-                        let predicted = (chunk_bytes / 8 * 7).saturating_mul(count) / size;
-                        (start + predicted.clamp(count + 1, 2 * count)).min(self.tasks.len())
-                    }
-                };
-                if next == fits {
-                    break;
-                }
-                let candidate = encode(self, start..next);
-                if candidate.encoded_len() > chunk_bytes {
-                    too_many = Some(next);
-                } else {
-                    fits = next;
-                    chunk = candidate;
-                }
+        let mut chunk = ChunkWriter::new(self, true);
+        for (index, task) in self.tasks.iter().enumerate() {
+            if chunk.tasks() > 0 && chunk.bytes >= chunk_bytes {
+                chunks.push(std::mem::replace(&mut chunk, ChunkWriter::new(self, false)).finish());
             }
-            chunks.push(chunk);
-            start = fits;
+            chunk.push(index, task);
         }
+        chunks.push(chunk.finish());
         chunks
     }
 }

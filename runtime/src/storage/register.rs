@@ -5,7 +5,7 @@
 
 use prost::Message as _;
 use silk_core::JobState;
-use silk_core::graph::{JobGraph, JobGraphBuilder, TaskGraph, check_value};
+use silk_core::graph::{GraphError, JobGraph, JobGraphBuilder, Location, TaskGraph, check_value};
 use silk_proto::storage::CompactTaskGraph;
 use silk_tdl::{JobId, ResourceGroupId, frame};
 
@@ -70,7 +70,15 @@ impl JobUpload {
     /// # Errors
     /// [`Error::BadRequest`] past a limit, [`Error::Graph`] for an invalid graph.
     pub fn add_graph(&mut self, chunk: &CompactTaskGraph) -> Result<()> {
-        let encoded = chunk.encode_to_vec();
+        self.add_encoded_graph(chunk.encode_to_vec())
+    }
+
+    /// Adds the next graph chunk as it came on the wire (an encoded [`CompactTaskGraph`]),
+    /// checking each of its tasks.
+    ///
+    /// # Errors
+    /// As [`Self::add_graph`]; [`Error::Graph`] for bytes that do not decode.
+    pub fn add_encoded_graph(&mut self, encoded: Vec<u8>) -> Result<()> {
         self.reserve(encoded.len())?;
         if encoded.len() as u64 > self.max_chunk_bytes {
             return Err(Error::BadRequest(format!(
@@ -81,7 +89,14 @@ impl JobUpload {
                 self.max_chunk_bytes
             )));
         }
-        self.builder.push(chunk, encoded.len() as u64)?;
+        let chunk = CompactTaskGraph::decode(encoded.as_slice()).map_err(|e| {
+            Error::Graph(GraphError {
+                location: Location::Graph,
+                reason: format!("graph chunk {} does not decode: {e}", self.chunks.len()),
+            })
+        })?;
+        self.builder.push(&chunk, encoded.len() as u64)?;
+        drop(chunk);
         self.chunks.push(encoded);
         Ok(())
     }

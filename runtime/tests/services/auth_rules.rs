@@ -89,7 +89,7 @@ fn rows(c: &Cluster) -> BTreeMap<&'static str, (Needs, Vec<u8>)> {
             Needs::GroupA,
             pb::RegisterJobPart {
                 resource_group_id: a,
-                graph: None,
+                graph: Vec::new(),
                 inputs: Vec::new(),
             }
             .encode_to_vec(),

@@ -96,15 +96,15 @@ impl<D: Db + Clone> JobOrchestration for StorageServices<D> {
                 ));
             }
             upload.add_inputs(&part.inputs).map_err(|e| status(&e))?;
-            if let Some(chunk) = part.graph {
+            if !part.graph.is_empty() {
                 // Checking a chunk's tasks takes milliseconds: not on a tokio worker.
-                upload =
-                    tokio::task::spawn_blocking(move || upload.add_graph(&chunk).map(|()| upload))
-                        .await
-                        .map_err(|e| {
-                            Status::internal(format!("checking a graph chunk panicked: {e}"))
-                        })?
-                        .map_err(|e| status(&e))?;
+                let chunk = part.graph;
+                upload = tokio::task::spawn_blocking(move || {
+                    upload.add_encoded_graph(chunk).map(|()| upload)
+                })
+                .await
+                .map_err(|e| Status::internal(format!("checking a graph chunk panicked: {e}")))?
+                .map_err(|e| status(&e))?;
             }
             next = parts.message().await?;
         }
