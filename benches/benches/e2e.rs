@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use silk_benches::layered::{FAN_IN, graph_json};
+use silk_benches::memory::{peak_rss_mib, reset_peak_rss};
 use silk_client::{Client, JobOutcome};
 use silk_core::graph::TaskGraph;
 use silk_runtime::auth::config::{ClientTls, ServerTls};
@@ -85,23 +86,6 @@ async fn run_job(
         elapsed,
         submitted,
     }
-}
-
-/// Resets this process's peak resident memory (`VmHWM`) to its current size.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// This process's peak resident memory since the last reset, in MiB.
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 fn rate(r: &Run) -> f64 {
@@ -200,9 +184,9 @@ fn main() {
          | mode | runs | median tasks/s | min | max | peak RSS (MiB) |\n|---|---|---|---|---|---|\n"
     );
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        reset_peak_rss();
+        reset_peak_rss("self");
         let mut rates = runtime.block_on(bench_mode(mode, layers, width, runs));
-        let peak = peak_rss_mib();
+        let peak = peak_rss_mib("self");
         rates.sort_by(f64::total_cmp);
         let median = rates[rates.len() / 2];
         println!(

@@ -102,15 +102,7 @@ impl Cluster {
 
     /// The cluster's peak resident memory so far, in MiB.
     fn peak_rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
-        status
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map_or(0, |kib| kib / 1024)
+        silk_benches::memory::peak_rss_mib(&self.child.id().to_string())
     }
 
     fn stop(mut self) {
