@@ -4,10 +4,11 @@
 //!
 //! Which calls retry: every call that is safe to repeat (reads, `OpenResourceGroup`, `StartJob`
 //! and `CancelJob`, whose repeats the client recognises) retries on `UNAVAILABLE`.
-//! `RegisterJob` is not idempotent: an `UNAVAILABLE` after the request went out may mean storage
-//! registered the job and the reply was lost, and a blind retry would create a second job. So
-//! `RegisterJob` retries only when the connection could not be established at all (the request
-//! never left the client); any other transport error is returned to the caller.
+//! Registering a job (`RegisterJobStream`) is not idempotent: an `UNAVAILABLE` after the request
+//! went out may mean storage registered the job and the reply was lost, and a blind retry would
+//! create a second job. So registering retries only when the connection could not be
+//! established at all (the request never left the client); any other transport error is
+//! returned to the caller.
 
 use std::future::Future;
 use std::time::Duration;
