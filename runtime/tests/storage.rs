@@ -122,6 +122,7 @@ mod faults_on {
         group_commit_outlasts_refusals,
         outputs_over_the_row_limit_fail_their_job,
         large_jobs_are_stored_in_parts_and_held_to_max_job_bytes,
+        unfinished_jobs_share_the_job_memory_budget,
         jobs_stored_as_json_recover,
     );
     with_fixture!(
@@ -134,6 +135,7 @@ mod faults_on {
         retention_leaves_live_rows_alone,
         outputs_over_the_row_limit_fail_their_job,
         large_jobs_are_stored_in_parts_and_held_to_max_job_bytes,
+        unfinished_jobs_share_the_job_memory_budget,
         jobs_stored_as_json_recover,
     );
 }

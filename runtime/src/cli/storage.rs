@@ -141,7 +141,7 @@ pub fn resolve(
         None => StorageFile::default(),
     };
     let mut storage = file.storage;
-    let numeric: [(&'static str, &mut u64); 9] = [
+    let numeric: [(&'static str, &mut u64); 10] = [
         (
             "SILK_STORAGE_TERMINATED_JOB_RETENTION_MS",
             &mut storage.terminated_job_retention_ms,
@@ -175,6 +175,10 @@ pub fn resolve(
             &mut storage.db_max_write_bytes,
         ),
         ("SILK_STORAGE_MAX_JOB_BYTES", &mut storage.max_job_bytes),
+        (
+            "SILK_STORAGE_JOB_MEMORY_BUDGET_BYTES",
+            &mut storage.job_memory_budget_bytes,
+        ),
     ];
     for (var, slot) in numeric {
         if let Some(value) = env(var) {

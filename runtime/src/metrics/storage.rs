@@ -156,6 +156,8 @@ pub struct Snapshot {
     pub lanes: Vec<(&'static str, u64)>,
     /// Ready tasks of running jobs by resource group id.
     pub ready_by_group: Vec<(u64, u64)>,
+    /// Bytes held under each memory budget (`jobs`, `outputs`).
+    pub memory: Vec<(&'static str, u64)>,
 }
 
 type Snap = dyn Fn() -> Snapshot + Send + Sync;
@@ -177,6 +179,11 @@ struct StateLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LaneLabels {
     lane: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemoryLabels {
+    budget: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -209,6 +216,16 @@ impl Collector for Gauges {
         )?;
         for (lane, n) in &snap.lanes {
             gauge(*n).encode(lanes.encode_family(&LaneLabels { lane })?)?;
+        }
+        let mut memory = encoder.encode_descriptor(
+            "silk_storage_memory_bytes",
+            "Bytes storage holds under each memory budget: unfinished jobs' graphs and task \
+             controls (jobs), task outputs kept for the tasks that read them (outputs)",
+            None,
+            family,
+        )?;
+        for (budget, n) in &snap.memory {
+            gauge(*n).encode(memory.encode_family(&MemoryLabels { budget })?)?;
         }
         let mut groups = encoder.encode_descriptor(
             "silk_storage_ready_tasks_by_group",

@@ -49,6 +49,11 @@ pub struct StorageConfig {
     /// A larger job is refused at submit, naming this key and its size so far. Storage holds
     /// about three bytes per byte of compact graph for a job it runs.
     pub max_job_bytes: u64,
+    /// Most bytes of memory the graphs and task controls of unfinished jobs take, over every
+    /// job (about 390 bytes per task of 25 inputs). A job that would pass it is refused at
+    /// submit (`RESOURCE_EXHAUSTED`, try again when jobs end); jobs recovered after a restart
+    /// count but are never refused.
+    pub job_memory_budget_bytes: u64,
 }
 
 impl StorageConfig {
@@ -82,6 +87,7 @@ impl Default for StorageConfig {
             db_retry_max_backoff_ms: 1_000,
             db_max_write_bytes: 64 << 20,
             max_job_bytes: 256 << 20,
+            job_memory_budget_bytes: 4 << 30,
         }
     }
 }

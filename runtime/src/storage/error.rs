@@ -49,6 +49,9 @@ pub enum Error {
     /// The submission is invalid otherwise (e.g. the inputs frame).
     #[error("invalid request: {0}")]
     BadRequest(String),
+    /// Storage cannot take this request now (a budget is spent); it may later.
+    #[error("{0}")]
+    Full(String),
     /// A task reported outputs that do not fit its declaration; the report was counted as a
     /// failure of that task.
     #[error("job {job} task {task}: invalid outputs: {reason}")]

@@ -63,5 +63,9 @@ fn snapshot<D>(shared: &Shared<D>) -> Snapshot {
             ("cleanup", lane(LaneKind::Cleanup)),
         ],
         ready_by_group: by_group.into_iter().collect(),
+        memory: vec![
+            ("jobs", shared.job_memory.used()),
+            ("outputs", shared.budget.used()),
+        ],
     }
 }

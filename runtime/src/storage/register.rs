@@ -187,6 +187,16 @@ impl<D: Db + Clone> Storage<D> {
             Ok((graph, inputs))
         })
         .await?;
+        let needed = JobControl::memory_estimate(&graph);
+        let memory = &self.shared.job_memory;
+        let charge = memory.try_charge(needed).ok_or_else(|| {
+            Error::Full(format!(
+                "storage is holding {} bytes of unfinished jobs and this job of {} tasks needs                  {needed} more, past job_memory_budget_bytes = {}; submit it when jobs have ended",
+                memory.used(),
+                graph.len(),
+                memory.limit()
+            ))
+        })?;
         let id = self
             .shared
             .db
@@ -195,7 +205,9 @@ impl<D: Db + Clone> Storage<D> {
         drop(chunks);
         let budget = self.shared.budget.clone();
         let control = off_worker(move || {
-            Ok(JobControl::new(id, group, graph, &inputs, JobState::Ready)?.with_budget(budget))
+            Ok(JobControl::new(id, group, graph, &inputs, JobState::Ready)?
+                .with_budget(budget)
+                .with_memory(charge))
         })
         .await?;
         self.insert(Job::new(control));

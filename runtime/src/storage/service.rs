@@ -104,6 +104,8 @@ pub(super) struct Shared<D> {
     pub(super) traces: std::sync::OnceLock<crate::traces::Traces>,
     /// Bytes of task outputs every job together may hold in memory.
     pub(super) budget: OutputBudget,
+    /// The memory of unfinished jobs' graphs and task controls.
+    pub(super) job_memory: OutputBudget,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -142,6 +144,7 @@ impl<D: Db + Clone> Storage<D> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let budget = OutputBudget::new(config.output_memory_budget_bytes);
+        let config_job_memory = config.job_memory_budget_bytes;
         let counters = StorageCounters::default();
         let persister = Persister::spawn(
             db.clone(),
@@ -170,6 +173,7 @@ impl<D: Db + Clone> Storage<D> {
                 counters,
                 traces: std::sync::OnceLock::new(),
                 budget,
+                job_memory: OutputBudget::new(config_job_memory),
                 cancel,
                 tracker,
             }),
@@ -209,6 +213,13 @@ impl<D: Db + Clone> Storage<D> {
     #[must_use]
     pub fn held_output_bytes(&self) -> u64 {
         self.shared.budget.used()
+    }
+
+    /// Bytes of memory unfinished jobs hold for their graphs and task controls (see
+    /// [`StorageConfig::job_memory_budget_bytes`]).
+    #[must_use]
+    pub fn job_memory_bytes(&self) -> u64 {
+        self.shared.job_memory.used()
     }
 
     /// The inbound lanes.
@@ -253,11 +264,14 @@ impl<D: Db + Clone> Storage<D> {
             if stored == StoredGraph::Parts {
                 (chunks, inputs) = self.shared.db.job_parts(id).await?;
             }
-            let budget = self.shared.budget.clone();
+            let (budget, memory) = (self.shared.budget.clone(), self.shared.job_memory.clone());
             let rebuilt = off_worker(move || {
                 let graph = stored.decode(&chunks)?;
                 drop(chunks);
-                Ok(JobControl::new(id, group, graph, &inputs, state)?.with_budget(budget))
+                let charge = memory.charge(JobControl::memory_estimate(&graph));
+                Ok(JobControl::new(id, group, graph, &inputs, state)?
+                    .with_budget(budget)
+                    .with_memory(charge))
             })
             .await;
             let mut control = match rebuilt {

@@ -137,6 +137,7 @@ fn exposed_names() -> BTreeSet<String> {
                 jobs_by_state: vec![("Running", 1)],
                 lanes: vec![("ready", 1)],
                 ready_by_group: vec![(1, 1)],
+                memory: vec![("jobs", 1)],
             }
         });
     });

@@ -124,6 +124,12 @@ fn metrics_follow_jobs_through_the_cluster() {
     assert_eq!(s.value("silk_storage_jobs{state=\"Failed\"}"), 1.0);
     assert_eq!(s.value("silk_storage_jobs{state=\"Running\"}"), 0.0);
     assert_eq!(s.value("silk_storage_lane_tasks{lane=\"ready\"}"), 0.0);
+    // Every job ended: none holds memory any more.
+    assert_eq!(
+        s.value("silk_storage_memory_bytes{budget=\"outputs\"}"),
+        0.0
+    );
+    assert_eq!(s.value("silk_storage_memory_bytes{budget=\"jobs\"}"), 0.0);
     assert_eq!(s.value("silk_storage_reports_failed_total"), 1.0);
     assert_eq!(s.value("silk_storage_reports_succeeded_total"), 4.0);
     assert_eq!(s.value("silk_storage_instances_registered_total"), 5.0);

@@ -21,7 +21,7 @@ use sqlx::Connection;
 use crate::harness::{bin, flat_graph, flat_inputs, framed};
 pub use crate::limits::{
     jobs_stored_as_json_recover, large_jobs_are_stored_in_parts_and_held_to_max_job_bytes,
-    outputs_over_the_row_limit_fail_their_job,
+    outputs_over_the_row_limit_fail_their_job, unfinished_jobs_share_the_job_memory_budget,
 };
 
 /// Where a case's database lives.

@@ -171,6 +171,47 @@ pub async fn large_jobs_are_stored_in_parts_and_held_to_max_job_bytes(fx: Fixtur
     storage.shutdown().await;
 }
 
+/// Unfinished jobs' graphs share `job_memory_budget_bytes`: a job that would pass it is refused
+/// (`Full`, naming the key), and a job that ends frees its share at once.
+pub async fn unfinished_jobs_share_the_job_memory_budget(fx: Fixture) {
+    let storage = open(
+        &fx,
+        StorageConfig {
+            job_memory_budget_bytes: 1 << 20,
+            ..config()
+        },
+    )
+    .await;
+    let g = group(&storage).await;
+    let job = |n: usize| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .register_job(g, &flat_graph(n, false, "{}"), &flat_inputs(n, 8))
+                .await
+        }
+    };
+    let first = job(2_000).await.unwrap();
+    let held = storage.job_memory_bytes();
+    assert!(held > 100_000 && held < 1 << 20, "{held}");
+    let e = job(10_000).await.unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, Error::Full(_)), "{e:?}");
+    assert!(
+        message.contains("job_memory_budget_bytes = 1048576") && message.contains("10000 tasks"),
+        "{message}"
+    );
+    storage.cancel_job(first).await.unwrap();
+    assert_eq!(
+        storage.job_memory_bytes(),
+        0,
+        "an ended job frees its share"
+    );
+    let second = job(2_000).await.unwrap();
+    assert_eq!(storage.job_state(second).await.unwrap(), JobState::Ready);
+    storage.shutdown().await;
+}
+
 /// A job row written before graphs were stored in compact form (JSON in `graph_json`, no
 /// `graph`) is read back after a restart and runs.
 pub async fn jobs_stored_as_json_recover(fx: Fixture) {

@@ -171,13 +171,15 @@ macro_rules! backend {
                     sqlx::query(isolation).execute(&mut *conn).await?;
                 }
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let mut completions = sqlx::QueryBuilder::new("DELETE FROM task_completions WHERE job_id IN (");
-                let mut list = completions.separated(", ");
-                for id in &ids {
-                    list.push_bind(*id);
+                for table in ["task_completions", "job_parts"] {
+                    let mut rows = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE job_id IN ("));
+                    let mut list = rows.separated(", ");
+                    for id in &ids {
+                        list.push_bind(*id);
+                    }
+                    rows.push(")");
+                    rows.build().execute(&mut *tx).await?;
                 }
-                completions.push(")");
-                completions.build().execute(&mut *tx).await?;
                 let mut jobs = sqlx::QueryBuilder::new("DELETE FROM jobs WHERE id IN (");
                 let mut list = jobs.separated(", ");
                 for id in &ids {

@@ -238,6 +238,7 @@ async fn completions_and_retention<D: Db>(db: D) {
     assert_eq!(db.delete_ended_jobs(T0 + 11).await.unwrap(), 1);
     assert!(matches!(db.job(j).await, Err(DbError::JobNotFound(_))));
     assert!(db.completions(j).await.unwrap().is_empty());
+    assert_eq!(db.job_parts(j).await.unwrap(), (Vec::new(), Vec::new()));
     assert_eq!(
         db.job(live).await.unwrap().state,
         Ready,

@@ -33,6 +33,7 @@ pub fn classify(e: &Error) -> (Code, &'static str) {
         Error::NoSuchTask { .. } => (Code::InvalidArgument, "no-such-task"),
         Error::Graph(_) => (Code::InvalidArgument, "invalid-graph"),
         Error::BadRequest(_) => (Code::InvalidArgument, "bad-request"),
+        Error::Full(_) => (Code::ResourceExhausted, "storage-full"),
         Error::InvalidOutputs { .. } => (Code::InvalidArgument, "invalid-outputs"),
         Error::Stopping => (Code::Unavailable, "stopping"),
         Error::Persist { .. } => (Code::InvalidArgument, "completion-refused"),

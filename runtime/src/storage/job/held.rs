@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Bytes an output costs in memory beyond its frame: the range of each value, the frame's vector.
 const OVERHEAD_PER_VALUE: u64 = 24;
 
-/// A byte budget shared by every job of one storage service. Cheap to clone.
+/// A byte budget shared by every job of one storage service (task outputs held for their
+/// readers; the memory of running jobs). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct OutputBudget {
     inner: Arc<Counter>,
@@ -41,8 +42,26 @@ impl OutputBudget {
         self.inner.used.load(Ordering::Relaxed)
     }
 
+    /// The budget's size.
+    #[must_use]
+    pub fn limit(&self) -> u64 {
+        self.inner.limit
+    }
+
+    /// Reserves `bytes` whether or not they fit (what is already in memory, e.g. jobs recovered
+    /// after a restart); the reservation ends when the [`Charge`] drops.
+    #[must_use]
+    pub fn charge(&self, bytes: u64) -> Charge {
+        self.inner.used.fetch_add(bytes, Ordering::Relaxed);
+        Charge {
+            counter: self.inner.clone(),
+            bytes,
+        }
+    }
+
     /// Reserves `bytes` if they fit; the reservation ends when the [`Charge`] drops.
-    fn try_charge(&self, bytes: u64) -> Option<Charge> {
+    #[must_use]
+    pub fn try_charge(&self, bytes: u64) -> Option<Charge> {
         let counter = &self.inner;
         counter
             .used
@@ -66,7 +85,7 @@ impl Default for OutputBudget {
 
 /// Bytes reserved in an [`OutputBudget`] until dropped.
 #[derive(Debug)]
-pub(super) struct Charge {
+pub struct Charge {
     counter: Arc<Counter>,
     bytes: u64,
 }

@@ -82,6 +82,7 @@ impl JobControl {
         self.job_outputs = None;
         self.commit = None;
         self.cleanup = None;
+        self.memory = None;
     }
 
     /// Restores a completion read from the database (recovery of a running job).

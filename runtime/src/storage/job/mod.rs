@@ -27,7 +27,7 @@ use silk_core::JobState;
 use silk_core::graph::{JobGraph, Policy};
 use task_control::TaskControl;
 
-pub use held::{OutputBudget, Part, Values};
+pub use held::{Charge, OutputBudget, Part, Values};
 pub use task_control::{FailOutcome, Progress};
 
 /// What an execution manager needs to run a task instance.
@@ -68,6 +68,8 @@ pub struct JobControl {
     /// leave memory when this reaches zero.
     unread_by: Vec<u32>,
     budget: OutputBudget,
+    /// This job's share of the memory budget of running jobs, held until it ends.
+    memory: Option<Charge>,
     commit: Option<TaskControl>,
     cleanup: Option<TaskControl>,
     job_outputs: Option<Vec<u8>>,
@@ -115,6 +117,7 @@ impl JobControl {
                 .take(graph.len())
                 .collect(),
             budget: OutputBudget::default(),
+            memory: None,
             commit: graph.commit().map(|_| TaskControl::termination()),
             cleanup: graph.cleanup().map(|_| TaskControl::termination()),
             graph,
@@ -179,6 +182,23 @@ impl JobControl {
     #[must_use]
     pub fn job_outputs(&self) -> Option<&[u8]> {
         self.job_outputs.as_deref()
+    }
+
+    /// Holds `charge` (this job's memory, see [`Self::memory_estimate`]) until the job ends.
+    #[must_use]
+    pub fn with_memory(mut self, charge: Charge) -> Self {
+        self.memory = Some(charge);
+        self
+    }
+
+    /// The bytes a job of `graph` will hold in memory for its graph and its tasks' control
+    /// (what [`Self::heap_bytes`] measures once it is built), not counting input and output
+    /// values.
+    #[must_use]
+    pub fn memory_estimate(graph: &JobGraph) -> u64 {
+        use std::mem::size_of;
+        let per_task = size_of::<TaskControl>() + size_of::<Output>() + 2 * size_of::<u32>();
+        (graph.heap_bytes() + graph.len() * per_task) as u64
     }
 
     /// Bytes this job holds on the heap for its graph and its tasks' control, not counting input
