@@ -19,6 +19,10 @@ use super::service::{Job, Storage, off_worker};
 /// Graph bytes per chunk when storage chunks a graph itself (one sent as JSON).
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// Most graph chunks of one job (each is a database row; the client's are 1 MiB, so this is
+/// 64 GiB of graph for them, and a flood of tiny chunks is refused early).
+const MAX_CHUNKS: usize = 65_536;
+
 /// A job being received: its graph so far (checked), the chunks to store, the inputs so far.
 #[derive(Debug)]
 pub struct JobUpload {
@@ -80,6 +84,13 @@ impl JobUpload {
     /// As [`Self::add_graph`]; [`Error::Graph`] for bytes that do not decode.
     pub fn add_encoded_graph(&mut self, encoded: Vec<u8>) -> Result<()> {
         self.reserve(encoded.len())?;
+        if self.chunks.len() >= MAX_CHUNKS {
+            return Err(Error::BadRequest(format!(
+                "a graph in more than {MAX_CHUNKS} chunks ({} tasks so far): send it in larger \
+                 chunks",
+                self.builder.tasks()
+            )));
+        }
         if encoded.len() as u64 > self.max_chunk_bytes {
             return Err(Error::BadRequest(format!(
                 "a graph chunk of {} bytes (tasks {} on) is larger than storage writes in one \
@@ -233,4 +244,26 @@ fn check_job_inputs(graph: &JobGraph, inputs: &[u8]) -> Result<()> {
             })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A graph sent as a flood of one-task chunks (each a database row) is refused once it
+    /// passes the chunk limit, with the reason.
+    #[test]
+    fn a_flood_of_tiny_chunks_is_refused() {
+        let json = r#"{"schema_version": "1.0", "tasks": [{"package": "p", "function": "f"}]}"#;
+        let chunk = TaskGraph::from_json(json).unwrap().to_compact();
+        let mut upload = JobUpload::new(&StorageConfig::default());
+        for _ in 0..MAX_CHUNKS {
+            upload.add_graph(&chunk).unwrap();
+        }
+        let e = upload.add_graph(&chunk).unwrap_err().to_string();
+        assert!(
+            e.contains("more than 65536 chunks (65536 tasks so far)"),
+            "{e}"
+        );
+    }
 }
