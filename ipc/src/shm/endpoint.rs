@@ -40,7 +40,11 @@ pub struct ShmClient {
     rbuf: Vec<u8>,
     pacer: Pacer,
     peer_alive: Box<dyn FnMut() -> bool + Send>,
+    /// Since when the oldest unanswered request has been the executor's (sent, or answered up to
+    /// it); `None` when nothing is in flight.
     in_flight_since: Option<Instant>,
+    /// Execute requests sent and not yet answered (several when the EM queues them).
+    outstanding: usize,
     max_recv: usize,
 }
 
@@ -71,6 +75,7 @@ impl ShmClient {
             pacer: Pacer::new(mode),
             peer_alive: Box::new(peer_alive),
             in_flight_since: None,
+            outstanding: 0,
             max_recv: DEFAULT_MAX_RECV_BYTES,
         }
     }
@@ -118,6 +123,7 @@ impl ShmClient {
         trim(&mut self.wbuf);
         sent?;
         if execute {
+            self.outstanding += 1;
             self.set_in_flight(true);
         }
         Ok(())
@@ -150,7 +156,17 @@ impl ClientTransport for ShmClient {
         if let Some(since) = self.in_flight_since {
             self.pacer.record(since.elapsed().min(SAMPLE_CAP), spun_out);
         }
+        // The executor stays busy while requests queued behind this one wait; the next answer's
+        // wait is timed from now. After an error the connection is dropped, nothing waits.
+        self.outstanding = if got.is_ok() {
+            self.outstanding.saturating_sub(1)
+        } else {
+            0
+        };
         self.set_in_flight(false);
+        if self.outstanding > 0 {
+            self.set_in_flight(true);
+        }
         let len = got?;
         let response = codec::decode(&self.rbuf[..len]);
         trim(&mut self.rbuf);

@@ -13,6 +13,7 @@ mod executor_contract;
 mod executor_limits;
 mod message_sizes;
 mod pool_backends;
+mod pool_batches;
 mod pool_metrics;
 mod slot_pool;
 mod timeout_span;

@@ -15,7 +15,8 @@ use support::{executor_bin, frame, outputs, packages_dir, request};
 
 const T: Duration = Duration::from_secs(20);
 
-fn slot(policy: PackagePolicy, wasm_packages: BTreeMap<String, SandboxPolicy>) -> Slot {
+/// A slot running `policy`'s packages natively, the rest as wasm with `wasm_packages`' limits.
+pub fn slot(policy: PackagePolicy, wasm_packages: BTreeMap<String, SandboxPolicy>) -> Slot {
     let host = WasmHost::new(HostConfig {
         package_dir: Some(packages_dir()),
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("silk-wasm-cache")),

@@ -20,7 +20,7 @@ pub mod transport;
 pub use native::{NativeExecutor, NativeExecutorConfig, SpawnError, TaskSuccess};
 pub use policy::{Backend, NativePolicy, PackagePolicy};
 pub use silk_ipc::shm::WaitMode;
-pub use slot::{Slot, SlotConfig};
+pub use slot::{Done, Queued, RunStats, Slot, SlotConfig};
 pub use slot_pool::SlotPool;
 pub use stop::Stop;
 pub use transport::TransportKind;

@@ -127,6 +127,8 @@ pub struct NativeExecutor {
     live: Option<Live>,
     /// Restarts since [`NativeExecutor::take_restarts`] last ran.
     restarts: u64,
+    /// Bumped whenever `live` is replaced.
+    generation: u64,
 }
 
 static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -304,6 +306,7 @@ impl NativeExecutor {
             config,
             live: Some(live),
             restarts: 0,
+            generation: 0,
         })
     }
 
@@ -334,6 +337,7 @@ impl NativeExecutor {
                 status: format!("executor could not be started: {e}"),
             })?;
             self.live = Some(live);
+            self.generation += 1;
         }
         // Some: set just above if it was not.
         self.live.as_mut().ok_or_else(|| TaskFailure::Crashed {
@@ -380,27 +384,57 @@ impl NativeExecutor {
         max_output_bytes: u64,
     ) -> Result<TaskSuccess, TaskFailure> {
         let deadline = Instant::now() + hard_timeout;
-        let too_large = |what: &str, size: u64| TaskFailure::OutputTooLarge {
-            what: what.into(),
+        let sent = self.live()?.transport.send_execute(request, deadline);
+        if let Err(e) = sent {
+            return Err(self.fail(e, hard_timeout, max_output_bytes));
+        }
+        self.receive(deadline, hard_timeout, max_output_bytes)
+    }
+
+    /// Queues `request` behind those already sent, for [`NativeExecutor::receive`] to collect
+    /// its answer in turn (the executor runs requests one after another, in order). False if it
+    /// could not be sent: the executor is gone or its ring stayed full until `deadline`; the
+    /// answers to earlier requests then tell what happened. Never starts an executor.
+    pub fn send_queued(&mut self, request: &Execute, deadline: Instant) -> bool {
+        self.live
+            .as_mut()
+            .is_some_and(|live| live.transport.send_execute(request, deadline).is_ok())
+    }
+
+    /// The answer to the oldest request sent and not yet answered, under the same bounds and
+    /// failure handling as [`NativeExecutor::execute_with_limit`]: waits until `deadline`
+    /// (then the executor is killed and the task fails with a [`TaskFailure::Timeout`] naming
+    /// `hard_timeout`), and restarts the executor after a timeout, a crash or a broken protocol
+    /// ([`NativeExecutor::generation`] changes then; requests queued behind this one are lost
+    /// with the old executor).
+    ///
+    /// # Errors
+    /// As [`NativeExecutor::execute_with_limit`].
+    pub fn receive(
+        &mut self,
+        deadline: Instant,
+        hard_timeout: Duration,
+        max_output_bytes: u64,
+    ) -> Result<TaskSuccess, TaskFailure> {
+        let too_large = |size: u64| TaskFailure::OutputTooLarge {
+            what: "task output".into(),
             size_bytes: size,
             limit_bytes: max_output_bytes,
             limit: "max_output_bytes".into(),
         };
-        let live = self.live()?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(TaskFailure::Crashed {
+                status: "executor could not be started".into(),
+            });
+        };
         let frame_limit = max_output_bytes.saturating_add(RESPONSE_OVERHEAD_BYTES);
         live.transport
             .set_max_recv_bytes(usize::try_from(frame_limit).unwrap_or(usize::MAX));
-        let result = live
-            .transport
-            .send_execute(request, deadline)
-            .and_then(|()| live.transport.recv(deadline));
-        match result {
+        match live.transport.recv(deadline) {
             Ok(Response::Result {
                 outcome: Outcome::Success(outputs),
                 ..
-            }) if outputs.len() as u64 > max_output_bytes => {
-                Err(too_large("task output", outputs.len() as u64))
-            }
+            }) if outputs.len() as u64 > max_output_bytes => Err(too_large(outputs.len() as u64)),
             Ok(Response::Result {
                 outcome: Outcome::Success(outputs),
                 elapsed_ns,
@@ -412,37 +446,85 @@ impl NativeExecutor {
                 outcome: Outcome::Failure(failure),
                 ..
             }) => Err(failure.bounded()),
-            Err(TransportError::TooLarge { len, limit }) => {
+            Err(e) => Err(self.fail(e, hard_timeout, max_output_bytes)),
+        }
+    }
+
+    /// Kills the executor after a transport error, starts a fresh one, and names the failure.
+    fn fail(
+        &mut self,
+        error: TransportError,
+        hard_timeout: Duration,
+        max_output_bytes: u64,
+    ) -> TaskFailure {
+        let Some(live) = self.live.as_mut() else {
+            return TaskFailure::Crashed {
+                status: format!("{error}; executor not running"),
+            };
+        };
+        let failure = match error {
+            TransportError::TooLarge { len, limit } => {
                 // The frame was not read: the connection is out of step, the executor goes.
                 let status = kill_and_reap(&mut live.child);
                 tracing::warn!(executor = live.id, %status, size_bytes = len, limit_bytes = limit, "executor response over the limit; executor killed");
-                self.respawn();
-                Err(too_large("executor response", len as u64))
+                TaskFailure::OutputTooLarge {
+                    what: "executor response".into(),
+                    size_bytes: len as u64,
+                    limit_bytes: max_output_bytes,
+                    limit: "max_output_bytes".into(),
+                }
             }
-            Err(TransportError::TimedOut) => {
+            TransportError::TimedOut => {
                 let status = kill_and_reap(&mut live.child);
                 let after_ms = u64::try_from(hard_timeout.as_millis()).unwrap_or(u64::MAX);
                 tracing::warn!(executor = live.id, %status, timeout_ms = after_ms, "task timed out; executor killed");
-                self.respawn();
-                Err(TaskFailure::Timeout { after_ms })
+                TaskFailure::Timeout { after_ms }
             }
-            Err(TransportError::Closed) => {
+            TransportError::Closed => {
                 let status = reap_after_close(&mut live.child);
                 tracing::warn!(executor = live.id, %status, "executor crashed");
-                self.respawn();
-                Err(TaskFailure::Crashed { status })
+                TaskFailure::Crashed { status }
             }
-            Err(e) => {
+            e => {
                 let status = format!("{e}; executor killed ({})", kill_and_reap(&mut live.child));
                 tracing::warn!(executor = live.id, %status, "executor connection failed");
-                self.respawn();
-                Err(TaskFailure::Crashed { status })
+                TaskFailure::Crashed { status }
             }
+        };
+        self.respawn();
+        failure
+    }
+
+    /// Kills the executor and starts a fresh one (a task on it was stopped).
+    pub fn restart(&mut self) {
+        if let Some(live) = self.live.as_mut() {
+            let status = kill_and_reap(&mut live.child);
+            tracing::debug!(executor = live.id, %status, "executor killed to stop its task");
+        }
+        self.respawn();
+    }
+
+    /// Changes whenever the executor is replaced, so a caller that queued requests with
+    /// [`NativeExecutor::send_queued`] can tell they were lost with the old one.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How many request bytes may be queued with [`NativeExecutor::send_queued`] without a send
+    /// ever waiting on the executor: a quarter of the request ring on shared memory (so the EM
+    /// and the executor can never both block writing), none over pipes.
+    #[must_use]
+    pub fn queue_budget(&self) -> usize {
+        match self.live.as_ref().map(|l| l.transport.kind()) {
+            Some(TransportKind::Shm) => self.config.shm_ring_bytes / 4,
+            _ => 0,
         }
     }
 
     fn respawn(&mut self) {
         self.restarts += 1;
+        self.generation += 1;
         self.live = match start(&self.config) {
             Ok(live) => Some(live),
             Err(e) => {

@@ -21,19 +21,10 @@ use tokio::sync::oneshot;
 
 use super::native::TaskSuccess;
 use super::policy::Backend;
-use super::slot::{Slot, SlotConfig};
+use super::slot::{Done, Queued, RunStats, Slot, SlotConfig};
 use super::stop::Stop;
 use crate::metrics::em::PoolMetrics;
 use crate::metrics::labels::LocalCache;
-
-/// What a runner measured besides the outcome, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RunStats {
-    /// Wasm fuel the last task burnt (fuel metering on).
-    pub fuel: Option<u64>,
-    /// Native executors restarted since the last call.
-    pub restarts: u64,
-}
 
 /// What a slot thread runs tasks on: a [`Slot`] in production.
 pub(crate) trait Runner {
@@ -45,9 +36,16 @@ pub(crate) trait Runner {
         stop: &Stop,
     ) -> Result<TaskSuccess, TaskFailure>;
 
-    /// What the last [`Runner::run`] measured.
-    fn take_stats(&mut self) -> RunStats {
-        RunStats::default()
+    /// Runs `batch` in order, calling `done` with each outcome as soon as it is known; a task
+    /// stopped or past its deadline before its turn does not run ([`Queued::refused`]).
+    fn run_batch(&mut self, batch: &[Queued<'_>], done: &mut Done<'_>) {
+        for (k, q) in batch.iter().enumerate() {
+            let outcome = match q.refused() {
+                Some(failure) => Err(failure),
+                None => self.run(q.request, q.left(), q.stop),
+            };
+            done(k, outcome, RunStats::default());
+        }
     }
 }
 
@@ -61,11 +59,8 @@ impl Runner for Slot {
         self.execute_stoppable(request, hard_timeout, stop)
     }
 
-    fn take_stats(&mut self) -> RunStats {
-        RunStats {
-            fuel: self.take_fuel(),
-            restarts: self.take_restarts(),
-        }
+    fn run_batch(&mut self, batch: &[Queued<'_>], done: &mut Done<'_>) {
+        self.execute_batch(batch, done);
     }
 }
 
@@ -126,6 +121,8 @@ pub struct SlotPool {
     running: Mutex<HashMap<u64, Arc<Stop>>>,
     task_time: Arc<TaskTime>,
     live: Arc<AtomicUsize>,
+    /// Tasks in the queue, not yet taken by a slot.
+    queued: Arc<AtomicUsize>,
     metrics: PoolMetrics,
 }
 
@@ -205,21 +202,31 @@ impl SlotPool {
         let make = Arc::new(make);
         let task_time = Arc::new(TaskTime::default());
         let live = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
         for i in 0..slots.max(1) {
             let (rx, times, make) = (rx.clone(), task_time.clone(), make.clone());
+            let (queued, slots_live) = (queued.clone(), live.clone());
             // Counted from here, so `slots()` is right as soon as `start` returns.
             let guard = LiveGuard::new(&live, &metrics);
             let metrics = metrics.clone();
             // Detached: see `Drop`.
             std::thread::Builder::new()
                 .name(format!("silk-slot-{i}"))
-                .spawn(move || serve(i, &rx, &times, &metrics, &*make, guard))?;
+                .spawn(move || {
+                    let queue = Queue {
+                        rx: &rx,
+                        queued: &queued,
+                        live: &slots_live,
+                    };
+                    serve(i, &queue, &times, &metrics, &*make, guard);
+                })?;
         }
         Ok(Self {
             queue: Some(tx),
             running: Mutex::new(HashMap::new()),
             task_time,
             live,
+            queued,
             metrics,
         })
     }
@@ -318,7 +325,9 @@ impl SlotPool {
         let Some(queue) = &self.queue else {
             return Err(lost());
         };
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if queue.send(work).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(lost());
         }
         outcome.await.unwrap_or_else(|_| Err(lost()))
@@ -330,11 +339,46 @@ impl SlotPool {
     }
 }
 
-/// A slot thread: takes tasks until the queue closes. A panic in the runner fails that task and
-/// the runner is rebuilt.
+/// Most tasks a slot takes from the queue at once.
+const MAX_BATCH: usize = 8;
+
+/// The queue slot threads share.
+struct Queue<'a> {
+    rx: &'a Mutex<std_mpsc::Receiver<Work>>,
+    /// Tasks sent and not yet taken.
+    queued: &'a AtomicUsize,
+    /// Live slot threads.
+    live: &'a AtomicUsize,
+}
+
+impl Queue<'_> {
+    /// Waits for the next task, and takes with it a fair share of those queued behind it (what
+    /// is queued divided by the live slots, at most [`MAX_BATCH`] in all), so no slot is left
+    /// idle while another holds tasks. `None` once the queue is closed.
+    fn take(&self) -> Option<Vec<Work>> {
+        // The lock is held only while taking tasks.
+        let rx = crate::storage::lock(self.rx);
+        let first = rx.recv().ok()?;
+        let behind = self.queued.load(Ordering::Relaxed).saturating_sub(1);
+        let share = 1 + behind / self.live.load(Ordering::Relaxed).max(1);
+        let mut batch = vec![first];
+        while batch.len() < share.min(MAX_BATCH) {
+            match rx.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        drop(rx);
+        self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        Some(batch)
+    }
+}
+
+/// A slot thread: takes tasks until the queue closes. A panic in the runner fails the tasks of
+/// the batch it was running that had no outcome yet, and the runner is rebuilt.
 fn serve<R: Runner>(
     index: usize,
-    rx: &Mutex<std_mpsc::Receiver<Work>>,
+    queue: &Queue<'_>,
     times: &TaskTime,
     metrics: &PoolMetrics,
     make: &(dyn Fn() -> R + Send + Sync),
@@ -342,55 +386,81 @@ fn serve<R: Runner>(
 ) {
     let mut runner = make();
     let mut packages = LocalCache::default();
-    loop {
-        // The lock is held only while waiting for the next task.
-        let next = crate::storage::lock(rx).recv();
-        let Ok(work) = next else { return };
-        if work.stop.is_stopped() {
-            let _ = work.reply.send(Err(TaskFailure::stopped()));
-            continue;
-        }
-        let package = metrics.package(&mut packages, &work.request.package);
-        let started = Instant::now();
-        let left = work.deadline.saturating_duration_since(started);
-        if left.is_zero() {
-            // Queued past its hard timeout: not started (storage's expiry runs the same span).
-            let after_ms = u64::try_from(work.hard_timeout.as_millis()).unwrap_or(u64::MAX);
-            let failure = TaskFailure::Timeout { after_ms };
-            package.finished(Err(&failure), Duration::ZERO, None);
-            let _ = work.reply.send(Err(failure));
-            continue;
-        }
-        package.started(work.request.inputs.len());
-        metrics.slot_busy(1);
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            runner.run(&work.request, left, &work.stop)
-        }));
-        let elapsed = started.elapsed();
-        metrics.slot_busy(-1);
-        times.record(elapsed);
-        let outcome = match run {
-            Ok(outcome) => outcome,
-            Err(payload) => {
-                let failure = TaskFailure::Crashed {
-                    status: format!("executor slot panicked: {}", panic_text(&*payload)),
-                }
-                .bounded();
-                tracing::error!(slot = index, package = work.request.package, function = work.request.function, error = %failure, "slot panicked; task failed, slot rebuilt");
-                // Whatever the panic left half-done goes with the old runner.
-                runner = make();
-                Err(failure)
+    while let Some(batch) = queue.take() {
+        let mut tasks = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let now = Instant::now();
+        for work in batch {
+            if work.stop.is_stopped() {
+                let _ = work.reply.send(Err(TaskFailure::stopped()));
+                continue;
             }
+            let package = metrics.package(&mut packages, &work.request.package);
+            if work.deadline <= now {
+                // Queued past its hard timeout: not started (storage's expiry runs the same
+                // span).
+                let after_ms = u64::try_from(work.hard_timeout.as_millis()).unwrap_or(u64::MAX);
+                let failure = TaskFailure::Timeout { after_ms };
+                package.finished(Err(&failure), Duration::ZERO, None);
+                let _ = work.reply.send(Err(failure));
+                continue;
+            }
+            package.started(work.request.inputs.len());
+            replies.push(Some((work.reply, package)));
+            tasks.push((work.request, work.hard_timeout, work.deadline, work.stop));
+        }
+        if tasks.is_empty() {
+            continue;
+        }
+        let queued: Vec<Queued<'_>> = tasks
+            .iter()
+            .map(|(request, hard_timeout, deadline, stop)| Queued {
+                request,
+                hard_timeout: *hard_timeout,
+                deadline: *deadline,
+                stop,
+            })
+            .collect();
+        metrics.slot_busy(1);
+        let mut last = Instant::now();
+        let mut unfinished = replies.len();
+        let mut done = |k: usize, outcome: Result<TaskSuccess, TaskFailure>, stats: RunStats| {
+            let now = Instant::now();
+            let elapsed = now - last;
+            last = now;
+            times.record(elapsed);
+            metrics.executor_restarts(stats.restarts);
+            let Some((reply, package)) = replies.get_mut(k).and_then(Option::take) else {
+                return;
+            };
+            package.finished(
+                outcome.as_ref().map(|s| s.outputs.len()),
+                elapsed,
+                stats.fuel,
+            );
+            unfinished -= 1;
+            if unfinished == 0 {
+                // Idle before the last answer goes out, so whoever reads it sees the slot free.
+                metrics.slot_busy(-1);
+            }
+            // The caller may have given up (shutdown); nothing to do then.
+            let _ = reply.send(outcome);
         };
-        let stats = runner.take_stats();
-        metrics.executor_restarts(stats.restarts);
-        package.finished(
-            outcome.as_ref().map(|s| s.outputs.len()),
-            elapsed,
-            stats.fuel,
-        );
-        // The caller may have given up (shutdown); nothing to do then.
-        let _ = work.reply.send(outcome);
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            runner.run_batch(&queued, &mut done);
+        }));
+        if let Err(payload) = run {
+            let failure = TaskFailure::Crashed {
+                status: format!("executor slot panicked: {}", panic_text(&*payload)),
+            }
+            .bounded();
+            tracing::error!(slot = index, error = %failure, "slot panicked; its unfinished tasks failed, slot rebuilt");
+            for k in 0..queued.len() {
+                done(k, Err(failure.clone()), RunStats::default());
+            }
+            // Whatever the panic left half-done goes with the old runner.
+            runner = make();
+        }
     }
 }
 
@@ -483,6 +553,96 @@ mod tests {
         panic!(
             "{} slots still counted after every thread ended",
             pool.slots()
+        );
+    }
+
+    /// Waits on "gate" until `open` (saying when it is there); panics on "panic"; answers
+    /// everything else.
+    struct Gated {
+        open: Arc<std::sync::atomic::AtomicBool>,
+        at_gate: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Runner for Gated {
+        fn run(
+            &mut self,
+            request: &Execute,
+            _: Duration,
+            _: &Stop,
+        ) -> Result<TaskSuccess, TaskFailure> {
+            if request.function == "gate" {
+                self.at_gate.store(true, Ordering::SeqCst);
+                while !self.open.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            assert!(request.function != "panic", "deliberate panic");
+            Ok(TaskSuccess {
+                outputs: request.function.clone().into_bytes(),
+                elapsed_ns: 0,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_batch_fails_the_tasks_without_an_outcome() {
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let at_gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (o, a) = (open.clone(), at_gate.clone());
+        let pool = Arc::new(
+            SlotPool::start_with(1, move || Gated {
+                open: o.clone(),
+                at_gate: a.clone(),
+            })
+            .unwrap(),
+        );
+        let run = |function: &'static str| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.execute(task(function), Duration::from_secs(60)).await })
+        };
+        let gated = run("gate");
+        let watchdog = Duration::from_secs(10);
+        let waited = Instant::now();
+        while !at_gate.load(Ordering::SeqCst) {
+            assert!(
+                waited.elapsed() < watchdog,
+                "watchdog: the gate task never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Queued behind the gate, so the one slot takes all three as one batch.
+        let tasks = [run("first"), run("panic"), run("last")];
+        while pool.queued.load(Ordering::SeqCst) < 3 {
+            assert!(
+                waited.elapsed() < watchdog,
+                "watchdog: the tasks were never queued"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        open.store(true, Ordering::SeqCst);
+        let mut outcomes = Vec::new();
+        for handle in std::iter::once(gated).chain(tasks) {
+            outcomes.push(
+                tokio::time::timeout(watchdog, handle)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(outcomes[0].as_ref().unwrap().outputs, b"gate");
+        assert_eq!(outcomes[1].as_ref().unwrap().outputs, b"first");
+        for outcome in &outcomes[2..] {
+            let err = outcome.as_ref().unwrap_err();
+            assert_eq!(err.kind(), silk_ipc::FailureKind::Crashed, "{err}");
+            assert!(err.to_string().contains("deliberate panic"), "{err}");
+        }
+        assert_eq!(
+            pool.execute(task("after"), Duration::from_secs(10))
+                .await
+                .unwrap()
+                .outputs,
+            b"after",
+            "the slot serves on"
         );
     }
 
