@@ -1,26 +1,35 @@
-//! End-to-end throughput: a wide-and-deep graph of trivial tasks through a whole local cluster
-//! (storage on SQLite, scheduler, one execution manager with one slot per CPU; all in this
-//! process, gRPC over loopback), once with the `trivial` package trusted to run natively and once
-//! as sandboxed wasm.
+//! End-to-end throughput: a wide-and-deep graph of trivial tasks through a whole cluster, once
+//! with the `trivial` package trusted to run natively and once as sandboxed wasm, in one of two
+//! layouts:
+//!
+//! * `silk dev` (modes `native`, `wasm`): storage on SQLite, the scheduler and one execution
+//!   manager with one slot per CPU, all in this process, gRPC over loopback;
+//! * production (modes `native@cluster`, `wasm@cluster`): storage on MySQL/MariaDB (a fresh
+//!   database on the server of `SILK_TEST_MYSQL_URL`; the mode is skipped without it), the
+//!   scheduler and the EM, each its own `silk` process (`cargo build --release -p silk-runtime`
+//!   first).
 //!
 //! The graph has `LAYERS` layers of `WIDTH` tasks. Layer 0 is `trivial::one`; every task of a
 //! later layer is `trivial::sum25`, reading 25 outputs of the layer before it, so a task of
 //! layer k outputs 25^k and the job's outputs are checked exactly. Time runs from submit (the
 //! graph built, as an application holds it; the client sends it in compact form) to the watch
 //! stream reporting the job succeeded (outputs fetched after). Reported: tasks/s per run
-//! (median, min, max over `RUNS` runs after one warm-up job) and the process's peak resident
-//! memory during the mode (storage, scheduler and EM together; native executors are children,
-//! not counted), written to stdout and to `target/silk-bench/e2e.md`.
+//! (median, min, max over `RUNS` runs after one warm-up job), the CPU time per task the
+//! cluster's processes spent during a run, native executor children included (in the `silk
+//! dev` layout that is this whole process, so the client building and submitting the graph
+//! counts too), and this process's peak resident memory, written to stdout and to
+//! `target/silk-bench/e2e.md`.
 //!
 //! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
-//! `SILK_BENCH_E2E_MODES` (`native,wasm`; add `+tls` to a mode for TLS on every connection, e.g.
-//! `native,native+tls`), `SILK_BENCH_E2E_SLOTS` (the CPU count). Tokens are checked on every
-//! call in every mode, as in production.
+//! `SILK_BENCH_E2E_MODES` (`native,wasm,native@cluster,wasm@cluster`; add `+tls` to a `silk
+//! dev` mode for TLS on every connection, e.g. `native+tls`), `SILK_BENCH_E2E_SLOTS` (the CPU
+//! count). Tokens are checked on every call in every mode, as in production.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use silk_benches::cluster::{ProcessCluster, tree_cpu};
 use silk_benches::layered::{FAN_IN, graph_json};
 use silk_benches::memory::{peak_rss_mib, reset_peak_rss};
 use silk_client::{Client, JobOutcome};
@@ -121,45 +130,114 @@ fn tls(dir: &std::path::Path) -> DevTls {
     }
 }
 
-async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Vec<f64> {
+/// The cluster a mode runs on.
+enum Layout {
+    /// `silk dev` in this process.
+    Dev(Box<DevCluster>),
+    /// Storage on MySQL/MariaDB, the scheduler and an EM, each its own process; the server's URL
+    /// and the bench database's name, dropped at the end.
+    Processes(ProcessCluster, String, String),
+}
+
+/// One run's rate and the cluster's CPU time per task.
+struct Measured {
+    rate: f64,
+    cpu_us: f64,
+}
+
+async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Option<Vec<Measured>> {
     let trust = if mode.starts_with("native") {
         vec!["trivial".to_owned()]
     } else {
         Vec::new()
     };
+    let slots = std::env::var("SILK_BENCH_E2E_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let certs = tempfile::tempdir().expect("a directory for certificates");
-    let cluster = DevCluster::start(DevOptions {
-        tls: mode.ends_with("+tls").then(|| tls(certs.path())),
-        port_base: 0,
-        trust,
-        executor_bin: find_executor_bin(),
-        em_poll_ms: 200,
-        slots: std::env::var("SILK_BENCH_E2E_SLOTS")
-            .ok()
-            .and_then(|v| v.parse().ok()),
-        ..DevOptions::new(silk_benches::paths::packages_dir())
-    })
-    .await
-    .expect("start the local cluster");
-    let client =
-        Client::connect_with(&cluster.storage_url(), &cluster.client_security()).expect("client");
+    let executor_bin = find_executor_bin();
+    let layout = if mode.ends_with("@cluster") {
+        let Ok(server) = std::env::var("SILK_TEST_MYSQL_URL") else {
+            println!(
+                "e2e/{mode}: skipped (set SILK_TEST_MYSQL_URL, e.g. by `eval \"$(scripts/mariadb-test-server)\"`)"
+            );
+            return None;
+        };
+        let (db, name) = silk_runtime::storage::testing::create_mysql_database(&server)
+            .await
+            .expect("a bench database on the MySQL/MariaDB server");
+        Layout::Processes(
+            ProcessCluster::start(
+                &db,
+                &silk_benches::paths::packages_dir(),
+                &executor_bin.expect(
+                    "silk-executor-native: run `cargo build --release -p silk-executor-native`",
+                ),
+                &trust,
+                slots
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            )
+            .await,
+            server,
+            name,
+        )
+    } else {
+        Layout::Dev(Box::new(
+            DevCluster::start(DevOptions {
+                tls: mode.ends_with("+tls").then(|| tls(certs.path())),
+                port_base: 0,
+                trust,
+                executor_bin,
+                em_poll_ms: 200,
+                slots,
+                ..DevOptions::new(silk_benches::paths::packages_dir())
+            })
+            .await
+            .expect("start the local cluster"),
+        ))
+    };
+    let (url, security, pids) = match &layout {
+        Layout::Dev(c) => (
+            c.storage_url(),
+            c.client_security(),
+            vec![std::process::id()],
+        ),
+        Layout::Processes(c, ..) => (c.storage_url(), c.client_security(), c.pids()),
+    };
+    let cpu = || pids.iter().map(|p| tree_cpu(*p)).sum::<Duration>();
+    let client = Client::connect_with(&url, &security).expect("client");
     let group = client.open_group("bench", b"bench").await.expect("group");
     // Warm-up: connections, executor children, wasm module compilation.
     run_job(&client, group, 2, FAN_IN.max(width / 10)).await;
-    let mut rates = Vec::new();
+    let mut measured = Vec::new();
     for i in 0..runs {
+        let before = cpu();
         let r = run_job(&client, group, layers, width).await;
+        let cpu_us = (cpu() - before).as_secs_f64() * 1e6 / r.tasks as f64;
         println!(
-            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms)",
+            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms), {cpu_us:.0} µs CPU per task",
             r.tasks,
             r.elapsed.as_secs_f64(),
             rate(&r),
             r.submitted.as_secs_f64() * 1000.0
         );
-        rates.push(rate(&r));
+        measured.push(Measured {
+            rate: rate(&r),
+            cpu_us,
+        });
     }
-    cluster.stop().await.expect("stop the local cluster");
-    rates
+    drop(client);
+    match layout {
+        Layout::Dev(cluster) => cluster.stop().await.expect("stop the local cluster"),
+        Layout::Processes(cluster, server, name) => {
+            drop(cluster);
+            let dropped = silk_runtime::storage::testing::drop_mysql_database(&server, &name).await;
+            if let Err(e) = dropped {
+                eprintln!("e2e/{mode}: could not drop bench database {name}: {e}");
+            }
+        }
+    }
+    Some(measured)
 }
 
 fn main() {
@@ -174,31 +252,43 @@ fn main() {
             knob("SILK_BENCH_E2E_RUNS", 3).max(1),
         )
     };
-    let modes = std::env::var("SILK_BENCH_E2E_MODES").unwrap_or_else(|_| "native,wasm".into());
+    let modes = std::env::var("SILK_BENCH_E2E_MODES")
+        .unwrap_or_else(|_| "native,wasm,native@cluster,wasm@cluster".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let mut table = format!(
         "# End-to-end throughput ({layers} layers × {width} trivial tasks, fan-in {FAN_IN})\n\n\
-         | mode | runs | median tasks/s | min | max | peak RSS (MiB) |\n|---|---|---|---|---|---|\n"
+         | mode | runs | median tasks/s | min | max | CPU µs/task, median (min–max) | peak RSS (MiB) |\n\
+         |---|---|---|---|---|---|---|\n"
     );
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         reset_peak_rss("self");
-        let mut rates = runtime.block_on(bench_mode(mode, layers, width, runs));
+        let Some(measured) = runtime.block_on(bench_mode(mode, layers, width, runs)) else {
+            continue;
+        };
+        // This process only: the cluster's own processes are not its children's peak.
         let peak = peak_rss_mib("self");
-        rates.sort_by(f64::total_cmp);
-        let median = rates[rates.len() / 2];
+        let sorted = |f: fn(&Measured) -> f64| {
+            let mut v: Vec<f64> = measured.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let (rates, cpus) = (sorted(|m| m.rate), sorted(|m| m.cpu_us));
+        let (median, cpu) = (rates[rates.len() / 2], cpus[cpus.len() / 2]);
         println!(
-            "e2e/{mode}: median {median:.0} tasks/s over {} runs, peak RSS {peak} MiB",
+            "e2e/{mode}: median {median:.0} tasks/s over {} runs, {cpu:.0} µs CPU per task, peak RSS {peak} MiB",
             rates.len()
         );
         let _ = writeln!(
             table,
-            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {peak} |",
+            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {cpu:.0} ({:.0}–{:.0}) | {peak} |",
             rates.len(),
             rates[0],
-            rates[rates.len() - 1]
+            rates[rates.len() - 1],
+            cpus[0],
+            cpus[cpus.len() - 1]
         );
     }
     if !quick {

@@ -16,6 +16,7 @@
 //! assert_eq!(paths[1], "/usr/local/bin/file_0031_00001.log");
 //! ```
 
+pub mod cluster;
 pub mod layered;
 pub mod memory;
 pub mod paths;
