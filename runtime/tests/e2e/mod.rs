@@ -668,8 +668,24 @@ where
     }
 }
 
-/// Runs a scenario under a watchdog.
+/// Held shared by every scenario and alone by the load scenarios ([`watchdog_alone`]), so a test
+/// that keeps both cores busy for minutes never starves the timing of another.
+static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Runs a scenario under a watchdog (started once the scenario may run: not while a load
+/// scenario runs).
 pub async fn watchdog<F: std::future::Future<Output = ()>>(secs: u64, scenario: F) {
+    let _shared = CPU.read().await;
+    timed(secs, scenario).await;
+}
+
+/// [`watchdog`] for a scenario that loads the machine: it runs with no other scenario beside it.
+pub async fn watchdog_alone<F: std::future::Future<Output = ()>>(secs: u64, scenario: F) {
+    let _alone = CPU.write().await;
+    timed(secs, scenario).await;
+}
+
+async fn timed<F: std::future::Future<Output = ()>>(secs: u64, scenario: F) {
     tokio::time::timeout(Duration::from_secs(secs), scenario)
         .await
         .unwrap_or_else(|_| panic!("watchdog: scenario did not finish within {secs} s"));

@@ -21,13 +21,11 @@ use serde_json::{Value as Json, json};
 
 use e2e::jobs::{JobState, Jobs};
 use e2e::values::i;
-use e2e::{Backend, Cluster, EmSpec, watchdog};
+use e2e::{Backend, Cluster, EmSpec, watchdog_alone};
 
 const LAYERS: usize = 10;
 const WIDTH: usize = 1000;
 const FAN_IN: usize = 25;
-/// The drill and the load run take turns: each keeps both cores busy.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The EMs' default `max_unreported_tasks`.
 const UNREPORTED: usize = 1024;
@@ -226,8 +224,8 @@ async fn every_job_survives_kill_9_of_every_service_on_mariadb() {
     let Some(server) = silk_runtime::storage::testing::mysql_url("drill") else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    watchdog(300, drill(server)).await;
+    // Alone: the drill keeps both cores busy.
+    watchdog_alone(300, drill(server)).await;
 }
 
 async fn load(server: String) {
@@ -264,6 +262,5 @@ async fn twenty_four_jobs_eight_at_a_time_all_finish_on_mariadb() {
     let Some(server) = silk_runtime::storage::testing::mysql_url("load") else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    watchdog(600, load(server)).await;
+    watchdog_alone(600, load(server)).await;
 }

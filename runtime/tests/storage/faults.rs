@@ -162,21 +162,29 @@ impl Blocker {
         match self {
             Self::Sqlite(_) => tokio::time::sleep(Duration::from_millis(800)).await,
             Self::MySql(c) => {
+                let mut last_error = None;
                 for _ in 0..400 {
-                    let n: i64 = sqlx::query_scalar(
+                    // The server builds this view in a temporary table; MariaDB has been seen
+                    // failing that now and then ("Error on delete of '/tmp/#sql-temptable…'"),
+                    // so a failed look is retried like a miss.
+                    let seen: Result<i64, _> = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
                          WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE ?",
                     )
                     .bind(statement.pattern())
                     .fetch_one(&mut *c)
-                    .await
-                    .unwrap();
-                    if n > 0 {
-                        return;
+                    .await;
+                    match seen {
+                        Ok(n) if n > 0 => return,
+                        Ok(_) => {}
+                        Err(e) => last_error = Some(e),
                     }
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
-                panic!("storage never ran {statement:?} against the locked rows");
+                panic!(
+                    "storage never ran {statement:?} against the locked rows \
+                     (last failed look: {last_error:?})"
+                );
             }
         }
     }
