@@ -31,6 +31,28 @@ fn is_root() -> bool {
     })
 }
 
+/// Creates the system tables of a new server in `data`.
+fn bootstrap(install: &Path, data: &Path, tmp: &Path, user: &[&str]) -> Result<(), String> {
+    let out = Command::new(install)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
+        .args(user)
+        .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}; stdout: {}; stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 impl PrivateMariaDb {
     /// Starts a server with `max_allowed_packet` = `max_packet` bytes. `None` (with a notice)
     /// when MySQL tests are off (`SILK_TEST_MYSQL_URL` unset) or MariaDB is not installed.
@@ -51,15 +73,19 @@ impl PrivateMariaDb {
         };
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // Its own tmpdir: not the /tmp other servers and tests share.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let user: &[&str] = if is_root() { &["--user=root"] } else { &[] };
-        let out = Command::new(install)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args(user)
-            .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mariadb-install-db: {out:?}");
+        // The bootstrap is MariaDB's step, not silk's: a failure is retried once on a fresh data
+        // directory (and printed), a second one fails the test with MariaDB's output.
+        if let Err(first) = bootstrap(&install, &data, &tmp, user) {
+            eprintln!("{test}: mariadb-install-db failed, retrying once: {first}");
+            let _ = std::fs::remove_dir_all(&data);
+            if let Err(second) = bootstrap(&install, &data, &tmp, user) {
+                panic!("mariadb-install-db failed twice; the second time: {second}");
+            }
+        }
         let port = crate::support::free_port();
         let socket = dir.path().join("sock");
         let child = Command::new(server)
@@ -67,6 +93,7 @@ impl PrivateMariaDb {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--port={port}"))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--max-allowed-packet={max_packet}"))
             .args(user)
             .args([
