@@ -180,7 +180,8 @@ impl DevCluster {
     /// once storage serves; the scheduler and EM register in the background.
     ///
     /// # Errors
-    /// A [`DevError`]: missing packages, a taken port, a database that cannot be opened.
+    /// A [`DevError`]: missing packages, a trusted package without the native executor, a taken
+    /// port, a database that cannot be opened.
     pub async fn start(options: DevOptions) -> Result<Self, DevError> {
         if !options.packages.is_dir() {
             return Err(DevError::NoPackages(options.packages));
@@ -194,6 +195,15 @@ impl DevCluster {
                 });
             }
         }
+        // The EM's own rules for its slots (a trusted package needs the native executor), checked
+        // before anything starts: an EM failing them would leave a cluster that runs nothing.
+        crate::em::slot_config(&EmConfig {
+            package_dir: options.packages.clone(),
+            native_packages: options.trust.clone(),
+            executor_bin: options.executor_bin.clone(),
+            ..EmConfig::default()
+        })
+        .map_err(|e| DevError::Em(e.to_string()))?;
         let (temp, db_path) = match &options.db {
             Some(path) => (None, path.clone()),
             None => {

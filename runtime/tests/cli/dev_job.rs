@@ -445,36 +445,70 @@ fn dev_cluster_and_job_commands() {
     );
 }
 
+/// Runs `silk dev` as `cmd` and checks it was refused before it started anything: exit code 1,
+/// every one of `reasons` in stderr, and no banner.
+fn assert_dev_refused(cmd: &mut Command, reasons: &[&str]) {
+    let out = cmd.output().unwrap();
+    let (out_text, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for reason in reasons {
+        assert!(err.contains(reason), "{reason:?} not in: {err}");
+    }
+    assert!(
+        !out_text.contains("Next steps") && !err.contains("Next steps"),
+        "banner printed: {out_text}{err}"
+    );
+}
+
 #[test]
 fn dev_refuses_a_missing_packages_dir_and_untrusted_names() {
-    let out = silk()
-        .args([
+    assert_dev_refused(
+        silk().args([
             "dev",
             "--port-base",
             "0",
             "--packages",
             "/nonexistent/silk-packages",
-        ])
-        .output()
+        ]),
+        &["packages directory /nonexistent/silk-packages does not exist"],
+    );
+    assert_dev_refused(
+        silk()
+            .args([
+                "dev",
+                "--port-base",
+                "0",
+                "--trust",
+                "wat_echo",
+                "--packages",
+            ])
+            .arg(support::packages_dir()),
+        &["--trust wat_echo: no native library"],
+    );
+    // A trusted package with no native executor anywhere silk looks (a copy of `silk` alone in
+    // a directory): refused before anything starts. It used to print its banner and run a
+    // cluster whose EM had already failed, so no task ever ran.
+    let alone = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lonely_silk = alone.path().join("silk");
+    std::fs::hard_link(env!("CARGO_BIN_EXE_silk"), &lonely_silk)
+        .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_silk"), &lonely_silk).map(drop))
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("packages directory /nonexistent/silk-packages does not exist"));
-    let out = silk()
-        .args([
-            "dev",
-            "--port-base",
-            "0",
-            "--trust",
-            "wat_echo",
-            "--packages",
-        ])
-        .arg(support::packages_dir())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("--trust wat_echo: no native library"),
-        "{}",
-        stderr(&out)
+    assert_dev_refused(
+        Command::new(&lonely_silk)
+            .args([
+                "dev",
+                "--port-base",
+                "0",
+                "--trust",
+                "trivial",
+                "--packages",
+            ])
+            .arg(support::packages_dir())
+            .env_remove("SILK_EXECUTOR_NATIVE")
+            .env("PATH", alone.path()),
+        &[
+            "native_packages needs the native executor",
+            "silk-executor-native not found",
+        ],
     );
 }
