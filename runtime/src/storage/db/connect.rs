@@ -13,6 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::migrations::{Backend, migrator};
 use super::retry::{self, RetryPolicy};
 use super::{DbError, DbResult};
 
@@ -102,7 +103,7 @@ impl SqliteDb {
             .await?;
         let stats = retry::DbStats::default();
         retry::retry(&options.retry, &stats, "migrate", || async {
-            Ok(sqlx::migrate!("migrations/sqlite").run(&pool).await?)
+            Ok(migrator(Backend::Sqlite).run(&pool).await?)
         })
         .await?;
         Ok(Self {
@@ -155,7 +156,7 @@ impl MySqlDb {
             })
             .connect(url)
             .await?;
-        sqlx::migrate!("migrations/mysql").run(&pool).await?;
+        migrator(Backend::MySql).run(&pool).await?;
         Ok(Self {
             pool,
             options,

@@ -1,7 +1,7 @@
 //! The storage database: one trait, [`Db`], with two backends on sqlx — [`SqliteDb`] (a file in
 //! WAL mode, the embedded default) and [`MySqlDb`] (MySQL or MariaDB). [`AnyDb`] picks one from a
-//! URL (`sqlite:PATH` or `mysql://…`). Migrations are embedded (`runtime/migrations/{sqlite,mysql}`)
-//! and run on connect; queries are checked at run time, so building needs no database.
+//! URL (`sqlite:PATH` or `mysql://…`). Migrations are embedded (`runtime/migrations/{sqlite,mysql}`,
+//! listed in `migrations.rs`) and run on connect; queries are checked at run time, so building needs no database.
 //!
 //! The database holds what must survive a restart: resource groups (secrets hashed with argon2),
 //! jobs (graph, inputs, state, outputs, error), one row per succeeded task (its outputs), sessions,
@@ -13,6 +13,7 @@
 
 mod backend;
 mod connect;
+mod migrations;
 pub mod retry;
 mod secret;
 mod sql;
