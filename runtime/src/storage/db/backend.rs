@@ -21,6 +21,16 @@ use silk_core::ids::{ExecutionManagerId, SchedulerId, SessionId};
 /// Most jobs retention deletes in one transaction.
 const RETENTION_BATCH: usize = 256;
 
+/// `ids` (not empty) made [`RETENTION_BATCH`] long by repeating the last one, so a retention
+/// delete always has the same shape (see `sql::completion_chunks` for why shapes are bounded).
+fn padded(ids: &[i64]) -> impl Iterator<Item = i64> + '_ {
+    let last = ids.last().copied().unwrap_or_default();
+    ids.iter()
+        .copied()
+        .chain(std::iter::repeat(last))
+        .take(RETENTION_BATCH.max(ids.len()))
+}
+
 macro_rules! backend {
     (
         $ty:ident,
@@ -174,16 +184,16 @@ macro_rules! backend {
                 for table in ["task_completions", "job_parts"] {
                     let mut rows = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE job_id IN ("));
                     let mut list = rows.separated(", ");
-                    for id in &ids {
-                        list.push_bind(*id);
+                    for id in padded(&ids) {
+                        list.push_bind(id);
                     }
                     rows.push(")");
                     rows.build().execute(&mut *tx).await?;
                 }
                 let mut jobs = sqlx::QueryBuilder::new("DELETE FROM jobs WHERE id IN (");
                 let mut list = jobs.separated(", ");
-                for id in &ids {
-                    list.push_bind(*id);
+                for id in padded(&ids) {
+                    list.push_bind(id);
                 }
                 jobs.push(") AND ended_at_ms < ").push_bind(ended_before_ms);
                 let done = jobs.build().execute(&mut *tx).await?;
