@@ -384,3 +384,54 @@ conformance!(
     open_resource_group_race,
     list_jobs,
 );
+
+/// MySQL only: group commits of every batch size from 1 to 300 rows close no prepared statement
+/// on their connection. The driver keeps a bounded cache of prepared statements per connection
+/// and closes the one it evicts; that close is the one command MySQL does not answer, and the
+/// next command waited for the server's delayed TCP acknowledgement (40 ms a commit, once a few
+/// jobs had used enough distinct insert shapes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_group_commits_close_no_statements() {
+    let Some(server) = crate::storage::testing::mysql_url("group_commits_close_no_statements")
+    else {
+        return;
+    };
+    let (url, _name) = crate::storage::testing::create_mysql_database(&server)
+        .await
+        .unwrap();
+    // Migrated by a first connection; the workload then runs on a pool of one connection, so
+    // that session's counters are the workload's.
+    let migrated = super::MySqlDb::connect(&url).await.unwrap();
+    let db = super::MySqlDb {
+        pool: sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap(),
+        options: migrated.options,
+        stats: super::retry::DbStats::default(),
+    };
+    let g = group(&db, "shapes").await;
+    let j = job(&db, g).await;
+    let mut next = 0_u64;
+    for len in 1..=300_u64 {
+        let batch: Vec<Completion> = (next..next + len)
+            .map(|task| Completion {
+                job: j,
+                task,
+                outputs: Arc::new(vec![1; 8]),
+            })
+            .collect();
+        next += len;
+        db.record_completions(&batch, T0).await.unwrap();
+    }
+    let (_, closed): (String, String) = sqlx::query_as("SHOW SESSION STATUS LIKE 'Com_stmt_close'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(closed, "0", "prepared statements closed by the driver");
+    assert_eq!(
+        db.completions(j).await.unwrap().len(),
+        usize::try_from(next).unwrap()
+    );
+}
