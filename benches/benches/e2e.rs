@@ -139,6 +139,22 @@ enum Layout {
     Processes(ProcessCluster, String, String),
 }
 
+/// Waits for `job`, checking meanwhile that the production layout's processes still run (a dead
+/// one fails the bench with its log instead of leaving it waiting forever).
+async fn watched<F: std::future::Future>(layout: &mut Layout, job: F) -> F::Output {
+    let Layout::Processes(cluster, ..) = layout else {
+        return job.await;
+    };
+    tokio::pin!(job);
+    let mut check = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            out = &mut job => return out,
+            _ = check.tick() => cluster.assert_alive(),
+        }
+    }
+}
+
 /// One run's rate and the cluster's CPU time per task.
 struct Measured {
     rate: f64,
@@ -156,7 +172,7 @@ async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Opt
         .and_then(|v| v.parse().ok());
     let certs = tempfile::tempdir().expect("a directory for certificates");
     let executor_bin = find_executor_bin();
-    let layout = if mode.ends_with("@cluster") {
+    let mut layout = if mode.ends_with("@cluster") {
         let Ok(server) = std::env::var("SILK_TEST_MYSQL_URL") else {
             println!(
                 "e2e/{mode}: skipped (set SILK_TEST_MYSQL_URL, e.g. by `eval \"$(scripts/mariadb-test-server)\"`)"
@@ -208,11 +224,15 @@ async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Opt
     let client = Client::connect_with(&url, &security).expect("client");
     let group = client.open_group("bench", b"bench").await.expect("group");
     // Warm-up: connections, executor children, wasm module compilation.
-    run_job(&client, group, 2, FAN_IN.max(width / 10)).await;
+    watched(
+        &mut layout,
+        run_job(&client, group, 2, FAN_IN.max(width / 10)),
+    )
+    .await;
     let mut measured = Vec::new();
     for i in 0..runs {
         let before = cpu();
-        let r = run_job(&client, group, layers, width).await;
+        let r = watched(&mut layout, run_job(&client, group, layers, width)).await;
         let cpu_us = (cpu() - before).as_secs_f64() * 1e6 / r.tasks as f64;
         println!(
             "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms), {cpu_us:.0} µs CPU per task",

@@ -16,7 +16,8 @@ pub struct ProcessCluster {
     dir: tempfile::TempDir,
     storage_port: u16,
     admin: Token,
-    procs: Vec<Child>,
+    /// Storage, the scheduler and the EM, with their names.
+    procs: Vec<(&'static str, Child)>,
 }
 
 /// A free loopback port (bound, then released).
@@ -123,7 +124,7 @@ impl ProcessCluster {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("start silk {service}: {e}"));
-            procs.push(child);
+            procs.push((service, child));
         }
         let cluster = Self {
             dir,
@@ -166,14 +167,30 @@ impl ProcessCluster {
     /// Process ids of storage, the scheduler and the EM.
     #[must_use]
     pub fn pids(&self) -> Vec<u32> {
-        self.procs.iter().map(Child::id).collect()
+        self.procs.iter().map(|(_, child)| child.id()).collect()
+    }
+
+    /// Panics, with the end of its log, if a process of the cluster has exited: a bench waiting
+    /// for a job it can no longer run would wait forever.
+    pub fn assert_alive(&mut self) {
+        for (service, child) in &mut self.procs {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{service}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                panic!(
+                    "silk {service} exited ({status}); the end of its log:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
     }
 }
 
 impl Drop for ProcessCluster {
     fn drop(&mut self) {
         // The EM's executors die with it (their parent-death signal).
-        for child in &mut self.procs {
+        for (_, child) in &mut self.procs {
             let _ = child.kill();
             let _ = child.wait();
         }
