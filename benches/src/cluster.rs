@@ -126,7 +126,7 @@ impl ProcessCluster {
                 .unwrap_or_else(|e| panic!("start silk {service}: {e}"));
             procs.push((service, child));
         }
-        let cluster = Self {
+        let mut cluster = Self {
             dir,
             storage_port,
             admin,
@@ -136,10 +136,12 @@ impl ProcessCluster {
         cluster
     }
 
-    async fn wait_for_storage(&self) {
+    async fn wait_for_storage(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let addr = format!("127.0.0.1:{}", self.storage_port);
         while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            // A process that failed to start (a bad config, a taken port) fails the bench now.
+            self.assert_alive();
             assert!(
                 Instant::now() < deadline,
                 "storage did not answer within 60 s; logs in {}",
