@@ -14,11 +14,12 @@
 //! layer k outputs 25^k and the job's outputs are checked exactly. Time runs from submit (the
 //! graph built, as an application holds it; the client sends it in compact form) to the watch
 //! stream reporting the job succeeded (outputs fetched after). Reported: tasks/s per run
-//! (median, min, max over `RUNS` runs after one warm-up job), the CPU time per task the
-//! cluster's processes spent during a run, native executor children included (in the `silk
-//! dev` layout that is this whole process, so the client building and submitting the graph
-//! counts too), and this process's peak resident memory, written to stdout and to
-//! `target/silk-bench/e2e.md`.
+//! (median, min, max over `RUNS` runs after one warm-up job); the CPU time per task spent during
+//! a run by the control plane (storage, scheduler and EM: the threads of the cluster's
+//! processes — in the `silk dev` layout this process but its client thread, which builds,
+//! submits and waits for the graphs), by the native executor children, and by the MySQL/MariaDB
+//! server when it runs on this machine; and this process's peak resident memory, written to
+//! stdout and to `target/silk-bench/e2e.md`.
 //!
 //! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
@@ -29,7 +30,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use silk_benches::cluster::{ProcessCluster, tree_cpu};
+use silk_benches::cluster::ProcessCluster;
+use silk_benches::cpu::{CLIENT_THREAD, CpuSplit};
 use silk_benches::layered::{FAN_IN, graph_json};
 use silk_benches::memory::{peak_rss_mib, reset_peak_rss};
 use silk_client::{Client, JobOutcome};
@@ -54,7 +56,7 @@ struct Run {
 }
 
 async fn run_job(
-    client: &Client,
+    client: Client,
     group: silk_tdl::ResourceGroupId,
     layers: usize,
     width: usize,
@@ -155,13 +157,23 @@ async fn watched<F: std::future::Future>(layout: &mut Layout, job: F) -> F::Outp
     }
 }
 
-/// One run's rate and the cluster's CPU time per task.
+/// One run's rate and the cluster's CPU time per task, in µs, by role.
 struct Measured {
     rate: f64,
-    cpu_us: f64,
+    control_us: f64,
+    executors_us: f64,
+    database_us: f64,
 }
 
-async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Option<Vec<Measured>> {
+/// Runs `mode`'s jobs from a client on `client_rt` (its own thread, so its CPU time is told
+/// apart from the cluster's).
+async fn bench_mode(
+    client_rt: &tokio::runtime::Runtime,
+    mode: &str,
+    layers: usize,
+    width: usize,
+    runs: usize,
+) -> Option<Vec<Measured>> {
     let trust = if mode.starts_with("native") {
         vec!["trivial".to_owned()]
     } else {
@@ -220,31 +232,47 @@ async fn bench_mode(mode: &str, layers: usize, width: usize, runs: usize) -> Opt
         ),
         Layout::Processes(c, ..) => (c.storage_url(), c.client_security(), c.pids()),
     };
-    let cpu = || pids.iter().map(|p| tree_cpu(*p)).sum::<Duration>();
-    let client = Client::connect_with(&url, &security).expect("client");
-    let group = client.open_group("bench", b"bench").await.expect("group");
+    // Made in the client runtime's context, so its connection tasks run there too.
+    let client = {
+        let _in_client_rt = client_rt.enter();
+        Client::connect_with(&url, &security).expect("client")
+    };
+    let group = client_rt
+        .spawn({
+            let client = client.clone();
+            async move { client.open_group("bench", b"bench").await.expect("group") }
+        })
+        .await
+        .expect("open the group");
+    let job = |layers, width| {
+        let handle = client_rt.spawn(run_job(client.clone(), group, layers, width));
+        async move { handle.await.expect("the client's job") }
+    };
     // Warm-up: connections, executor children, wasm module compilation.
-    watched(
-        &mut layout,
-        run_job(&client, group, 2, FAN_IN.max(width / 10)),
-    )
-    .await;
+    watched(&mut layout, job(2, FAN_IN.max(width / 10))).await;
     let mut measured = Vec::new();
     for i in 0..runs {
-        let before = cpu();
-        let r = watched(&mut layout, run_job(&client, group, layers, width)).await;
-        let cpu_us = (cpu() - before).as_secs_f64() * 1e6 / r.tasks as f64;
+        let before = CpuSplit::now(&pids);
+        let r = watched(&mut layout, job(layers, width)).await;
+        let spent = CpuSplit::now(&pids) - before;
+        let per_task = |d: Duration| d.as_secs_f64() * 1e6 / r.tasks as f64;
+        let m = Measured {
+            rate: rate(&r),
+            control_us: per_task(spent.control),
+            executors_us: per_task(spent.executors),
+            database_us: per_task(spent.database),
+        };
         println!(
-            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms), {cpu_us:.0} µs CPU per task",
+            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms); CPU per task: control plane {:.1} µs, executors {:.1} µs, database {:.1} µs",
             r.tasks,
             r.elapsed.as_secs_f64(),
-            rate(&r),
-            r.submitted.as_secs_f64() * 1000.0
+            m.rate,
+            r.submitted.as_secs_f64() * 1000.0,
+            m.control_us,
+            m.executors_us,
+            m.database_us,
         );
-        measured.push(Measured {
-            rate: rate(&r),
-            cpu_us,
-        });
+        measured.push(m);
     }
     drop(client);
     match layout {
@@ -278,14 +306,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // One thread, kept for the whole bench (a thread's CPU time is only told apart while it lives).
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .thread_keep_alive(Duration::from_secs(24 * 3600))
+        .thread_name(CLIENT_THREAD)
+        .enable_all()
+        .build()
+        .expect("the client's tokio runtime");
     let mut table = format!(
         "# End-to-end throughput ({layers} layers × {width} trivial tasks, fan-in {FAN_IN})\n\n\
-         | mode | runs | median tasks/s | min | max | CPU µs/task, median (min–max) | peak RSS (MiB) |\n\
-         |---|---|---|---|---|---|---|\n"
+         CPU µs per task, median (min–max): the control plane (storage, scheduler, EM), the native \
+         executor children, the MySQL/MariaDB server (production layout, when local).\n\n\
+         | mode | runs | median tasks/s | min | max | control plane | executors | database | peak RSS (MiB) |\n\
+         |---|---|---|---|---|---|---|---|---|\n"
     );
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         reset_peak_rss("self");
-        let Some(measured) = runtime.block_on(bench_mode(mode, layers, width, runs)) else {
+        let Some(measured) = runtime.block_on(bench_mode(&client_rt, mode, layers, width, runs))
+        else {
             continue;
         };
         // This process only: the cluster's own processes are not its children's peak.
@@ -295,20 +335,23 @@ fn main() {
             v.sort_by(f64::total_cmp);
             v
         };
-        let (rates, cpus) = (sorted(|m| m.rate), sorted(|m| m.cpu_us));
-        let (median, cpu) = (rates[rates.len() / 2], cpus[cpus.len() / 2]);
+        let spread =
+            |v: &[f64]| format!("{:.1} ({:.1}–{:.1})", v[v.len() / 2], v[0], v[v.len() - 1]);
+        let rates = sorted(|m| m.rate);
+        let median = rates[rates.len() / 2];
+        let control = spread(&sorted(|m| m.control_us));
+        let executors = spread(&sorted(|m| m.executors_us));
+        let database = spread(&sorted(|m| m.database_us));
         println!(
-            "e2e/{mode}: median {median:.0} tasks/s over {} runs, {cpu:.0} µs CPU per task, peak RSS {peak} MiB",
+            "e2e/{mode}: median {median:.0} tasks/s over {} runs; CPU µs per task: control plane {control}, executors {executors}, database {database}; peak RSS {peak} MiB",
             rates.len()
         );
         let _ = writeln!(
             table,
-            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {cpu:.0} ({:.0}–{:.0}) | {peak} |",
+            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {control} | {executors} | {database} | {peak} |",
             rates.len(),
             rates[0],
             rates[rates.len() - 1],
-            cpus[0],
-            cpus[cpus.len() - 1]
         );
     }
     if !quick {

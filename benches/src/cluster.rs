@@ -198,35 +198,3 @@ impl Drop for ProcessCluster {
         }
     }
 }
-
-/// User plus system CPU time of `pid` and every live descendant (from `/proc`; 10 ms ticks).
-#[must_use]
-pub fn tree_cpu(pid: u32) -> Duration {
-    let stats: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let (_, rest) = stat.rsplit_once(')')?;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // Fields after the name: state, ppid, …; utime and stime are the 12th and 13th.
-            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-            Some((p, f.get(1)?.parse().ok()?, ticks))
-        })
-        .collect();
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while let Some(&parent) = tree.get(i) {
-        tree.extend(stats.iter().filter(|s| s.1 == parent).map(|s| s.0));
-        i += 1;
-    }
-    let ticks: u64 = stats
-        .iter()
-        .filter(|s| tree.contains(&s.0))
-        .map(|s| s.2)
-        .sum();
-    // Linux reports these in USER_HZ, 100 per second on every supported architecture.
-    Duration::from_millis(ticks * 10)
-}

@@ -4,8 +4,8 @@
 //! ([`payload`]), the paths a task can take to run ([`paths`]: in-process direct call, native
 //! executor over the shm ring — spinning and parked — and over pipes), and the statistics and
 //! markdown table ([`stats`]) written to `target/silk-bench/ipc-overhead.md`; and the layered
-//! graph of the `e2e`, `graph` and `scale` benches ([`layered`]); peak resident memory
-//! ([`memory`]).
+//! graph of the `e2e`, `graph` and `scale` benches ([`layered`]); the `e2e` bench's production
+//! layout ([`cluster`]) and CPU time by role ([`cpu`]); peak resident memory ([`memory`]).
 //!
 //! Sits on top of everything it measures (`fixtures` linked as an rlib, `silk-runtime`'s
 //! executor handle); nothing depends on it.
@@ -17,6 +17,7 @@
 //! ```
 
 pub mod cluster;
+pub mod cpu;
 pub mod layered;
 pub mod memory;
 pub mod paths;
