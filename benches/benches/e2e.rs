@@ -17,9 +17,11 @@
 //! (median, min, max over `RUNS` runs after one warm-up job); the CPU time per task spent during
 //! a run by the control plane (storage, scheduler and EM: the threads of the cluster's
 //! processes — in the `silk dev` layout this process but its client thread, which builds,
-//! submits and waits for the graphs), by the native executor children, and by the MySQL/MariaDB
-//! server when it runs on this machine; and this process's peak resident memory, written to
-//! stdout and to `target/silk-bench/e2e.md`.
+//! submits and waits for the graphs — but the EM's slot threads), by the slot threads (where a
+//! wasm task runs in its sandbox, and where a native task is sent to its executor and waited
+//! for), by the native executor children, and by the MySQL/MariaDB server when it runs on this
+//! machine; and this process's peak resident memory, written to stdout and to
+//! `target/silk-bench/e2e.md`.
 //!
 //! `cargo bench --bench e2e` (needs `scripts/build-packages`). Environment knobs:
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
@@ -161,6 +163,7 @@ async fn watched<F: std::future::Future>(layout: &mut Layout, job: F) -> F::Outp
 struct Measured {
     rate: f64,
     control_us: f64,
+    slots_us: f64,
     executors_us: f64,
     database_us: f64,
 }
@@ -259,16 +262,18 @@ async fn bench_mode(
         let m = Measured {
             rate: rate(&r),
             control_us: per_task(spent.control),
+            slots_us: per_task(spent.slots),
             executors_us: per_task(spent.executors),
             database_us: per_task(spent.database),
         };
         println!(
-            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms); CPU per task: control plane {:.1} µs, executors {:.1} µs, database {:.1} µs",
+            "e2e/{mode} run {i}: {} tasks in {:.3} s = {:.0} tasks/s (submit {:.0} ms); CPU per task: control plane {:.1} µs, slot threads {:.1} µs, executors {:.1} µs, database {:.1} µs",
             r.tasks,
             r.elapsed.as_secs_f64(),
             m.rate,
             r.submitted.as_secs_f64() * 1000.0,
             m.control_us,
+            m.slots_us,
             m.executors_us,
             m.database_us,
         );
@@ -302,7 +307,12 @@ fn main() {
     };
     let modes = std::env::var("SILK_BENCH_E2E_MODES")
         .unwrap_or_else(|_| "native,wasm,native@cluster,wasm@cluster".into());
+    // The cluster's runtime, as `silk dev` builds it (`SILK_ASYNC_THREADS` overrides both).
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(knob(
+            "SILK_ASYNC_THREADS",
+            silk_runtime::cli::default_async_threads(),
+        ))
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -317,10 +327,12 @@ fn main() {
         .expect("the client's tokio runtime");
     let mut table = format!(
         "# End-to-end throughput ({layers} layers × {width} trivial tasks, fan-in {FAN_IN})\n\n\
-         CPU µs per task, median (min–max): the control plane (storage, scheduler, EM), the native \
-         executor children, the MySQL/MariaDB server (production layout, when local).\n\n\
-         | mode | runs | median tasks/s | min | max | control plane | executors | database | peak RSS (MiB) |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+         CPU µs per task, median (min–max): the control plane (storage, scheduler, EM but its slot \
+         threads), the EM's slot threads (wasm sandboxes; native: sending to and waiting for the \
+         executor), the native executor children, the MySQL/MariaDB server (production layout, \
+         when local).\n\n\
+         | mode | runs | median tasks/s | min | max | control plane | slot threads | executors | database | peak RSS (MiB) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
     );
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         reset_peak_rss("self");
@@ -340,15 +352,16 @@ fn main() {
         let rates = sorted(|m| m.rate);
         let median = rates[rates.len() / 2];
         let control = spread(&sorted(|m| m.control_us));
+        let slots = spread(&sorted(|m| m.slots_us));
         let executors = spread(&sorted(|m| m.executors_us));
         let database = spread(&sorted(|m| m.database_us));
         println!(
-            "e2e/{mode}: median {median:.0} tasks/s over {} runs; CPU µs per task: control plane {control}, executors {executors}, database {database}; peak RSS {peak} MiB",
+            "e2e/{mode}: median {median:.0} tasks/s over {} runs; CPU µs per task: control plane {control}, slot threads {slots}, executors {executors}, database {database}; peak RSS {peak} MiB",
             rates.len()
         );
         let _ = writeln!(
             table,
-            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {control} | {executors} | {database} | {peak} |",
+            "| {mode} | {} | {median:.0} | {:.0} | {:.0} | {control} | {slots} | {executors} | {database} | {peak} |",
             rates.len(),
             rates[0],
             rates[rates.len() - 1],

@@ -61,8 +61,8 @@ pub struct DevArgs {
 /// Runs `silk dev` until interrupted. Exit 0 after a clean stop, 1 when the cluster cannot start
 /// or fails, 130 after a second Ctrl-C.
 #[must_use]
-pub fn run(args: &DevArgs) -> ExitCode {
-    let runtime = match crate::cli::tokio_runtime() {
+pub fn run(args: &DevArgs, async_threads: Option<u16>) -> ExitCode {
+    let runtime = match crate::cli::tokio_runtime(async_threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -73,7 +73,7 @@ async fn watch_signals(stop: CancellationToken, kill: CancellationToken) {
 /// Runs `silk em` until signalled. Exit 0 after a drain, 1 on a startup error or when storage
 /// declared the EM dead, 2 on a configuration error.
 #[must_use]
-pub fn run(args: &EmArgs) -> ExitCode {
+pub fn run(args: &EmArgs, async_threads: Option<u16>) -> ExitCode {
     let config = match resolve(args).and_then(|c| {
         super::config_file::require_auth(c.auth.as_ref(), "silk em", "cluster_token_file")?;
         Ok(c)
@@ -84,7 +84,7 @@ pub fn run(args: &EmArgs) -> ExitCode {
             return ExitCode::from(exit_code::USAGE);
         }
     };
-    let runtime = match crate::cli::tokio_runtime() {
+    let runtime = match crate::cli::tokio_runtime(async_threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -57,7 +57,7 @@ pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
 /// Runs `silk scheduler` until SIGTERM/SIGINT. Exit 0 after a clean stop, 1 on a startup or
 /// server error, 2 on a configuration error.
 #[must_use]
-pub fn run(args: &SchedulerArgs) -> ExitCode {
+pub fn run(args: &SchedulerArgs, async_threads: Option<u16>) -> ExitCode {
     let config = match resolve(args).and_then(|c| {
         super::config_file::require_auth(c.auth.as_ref(), "silk scheduler", "cluster_token_file")?;
         Ok(c)
@@ -68,7 +68,7 @@ pub fn run(args: &SchedulerArgs) -> ExitCode {
             return ExitCode::from(exit_code::USAGE);
         }
     };
-    let runtime = match crate::cli::tokio_runtime() {
+    let runtime = match crate::cli::tokio_runtime(async_threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

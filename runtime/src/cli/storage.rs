@@ -237,7 +237,7 @@ pub fn resolve(
 /// Runs `silk storage` until SIGTERM/SIGINT. Exit 0 after a clean drain, 1 on a startup or
 /// server error, 2 on a configuration error.
 #[must_use]
-pub fn run(args: &StorageArgs) -> ExitCode {
+pub fn run(args: &StorageArgs, async_threads: Option<u16>) -> ExitCode {
     let resolved = match resolve(args, |k| std::env::var(k).ok()) {
         Ok(r) => r,
         Err(e) => {
@@ -245,7 +245,7 @@ pub fn run(args: &StorageArgs) -> ExitCode {
             return ExitCode::from(exit_code::USAGE);
         }
     };
-    let runtime = match crate::cli::tokio_runtime() {
+    let runtime = match crate::cli::tokio_runtime(async_threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -56,6 +56,7 @@ impl Dev {
             .arg(support::packages_dir())
             .env("RUST_LOG", "warn")
             .env("SILK_DEV_METRICS_LISTEN", "127.0.0.1:0")
+            .env("SILK_ASYNC_THREADS", "7")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -202,10 +203,27 @@ const OPAQUE_INPUT: &str = r#"{"schema_version": "1.0", "tasks": [
   {"package": "fixtures", "function": "fibonacci", "inputs": [{"struct": "N"}], "outputs": ["int64"]}
 ]}"#;
 
+/// Threads of process `pid` named as tokio names its threads: its workers and the threads of its
+/// blocking pool.
+fn tokio_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "tokio-rt-worker")
+        .count()
+}
+
 #[test]
 fn dev_cluster_and_job_commands() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start();
+    let pid = dev.child.as_ref().unwrap().id();
+    // By default a quarter of the CPUs work (one here), and the blocking pool has a thread or two.
+    let threads = tokio_threads(pid);
+    assert!(
+        threads >= 7,
+        "SILK_ASYNC_THREADS=7 sets the workers: {threads} threads"
+    );
     let diamond = repo("docs/examples/diamond.json");
     let diamond_inputs = repo("docs/examples/diamond-inputs.json");
 
@@ -457,6 +475,21 @@ fn assert_dev_refused(cmd: &mut Command, reasons: &[&str]) {
     assert!(
         !out_text.contains("Next steps") && !err.contains("Next steps"),
         "banner printed: {out_text}{err}"
+    );
+}
+
+#[test]
+fn async_threads_must_be_positive() {
+    let out = silk()
+        .args(["--async-threads", "0", "dev", "--port-base", "0"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--async-threads"), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("Next steps"),
+        "nothing started"
     );
 }
 

@@ -225,8 +225,8 @@ impl From<ClientError> for Failure {
 
 /// Runs `silk job ...`; see [`EXIT_CODES`].
 #[must_use]
-pub fn run(args: &JobArgs) -> ExitCode {
-    let runtime = match crate::cli::tokio_runtime() {
+pub fn run(args: &JobArgs, async_threads: Option<u16>) -> ExitCode {
+    let runtime = match crate::cli::tokio_runtime(async_threads) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
