@@ -51,6 +51,8 @@
 //! ```
 
 #[cfg(not(loom))]
+mod alarm;
+#[cfg(not(loom))]
 mod endpoint;
 #[cfg_attr(
     loom,

@@ -33,6 +33,7 @@ mod mapped {
     use memmap2::{MmapOptions, MmapRaw};
     use rustix::thread::futex;
 
+    use crate::shm::alarm;
     use crate::shm::layout::{self, Header, HintWords, RingCtl};
     use crate::shm::ring::RingMem;
     use crate::shm::sync::AtomicU32;
@@ -168,6 +169,9 @@ mod mapped {
         }
 
         fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+            // A bounded park is ended by the alarm thread, not a kernel timer (see `alarm`).
+            let ticket = timeout.and_then(|t| alarm::arm(self, alarm::Word::of(self, word)?, t));
+            let timeout = if ticket.is_some() { None } else { timeout };
             let ts = timeout.map(|t| futex::Timespec {
                 tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
                 tv_nsec: t.subsec_nanos().into(),
@@ -175,6 +179,7 @@ mod mapped {
             // Not FUTEX_PRIVATE: the word is shared with another process. EAGAIN (the word
             // changed), EINTR and ETIMEDOUT all just end this wait; the caller re-checks.
             let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+            drop(ticket);
         }
 
         fn wake(&self, word: &AtomicU32) {

@@ -17,8 +17,9 @@
 //!   window that catches its answer resets the back-off;
 //! * [`WaitMode::Park`] never spins (for busy machines, and to measure the parked path).
 //!
-//! Parks are bounded ([`Waiter::park_slice`]), so a waiter re-checks its deadline and whether its
-//! peer is still alive at least every slice.
+//! Parks are bounded (by the slice a [`Waiter`] is given), so a waiter re-checks its deadline and
+//! whether its peer is still alive at least every slice; the process's alarm thread ends them
+//! (`alarm.rs`), so a park costs no kernel timer.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
