@@ -27,7 +27,8 @@
 //! `SILK_BENCH_E2E_LAYERS` (10), `SILK_BENCH_E2E_WIDTH` (1000), `SILK_BENCH_E2E_RUNS` (3),
 //! `SILK_BENCH_E2E_MODES` (`native,wasm,native@cluster,wasm@cluster`; add `+tls` to a `silk
 //! dev` mode for TLS on every connection, e.g. `native+tls`), `SILK_BENCH_E2E_SLOTS` (the CPU
-//! count). Tokens are checked on every call in every mode, as in production.
+//! count), `SILK_ASYNC_THREADS` (the cluster's async worker threads in every layout, as `silk
+//! --async-threads`). Tokens are checked on every call in every mode, as in production.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -307,15 +308,7 @@ fn main() {
     };
     let modes = std::env::var("SILK_BENCH_E2E_MODES")
         .unwrap_or_else(|_| "native,wasm,native@cluster,wasm@cluster".into());
-    // The cluster's runtime, as `silk dev` builds it (`SILK_ASYNC_THREADS` overrides both).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(knob(
-            "SILK_ASYNC_THREADS",
-            silk_runtime::cli::default_async_threads(),
-        ))
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = silk_benches::dev_runtime();
     // One thread, kept for the whole bench (a thread's CPU time is only told apart while it lives).
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

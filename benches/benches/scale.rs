@@ -30,10 +30,7 @@ const LAYERS: usize = 10;
 /// Cluster mode: starts the cluster, prints `READY <storage url> <admin token>`, and stops when
 /// its standard input closes.
 fn cluster_main(mode: &str) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = silk_benches::dev_runtime();
     runtime.block_on(async {
         let cluster = DevCluster::start(DevOptions {
             port_base: 0,

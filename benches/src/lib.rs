@@ -23,3 +23,16 @@ pub mod memory;
 pub mod paths;
 pub mod payload;
 pub mod stats;
+
+/// The tokio runtime a bench's in-process `silk dev` cluster runs on, built as `silk dev` builds
+/// its own: `SILK_ASYNC_THREADS` workers, or `silk`'s default.
+///
+/// # Panics
+/// If the runtime cannot start.
+#[must_use]
+pub fn dev_runtime() -> tokio::runtime::Runtime {
+    let threads = std::env::var("SILK_ASYNC_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    silk_runtime::cli::build_runtime(threads).expect("tokio runtime")
+}

@@ -135,17 +135,23 @@ pub fn default_async_threads() -> usize {
     (cpus / 4).max(1)
 }
 
-/// The tokio runtime of a command, with `threads` workers (default: [`default_async_threads`]);
-/// when it cannot start, logs why and gives the exit code.
-pub(crate) fn tokio_runtime(threads: Option<u16>) -> Result<tokio::runtime::Runtime, ExitCode> {
+/// A command's tokio runtime, with `threads` workers (default: [`default_async_threads`]).
+///
+/// # Errors
+/// When the runtime cannot start (threads or the I/O driver cannot be created).
+pub fn build_runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.map_or_else(default_async_threads, usize::from))
         .enable_all()
         .build()
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            ExitCode::FAILURE
-        })
+}
+
+/// [`build_runtime`]; when it cannot start, logs why and gives the exit code.
+pub(crate) fn tokio_runtime(threads: Option<u16>) -> Result<tokio::runtime::Runtime, ExitCode> {
+    build_runtime(threads).map_err(|e| {
+        tracing::error!(error = %e, "cannot start the async runtime");
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs a parsed command line.
