@@ -6,7 +6,8 @@
 //! cargo bench -p silk-benches --bench ipc
 //! ```
 //!
-//! 1. The overhead table: for `noop` and `sleep_and_echo` (upstream's 100-path payload), every
+//! 1. The overhead table: for `noop`, `sleep_and_echo` (upstream's 100-path payload) and
+//!    `echo_bytes` (a string of about the same size, no sleep), every
 //!    path of `silk_benches::paths::all_paths` runs `SILK_BENCH_SAMPLES` (default 10 000) timed
 //!    tasks after a warm-up; the summary goes to `target/silk-bench/ipc-overhead.md` and stdout.
 //! 2. criterion groups for the same paths and tasks, and a payload sweep (64 B … 16 MiB through
@@ -22,6 +23,10 @@ use silk_benches::paths::{BenchPath, BenchTask, Native, all_paths};
 use silk_benches::payload::{echo_inputs, sleep_and_echo_inputs};
 use silk_benches::stats::{PathResult, task_table};
 use silk_runtime::em::pool::{TransportKind, WaitMode};
+
+/// `echo_bytes`'s string in the overhead table: about `sleep_and_echo`'s payload, so the two rows
+/// tell the cost of moving the bytes from the cost of waiting around a task that sleeps.
+const ECHO_BYTES: usize = 3_500;
 
 const SWEEP_SIZES: [usize; 7] = [64, 1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20];
 
@@ -39,6 +44,7 @@ fn tasks() -> Vec<(BenchTask, Vec<u8>)> {
             silk_tdl::frame::FrameWriter::new().finish(),
         ),
         (BenchTask::SleepAndEcho, sleep_and_echo_inputs()),
+        (BenchTask::EchoBytes, echo_inputs(ECHO_BYTES)),
     ]
 }
 
