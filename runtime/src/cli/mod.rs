@@ -129,13 +129,13 @@ pub enum TaskCommand {
 /// service is its light part — tasks, SQLite and blocking work run on threads of their own — and
 /// every extra worker adds wake-ups between workers: on two vCPUs the e2e bench's control plane
 /// took about 20 µs of CPU per task with two workers and about 17 µs with one, and ran faster.
-#[must_use]
-pub fn default_async_threads() -> usize {
+fn default_async_threads() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     (cpus / 4).max(1)
 }
 
-/// A command's tokio runtime, with `threads` workers (default: [`default_async_threads`]).
+/// A command's tokio runtime, with `threads` workers (default: a quarter of the CPUs, at least
+/// one).
 ///
 /// # Errors
 /// When the runtime cannot start (threads or the I/O driver cannot be created).
