@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use silk_ipc::{Execute, Outcome, Request, Response, ServerTransport, TaskFailure, TransportError};
+use silk_ipc::{
+    ExecuteView, Outcome, RequestView, Response, ServerTransport, TaskFailure, TransportError,
+};
 use silk_tdl::abi::is_valid_package_name;
 
 use crate::package::Package;
@@ -56,11 +58,11 @@ impl Executor {
 
     /// Runs one request. `elapsed_ns` covers everything the executor did for it, including
     /// loading the package on first use.
-    pub fn execute(&mut self, req: &Execute) -> Response {
+    pub fn execute(&mut self, req: &ExecuteView<'_>) -> Response {
         let start = Instant::now();
         let outcome = match self
-            .package(&req.package)
-            .and_then(|p| p.execute(&req.function, &req.context, &req.inputs))
+            .package(req.package)
+            .and_then(|p| p.execute(req.function, req.context, req.inputs))
         {
             Ok(out) => Outcome::Success(out),
             Err(e) => Outcome::Failure(e),
@@ -78,11 +80,11 @@ impl Executor {
     pub fn serve(&mut self, transport: &mut impl ServerTransport) -> Result<(), TransportError> {
         while let Some(request) = transport.recv()? {
             match request {
-                Request::Execute(req) => {
+                RequestView::Execute(req) => {
                     let response = self.execute(&req);
                     transport.send(&response)?;
                 }
-                Request::Shutdown => break,
+                RequestView::Shutdown => break,
             }
         }
         Ok(())

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::protocol::RequestView;
+
 /// A message that could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -64,6 +66,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes a [`RequestView`] that must fill `bytes` exactly, borrowing its names and bytes from
+/// `bytes` (nothing is allocated for it, so no length needs a cap beyond the message's own).
+///
+/// # Errors
+/// [`CodecError::Decode`] for malformed bytes, [`CodecError::Trailing`] for leftovers.
+pub fn decode_request_view(bytes: &[u8]) -> Result<RequestView<'_>, CodecError> {
+    let (value, read) =
+        bincode::serde::borrow_decode_from_slice(bytes, config::<{ u32::MAX as usize }>())
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::Trailing(bytes.len() - read));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +134,42 @@ mod tests {
         encode_into(&Request::Shutdown, &mut owned).unwrap();
         encode_into(&RequestRef::Shutdown, &mut borrowed).unwrap();
         assert_eq!(owned, borrowed);
+    }
+
+    #[test]
+    fn request_views_decode_what_requests_encode() {
+        use crate::protocol::{ExecuteView, RequestView};
+        let e = Execute {
+            package: "pkg".into(),
+            function: "fn".into(),
+            context: vec![1, 2, 3],
+            inputs: vec![7; 5000],
+        };
+        let mut buf = Vec::new();
+        encode_into(&Request::Execute(e.clone()), &mut buf).unwrap();
+        let RequestView::Execute(view) = decode_request_view(&buf).unwrap() else {
+            panic!("an execute");
+        };
+        assert_eq!(view.to_execute(), e);
+        assert!(
+            std::ptr::eq(view.inputs.as_ptr(), &raw const buf[buf.len() - 5000]),
+            "the inputs are borrowed, not copied"
+        );
+        let _: ExecuteView<'_> = view;
+        buf.clear();
+        encode_into(&Request::Shutdown, &mut buf).unwrap();
+        assert_eq!(decode_request_view(&buf).unwrap(), RequestView::Shutdown);
+        buf.push(0);
+        assert!(matches!(
+            decode_request_view(&buf),
+            Err(CodecError::Trailing(1))
+        ));
+        // A package name claiming more bytes than the message has.
+        let bytes = [0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(decode_request_view(&bytes).is_err());
+        // A package name that is not UTF-8.
+        let bytes = [0u8, 1, 0xff, 1, b'f', 0, 0];
+        assert!(decode_request_view(&bytes).is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ mod transport;
 
 pub use failure::{FailureKind, MAX_FAILURE_TEXT_BYTES, TaskFailure, cut_bytes, cut_text};
 pub use package::{InspectError, PackageInfo};
-pub use protocol::{Execute, Outcome, Request, RequestRef, Response};
+pub use protocol::{Execute, ExecuteView, Outcome, Request, RequestRef, RequestView, Response};
 pub use transport::{
     ClientTransport, DEFAULT_MAX_RECV_BYTES, MAX_MESSAGE_BYTES, ServerTransport, TransportError,
 };

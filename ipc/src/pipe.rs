@@ -12,7 +12,7 @@ use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 
 use crate::codec;
-use crate::protocol::{Execute, Request, RequestRef, Response};
+use crate::protocol::{Execute, Request, RequestRef, RequestView, Response};
 use crate::transport::{
     ClientTransport, DEFAULT_MAX_RECV_BYTES, MAX_MESSAGE_BYTES, ServerTransport, TransportError,
 };
@@ -212,7 +212,7 @@ impl PipeServer {
 }
 
 impl ServerTransport for PipeServer {
-    fn recv(&mut self) -> Result<Option<Request>, TransportError> {
+    fn recv(&mut self) -> Result<Option<RequestView<'_>>, TransportError> {
         let mut len = [0u8; 4];
         match self.input.read_exact(&mut len) {
             Ok(()) => {}
@@ -234,7 +234,7 @@ impl ServerTransport for PipeServer {
                 e.into()
             }
         })?;
-        Ok(Some(codec::decode(&self.buf)?))
+        Ok(Some(codec::decode_request_view(&self.buf)?))
     }
 
     fn send(&mut self, response: &Response) -> Result<(), TransportError> {

@@ -38,6 +38,45 @@ pub struct Execute {
     pub inputs: Vec<u8>,
 }
 
+/// A [`Request`] decoded in place: its names and bytes borrow the buffer it was received in, so
+/// an executor takes a request without allocating or copying (see
+/// [`ServerTransport::recv`](crate::ServerTransport::recv)). Decodes the bytes a [`Request`]
+/// encodes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RequestView<'a> {
+    /// As [`Request::Execute`].
+    #[serde(borrow)]
+    Execute(ExecuteView<'a>),
+    /// As [`Request::Shutdown`].
+    Shutdown,
+}
+
+/// An [`Execute`] borrowing its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ExecuteView<'a> {
+    /// As [`Execute::package`].
+    pub package: &'a str,
+    /// As [`Execute::function`].
+    pub function: &'a str,
+    /// As [`Execute::context`].
+    pub context: &'a [u8],
+    /// As [`Execute::inputs`].
+    pub inputs: &'a [u8],
+}
+
+impl ExecuteView<'_> {
+    /// An owned copy.
+    #[must_use]
+    pub fn to_execute(&self) -> Execute {
+        Execute {
+            package: self.package.to_owned(),
+            function: self.function.to_owned(),
+            context: self.context.to_vec(),
+            inputs: self.inputs.to_vec(),
+        }
+    }
+}
+
 /// A message from an executor to the EM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {

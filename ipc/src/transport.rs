@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use crate::codec::CodecError;
-use crate::protocol::{Execute, Request, Response};
+use crate::protocol::{Execute, Request, RequestView, Response};
 
 /// Largest message a transport carries (bytes of encoded message).
 pub const MAX_MESSAGE_BYTES: usize = u32::MAX as usize;
@@ -94,11 +94,13 @@ pub trait ClientTransport: Send {
 
 /// The executor's end of the connection.
 pub trait ServerTransport {
-    /// Waits for the next request; `None` when the EM closed the connection or is gone.
+    /// Waits for the next request; `None` when the EM closed the connection or is gone. The
+    /// request borrows the transport's receive buffer (no copy of its inputs), until the next
+    /// call.
     ///
     /// # Errors
     /// An I/O or codec error.
-    fn recv(&mut self) -> Result<Option<Request>, TransportError>;
+    fn recv(&mut self) -> Result<Option<RequestView<'_>>, TransportError>;
 
     /// Sends a response.
     ///

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use silk_ipc::pipe::{PipeClient, PipeServer};
 use silk_ipc::shm::{Segment, ShmClient, ShmServer, WaitMode};
 use silk_ipc::{
-    ClientTransport, Execute, Outcome, Request, Response, ServerTransport, TransportError, codec,
+    ClientTransport, Execute, Outcome, Request, RequestView, Response, ServerTransport,
+    TransportError, codec,
 };
 
 const RING: usize = 64 * 1024;
@@ -21,9 +22,9 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 /// Replies to each `Execute` with its inputs as the output, until `Shutdown` or the end.
 fn echo_server(mut server: impl ServerTransport + Send + 'static) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        while let Some(Request::Execute(e)) = server.recv().unwrap() {
+        while let Some(RequestView::Execute(e)) = server.recv().unwrap() {
             let resp = Response::Result {
-                outcome: Outcome::Success(e.inputs),
+                outcome: Outcome::Success(e.inputs.to_vec()),
                 elapsed_ns: 0,
             };
             server.send(&resp).unwrap();
@@ -213,7 +214,7 @@ fn shm_dropping_one_end_closes_the_other() {
     let em = Segment::create(RING).unwrap();
     let ex = Segment::open(em.fd().try_clone_to_owned().unwrap()).unwrap();
     let mut server = ShmServer::new(ex, WaitMode::Park, || true);
-    let waiter = std::thread::spawn(move || server.recv().unwrap());
+    let waiter = std::thread::spawn(move || server.recv().unwrap().map(|r| format!("{r:?}")));
     let client = ShmClient::new(em, WaitMode::Park, || true);
     std::thread::sleep(Duration::from_millis(10));
     drop(client);

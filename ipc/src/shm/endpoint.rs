@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::codec;
-use crate::protocol::{Execute, Request, RequestRef, Response};
+use crate::protocol::{Execute, Request, RequestRef, RequestView, Response};
 use crate::shm::raw::MappedRing;
 use crate::shm::ring::{self, Consumer, Producer};
 use crate::shm::segment::Segment;
@@ -236,7 +236,9 @@ pub fn parent_watch() -> impl FnMut() -> bool + Send + 'static {
 }
 
 impl ServerTransport for ShmServer {
-    fn recv(&mut self) -> Result<Option<Request>, TransportError> {
+    fn recv(&mut self) -> Result<Option<RequestView<'_>>, TransportError> {
+        // The last request was borrowed until now.
+        trim(&mut self.rbuf);
         let hints = self.requests.mem().mapping().hints();
         let may_spin = hints.executor_may_spin.0.load(Ordering::Relaxed) != 0;
         let window = if may_spin {
@@ -260,11 +262,7 @@ impl ServerTransport for ShmServer {
             self.pacer.record(since.elapsed().min(SAMPLE_CAP), spun_out);
         }
         match got {
-            Ok(len) => {
-                let request = codec::decode(&self.rbuf[..len]);
-                trim(&mut self.rbuf);
-                Ok(Some(request?))
-            }
+            Ok(len) => Ok(Some(codec::decode_request_view(&self.rbuf[..len])?)),
             Err(TransportError::Closed) => Ok(None),
             Err(e) => Err(e),
         }

@@ -32,14 +32,14 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use silk_ipc::shm::{Segment, ShmClient, ShmServer, WaitMode};
-//! use silk_ipc::{ClientTransport, Outcome, Request, Response, ServerTransport};
+//! use silk_ipc::{ClientTransport, Outcome, Request, RequestView, Response, ServerTransport};
 //!
 //! let em_side = Segment::create(1 << 16).unwrap();
 //! // An executor would get this fd at spawn; here a thread plays the executor.
 //! let executor_side = Segment::open(em_side.fd().try_clone_to_owned().unwrap()).unwrap();
 //! let executor = std::thread::spawn(move || {
 //!     let mut server = ShmServer::new(executor_side, WaitMode::Adaptive, || true);
-//!     while let Some(Request::Execute(_)) = server.recv().unwrap() {
+//!     while let Some(RequestView::Execute(_)) = server.recv().unwrap() {
 //!         let done = Response::Result { outcome: Outcome::Success(vec![1]), elapsed_ns: 0 };
 //!         server.send(&done).unwrap();
 //!     }
