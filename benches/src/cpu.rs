@@ -4,7 +4,7 @@
 //! bench can report each per task. A thread's time leaves `/proc` when it exits, so the threads measured must outlive
 //! the measurement (a cluster's are long-lived).
 
-use std::ops::{Add, Sub};
+use std::ops::Sub;
 use std::time::Duration;
 
 /// The client thread of a bench running in the cluster's own process takes this name (the kernel
@@ -68,18 +68,6 @@ impl Sub for CpuSplit {
             slots: self.slots.saturating_sub(rhs.slots),
             executors: self.executors.saturating_sub(rhs.executors),
             database: self.database.saturating_sub(rhs.database),
-        }
-    }
-}
-
-impl Add for CpuSplit {
-    type Output = Self;
-    fn add(self, rhs: Self) -> Self {
-        Self {
-            control: self.control + rhs.control,
-            slots: self.slots + rhs.slots,
-            executors: self.executors + rhs.executors,
-            database: self.database + rhs.database,
         }
     }
 }

@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn request_views_decode_what_requests_encode() {
-        use crate::protocol::{ExecuteView, RequestView};
+        use crate::protocol::RequestView;
         let e = Execute {
             package: "pkg".into(),
             function: "fn".into(),
@@ -155,7 +155,6 @@ mod tests {
             std::ptr::eq(view.inputs.as_ptr(), &raw const buf[buf.len() - 5000]),
             "the inputs are borrowed, not copied"
         );
-        let _: ExecuteView<'_> = view;
         buf.clear();
         encode_into(&Request::Shutdown, &mut buf).unwrap();
         assert_eq!(decode_request_view(&buf).unwrap(), RequestView::Shutdown);

@@ -134,14 +134,14 @@ fn default_async_threads() -> usize {
     (cpus / 4).max(1)
 }
 
-/// A command's tokio runtime, with `threads` workers (default: a quarter of the CPUs, at least
-/// one).
+/// A command's tokio runtime, with `threads` workers (at least one; default: a quarter of the
+/// CPUs, at least one).
 ///
 /// # Errors
 /// When the runtime cannot start (threads or the I/O driver cannot be created).
 pub fn build_runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.map_or_else(default_async_threads, usize::from))
+        .worker_threads(threads.map_or_else(default_async_threads, |n| usize::from(n).max(1)))
         .enable_all()
         .build()
 }
