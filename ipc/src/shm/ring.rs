@@ -56,7 +56,14 @@ pub(crate) trait RingMem {
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>);
     /// Wakes the thread blocked on `word`, if any.
     fn wake(&self, word: &AtomicU32);
+    /// Hints that this side will soon write ring bytes `index..index + len` (within the
+    /// capacity): the CPU may fetch their cache lines for writing now. Changes no byte; a no-op
+    /// where there is no such hint.
+    fn prefetch_for_write(&self, _index: usize, _len: usize) {}
 }
+
+/// The most a producer prefetches for its next message (see [`Producer::send`]).
+const PREFETCH_MAX: u64 = 32 << 10;
 
 /// What an endpoint does when it finds nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +196,19 @@ impl<M: RingMem> Producer<M> {
         }
     }
 
+    /// Prefetches for writing the free space the next `len` bytes will take (at most
+    /// [`PREFETCH_MAX`]).
+    fn prefetch_next(&self, len: u64) {
+        // `head_cache` may be stale: that only makes the free space look smaller.
+        let len = len
+            .min(PREFETCH_MAX)
+            .min(self.cap - (self.tail - self.head_cache));
+        let idx = (self.tail % self.cap) as usize;
+        let first = (len as usize).min(self.mem.capacity() - idx);
+        self.mem.prefetch_for_write(idx, first);
+        self.mem.prefetch_for_write(0, len as usize - first);
+    }
+
     /// Publishes `n` bytes written with `put`.
     fn commit(&mut self, n: u64) {
         self.tail += n;
@@ -223,6 +243,12 @@ impl<M: RingMem> Producer<M> {
 
     /// Sends one message: a `u32 LE` length, then `msg`, streamed through the ring in chunks as
     /// space frees up. Fails with [`TransportError::Closed`] once the ring is closed.
+    ///
+    /// Then prefetches the space a next message of the same size would take: the consumer read
+    /// those lines last (or they left the cache a lap ago), and fetching them for writing while
+    /// this side waits for an answer, rather than while it copies the next message in, takes
+    /// that fetch off the round trip (IPC bench: `sleep_and_echo` adaptive p50 2.35–4.02 →
+    /// 1.77–1.98 µs).
     pub(crate) fn send(&mut self, msg: &[u8], w: &mut impl Wait) -> Result<(), TransportError> {
         let len = u32::try_from(msg.len()).map_err(|_| TransportError::TooLarge {
             len: msg.len(),
@@ -248,6 +274,7 @@ impl<M: RingMem> Producer<M> {
             self.commit(n);
             sent = end;
         }
+        self.prefetch_next(total);
         Ok(())
     }
 }
@@ -388,5 +415,88 @@ impl<M: RingMem> Consumer<M> {
             got += n;
         }
         Ok(len)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Ring memory that records what it is asked to prefetch.
+    #[derive(Default)]
+    struct Recorder {
+        ctl: RingCtl,
+        bytes: RefCell<Vec<u8>>,
+        prefetched: RefCell<Vec<(usize, usize)>>,
+    }
+
+    impl RingMem for &Recorder {
+        fn ctl(&self) -> &RingCtl {
+            &self.ctl
+        }
+        fn capacity(&self) -> usize {
+            self.bytes.borrow().len()
+        }
+        fn copy_in(&self, index: usize, src: &[u8]) {
+            self.bytes.borrow_mut()[index..index + src.len()].copy_from_slice(src);
+        }
+        fn copy_out(&self, index: usize, dst: &mut [u8]) {
+            dst.copy_from_slice(&self.bytes.borrow()[index..index + dst.len()]);
+        }
+        fn wait(&self, _: &AtomicU32, _: u32, _: Option<Duration>) {}
+        fn wake(&self, _: &AtomicU32) {}
+        fn prefetch_for_write(&self, index: usize, len: usize) {
+            assert!(index + len <= self.capacity(), "prefetch past the ring");
+            self.prefetched.borrow_mut().push((index, len));
+        }
+    }
+
+    struct NoWait;
+    impl Wait for NoWait {
+        fn idle(&mut self) -> Result<Idle, TransportError> {
+            Err(TransportError::TimedOut)
+        }
+    }
+
+    #[test]
+    fn a_producer_prefetches_the_free_space_its_next_message_takes() {
+        let mem = Recorder {
+            bytes: RefCell::new(vec![0; 4096]),
+            ..Recorder::default()
+        };
+        let (mut tx, mut rx) = (Producer::new(&mem), Consumer::new(&mem));
+        let mut send = |len: usize| {
+            tx.send(&vec![7; len], &mut NoWait).unwrap();
+            std::mem::take(&mut *mem.prefetched.borrow_mut())
+        };
+        let mut buf = Vec::new();
+        let mut recv = || rx.recv(&mut buf, 4096, &mut NoWait).unwrap();
+        // Messages take their length plus a 4-byte header.
+        assert_eq!(send(1996), [(2000, 2000), (0, 0)]);
+        // The ring is full: nothing to prefetch.
+        assert_eq!(send(2092), [(0, 0), (0, 0)]);
+        assert_eq!(recv(), 1996);
+        // The producer sees the 2 000 freed bytes only now; it prefetches no further.
+        assert_eq!(send(996), [(1000, 1000), (0, 0)]);
+        assert_eq!((recv(), recv()), (2092, 996));
+        // Its view of the consumer is stale until the ring looks full: it prefetches less, never
+        // bytes still unread.
+        assert_eq!(send(996), [(2000, 0), (0, 0)]);
+        assert_eq!(recv(), 996);
+        // With everything read, the space after a message wraps past the ring's end.
+        assert_eq!(send(1496), [(3500, 596), (0, 904)]);
+        // A large message prefetches at most PREFETCH_MAX.
+        let big = Recorder {
+            bytes: RefCell::new(vec![0; 1 << 20]),
+            ..Recorder::default()
+        };
+        let mut tx = Producer::new(&big);
+        tx.send(&vec![1; 100_000], &mut NoWait).unwrap();
+        assert_eq!(
+            *big.prefetched.borrow(),
+            [(100_004, PREFETCH_MAX as usize), (0, 0)]
+        );
     }
 }
