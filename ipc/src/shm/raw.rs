@@ -1,6 +1,7 @@
 //! **The shm transport's only unsafe code**: turning the mapped segment into typed views (the
-//! header, the rings' control blocks) and copying bytes in and out of the rings. Everything
-//! above this module is safe code over [`Mapping`] and [`MappedRing`].
+//! header, the rings' control blocks), copying bytes in and out of the rings and prefetching
+//! their cache lines. Everything above this module is safe code over [`Mapping`] and
+//! [`MappedRing`].
 //!
 //! Rules this module keeps:
 //! * No Rust reference to ring *bytes* ever exists: they are only touched by `copy_nonoverlapping`

@@ -247,8 +247,8 @@ impl<M: RingMem> Producer<M> {
     /// Then prefetches the space a next message of the same size would take: the consumer read
     /// those lines last (or they left the cache a lap ago), and fetching them for writing while
     /// this side waits for an answer, rather than while it copies the next message in, takes
-    /// that fetch off the round trip (IPC bench: `sleep_and_echo` adaptive p50 2.35–4.02 →
-    /// 1.77–1.98 µs).
+    /// that fetch off the round trip (IPC bench: `sleep_and_echo` adaptive p50 2.05–4.25 →
+    /// 1.69–1.74 µs).
     pub(crate) fn send(&mut self, msg: &[u8], w: &mut impl Wait) -> Result<(), TransportError> {
         let len = u32::try_from(msg.len()).map_err(|_| TransportError::TooLarge {
             len: msg.len(),
