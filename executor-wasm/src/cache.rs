@@ -200,9 +200,16 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// A wasmtime error with its causes, on one line.
+/// A wasmtime error with its causes, on one line (some of wasmparser's messages pretty-print
+/// byte arrays over several lines: `expected=[\n    0x0,\n …]` becomes `expected=[0x0, …]`).
 pub(crate) fn error_text(e: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = e.chain().map(ToString::to_string).collect();
     parts.dedup();
-    parts.join(": ")
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("[ ", "[")
+        .replace(", ]", "]")
 }

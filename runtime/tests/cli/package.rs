@@ -222,6 +222,7 @@ fn errors_have_their_exit_codes() {
                 "{}: {err}",
                 path.display()
             );
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
             assert!(o.stdout.is_empty(), "data only on success: {}", stdout(&o));
         }
     }
