@@ -238,7 +238,7 @@ pub fn resolve(
 /// server error, 2 on a configuration error.
 #[must_use]
 pub fn run(args: &StorageArgs, async_threads: Option<u16>) -> ExitCode {
-    let resolved = match resolve(args, |k| std::env::var(k).ok()) {
+    let (resolved, auth) = match resolve(args, |k| std::env::var(k).ok()).and_then(with_auth) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
@@ -249,7 +249,7 @@ pub fn run(args: &StorageArgs, async_threads: Option<u16>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(serve(resolved)) {
+    match runtime.block_on(serve(resolved, auth)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "storage failed");
@@ -258,12 +258,17 @@ pub fn run(args: &StorageArgs, async_threads: Option<u16>) -> ExitCode {
     }
 }
 
-async fn serve(config: Resolved) -> Result<(), Box<dyn std::error::Error>> {
+/// Takes the `[auth]` table out of a resolved configuration: storage always checks credentials.
+fn with_auth(mut config: Resolved) -> Result<(Resolved, StorageAuth), ConfigError> {
     let auth = require_auth(
-        config.auth.as_ref(),
+        config.auth.take(),
         "silk storage",
         "cluster_token_file, admin_token_file and group_token_key_file",
     )?;
+    Ok((config, auth))
+}
+
+async fn serve(config: Resolved, auth: StorageAuth) -> Result<(), Box<dyn std::error::Error>> {
     let security = server_security(Some(auth.load()?), config.tls.as_ref())?;
     let metrics = Metrics::new();
     let server =
@@ -367,7 +372,8 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let e = runtime.block_on(serve(r)).unwrap_err().to_string();
+        let (r, auth) = with_auth(r).unwrap();
+        let e = runtime.block_on(serve(r, auth)).unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("unsupported database url"), "{e}");
     }
@@ -375,11 +381,10 @@ mod tests {
     #[test]
     fn storage_refuses_to_start_without_credentials() {
         let r = resolve(&args(None, Some("sqlite::memory:")), |_| None).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let e = runtime.block_on(serve(r)).unwrap_err().to_string();
-        assert!(e.contains("needs an [auth] table"), "{e}");
+        let Err(e) = with_auth(r) else {
+            panic!("no [auth] table accepted");
+        };
+        assert!(matches!(e, ConfigError::MissingAuth { .. }), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `silk` command line and the README: `silk dev`, `silk job`, `silk package`, `silk task run`,
-//! the deployment configs, and the README's examples run as written.
+//! the services' configuration errors, the deployment configs, and the README's examples run as
+//! written.
 //!
 //! One test binary for the whole group (linking a binary per file cost more than the tests'
 //! own build); each module is one former test file.
@@ -14,4 +15,5 @@ mod deploy_monitoring;
 mod dev_job;
 mod package;
 mod readme_examples;
+mod services;
 mod task_run;
