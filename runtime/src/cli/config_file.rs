@@ -34,6 +34,18 @@ pub enum ConfigError {
         /// The keys it needs.
         keys: &'static str,
     },
+    /// A listen address that is not `HOST:PORT`.
+    #[error(
+        "{key}: {value:?} is not a HOST:PORT address (e.g. 127.0.0.1:50051 or [::1]:50051){empty}"
+    )]
+    Address {
+        /// The key (as in the config file).
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// How to turn the listener off, for keys that can be.
+        empty: &'static str,
+    },
     /// An environment override is not a number.
     #[error("{var}: expected a non-negative integer, got {value:?}")]
     Env {
@@ -69,4 +81,84 @@ pub fn require_auth<T>(
     keys: &'static str,
 ) -> Result<T, ConfigError> {
     auth.ok_or(ConfigError::MissingAuth { service, keys })
+}
+
+/// Checks that `value`, the listen address of `key`, is `HOST:PORT` (a host name, an IPv4
+/// address or a bracketed IPv6 one, then a port number), so a typo is a configuration error at
+/// start rather than a failed bind later. With `may_be_off`, empty turns the listener off.
+///
+/// # Errors
+/// [`ConfigError::Address`].
+pub fn check_listen(key: &'static str, value: &str, may_be_off: bool) -> Result<(), ConfigError> {
+    if may_be_off && value.trim().is_empty() {
+        return Ok(());
+    }
+    let ok = value.rsplit_once(':').is_some_and(|(host, port)| {
+        let host_ok = match host.strip_prefix('[') {
+            Some(v6) => v6
+                .strip_suffix(']')
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+            // As the standard library reads it: a bare IPv6 address before the port works too.
+            None => {
+                !host.is_empty()
+                    && !host.contains(['/', ' '])
+                    && (!host.contains(':') || host.parse::<std::net::Ipv6Addr>().is_ok())
+            }
+        };
+        host_ok && port.parse::<u16>().is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Address {
+            key,
+            value: value.to_owned(),
+            empty: if may_be_off {
+                "; empty turns it off"
+            } else {
+                ""
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_host_and_port() {
+        for good in [
+            "127.0.0.1:50051",
+            "0.0.0.0:0",
+            "[::1]:9151",
+            "::1:9151",
+            "storage:50051",
+            "localhost:1",
+        ] {
+            check_listen("listen", good, false).unwrap();
+        }
+        check_listen("metrics_listen", "", true).unwrap();
+        for bad in [
+            "",
+            "notanaddr",
+            "127.0.0.1",
+            ":50051",
+            "127.0.0.1:port",
+            "[::1]",
+            "a b:1",
+            "host:70000",
+            "http://h:1",
+        ] {
+            let e = check_listen("listen", bad, false).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("listen: {bad:?} is not a HOST:PORT address")),
+                "{e}"
+            );
+        }
+        let e = check_listen("metrics_listen", "bad", true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("; empty turns it off"), "{e}");
+    }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 pub use super::config_file::ConfigError;
-use super::config_file::read_toml;
+use super::config_file::{check_listen, read_toml};
 use super::exit_code;
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,8 @@ pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
     if let Some(addr) = args.metrics_listen.clone() {
         config.metrics_listen = addr;
     }
+    check_listen("listen", &config.listen, false)?;
+    check_listen("metrics_listen", &config.metrics_listen, true)?;
     Ok(config)
 }
 

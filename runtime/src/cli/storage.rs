@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 pub use super::config_file::ConfigError;
-use super::config_file::{read_toml, require_auth};
+use super::config_file::{check_listen, read_toml, require_auth};
 use super::exit_code;
 use crate::auth::config::{ServerTls, StorageAuth, server_security};
 use serde::Deserialize;
@@ -209,7 +209,7 @@ pub fn resolve(
             .parse()
             .map_err(|_| ConfigError::Env { var, value })?;
     }
-    Ok(Resolved {
+    let resolved = Resolved {
         listen: args
             .listen
             .clone()
@@ -231,7 +231,10 @@ pub fn resolve(
         auth: file.auth,
         tls: file.tls,
         traces: file.traces,
-    })
+    };
+    check_listen("listen", &resolved.listen, false)?;
+    check_listen("metrics_listen", &resolved.metrics_listen, true)?;
+    Ok(resolved)
 }
 
 /// Runs `silk storage` until SIGTERM/SIGINT. Exit 0 after a clean drain, 1 on a startup or
@@ -375,7 +378,10 @@ mod tests {
         let (r, auth) = with_auth(r).unwrap();
         let e = runtime.block_on(serve(r, auth)).unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
-        assert!(e.contains("unsupported database url"), "{e}");
+        assert!(
+            e.starts_with("database mysq://silk:***@db:3306/silk: unsupported database url"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::db::{AnyDb, DbError};
+use super::db::{AnyDb, DbError, redact_url};
 use super::{Storage, StorageConfig, grpc};
 use crate::auth::ServerSecurity;
 use crate::metrics::Metrics;
@@ -20,8 +20,13 @@ use crate::traces::{Service, Traces, TracesConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The database could not be connected to (or migrated).
-    #[error(transparent)]
-    Db(#[from] DbError),
+    #[error("database {url}: {source}")]
+    Db {
+        /// The database URL, its password hidden.
+        url: String,
+        /// Why.
+        source: DbError,
+    },
     /// The span exporter could not start.
     #[error(transparent)]
     Traces(#[from] crate::traces::Error),
@@ -55,7 +60,12 @@ impl StorageServer {
         traces: Option<&TracesConfig>,
         metrics: &Metrics,
     ) -> Result<Self, RunError> {
-        let db = AnyDb::connect_with(db_url, config.db_options()).await?;
+        let db = AnyDb::connect_with(db_url, config.db_options())
+            .await
+            .map_err(|source| RunError::Db {
+                url: redact_url(db_url).into_owned(),
+                source,
+            })?;
         let traces = Traces::start(traces, Service::Storage)?;
         let storage = Storage::open(db, config).await?;
         storage.set_traces(traces.clone());
