@@ -46,6 +46,22 @@ pub enum ConfigError {
         /// How to turn the listener off, for keys that can be.
         empty: &'static str,
     },
+    /// A service URL that is not `http://HOST:PORT` or `https://HOST:PORT`.
+    #[error(
+        "{key}: {value:?} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:50051)"
+    )]
+    Url {
+        /// The key (as in the config file).
+        key: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A count that must be positive is zero.
+    #[error("{key}: must be at least 1")]
+    Zero {
+        /// The key (as in the config file).
+        key: &'static str,
+    },
     /// An environment override is not a number.
     #[error("{var}: expected a non-negative integer, got {value:?}")]
     Env {
@@ -122,6 +138,26 @@ pub fn check_listen(key: &'static str, value: &str, may_be_off: bool) -> Result<
     }
 }
 
+/// Checks that `value`, the URL of the service `key` names, is `http(s)://HOST[:PORT]`, so a typo
+/// is a configuration error at start rather than a "transport error" retried forever.
+///
+/// # Errors
+/// [`ConfigError::Url`].
+pub fn check_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = value.parse::<tonic::codegen::http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some_and(|h| !h.is_empty())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Url {
+            key,
+            value: value.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +189,29 @@ mod tests {
             let e = check_listen("listen", bad, false).unwrap_err().to_string();
             assert!(
                 e.starts_with(&format!("listen: {bad:?} is not a HOST:PORT address")),
+                "{e}"
+            );
+        }
+        for good in [
+            "http://127.0.0.1:50051",
+            "https://storage.internal:50051",
+            "http://[::1]:1",
+            "http://s",
+        ] {
+            check_url("storage_url", good).unwrap();
+        }
+        for bad in [
+            "",
+            "notaurl",
+            "127.0.0.1:50051",
+            "ftp://h:1",
+            "http://",
+            "http:///x",
+            "http//h:1",
+        ] {
+            let e = check_url("storage_url", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("storage_url: {bad:?} is not an http")),
                 "{e}"
             );
         }

@@ -35,8 +35,8 @@ pub struct DevArgs {
     /// Every other package runs as sandboxed wasm. Can be passed multiple times.
     #[arg(long, value_name = "NAME")]
     pub trust: Vec<String>,
-    /// Executor slots: tasks that run at once (default: the CPU count).
-    #[arg(long, value_name = "N")]
+    /// Executor slots: tasks that run at once, at least 1 (default: the CPU count).
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub slots: Option<usize>,
     /// Address of the Prometheus endpoint serving all three services' metrics; empty turns it
     /// off.

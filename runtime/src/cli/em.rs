@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 pub use super::config_file::ConfigError;
-use super::config_file::{check_listen, read_toml};
+use super::config_file::{check_listen, check_url, read_toml};
 use super::exit_code;
 use tokio_util::sync::CancellationToken;
 
@@ -28,8 +28,13 @@ pub struct EmArgs {
     /// Scheduler endpoint, e.g. `http://127.0.0.1:50052`.
     #[arg(long, env = "SILK_EM_SCHEDULER_URL", value_name = "URL")]
     pub scheduler_url: Option<String>,
-    /// Executor slots (default: the CPU count).
-    #[arg(long, env = "SILK_EM_SLOTS", value_name = "N")]
+    /// Executor slots, at least 1 (default: the CPU count).
+    #[arg(
+        long,
+        env = "SILK_EM_SLOTS",
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536)
+    )]
     pub slots: Option<usize>,
     /// Address of the Prometheus endpoint (`GET /metrics`); empty turns it off.
     #[arg(long, env = "SILK_EM_METRICS_LISTEN", value_name = "ADDR")]
@@ -58,6 +63,11 @@ pub fn resolve(args: &EmArgs) -> Result<EmConfig, ConfigError> {
         config.metrics_listen = addr;
     }
     check_listen("metrics_listen", &config.metrics_listen, true)?;
+    check_url("storage_url", &config.storage_url)?;
+    check_url("scheduler_url", &config.scheduler_url)?;
+    if config.slots == Some(0) {
+        return Err(ConfigError::Zero { key: "slots" });
+    }
     Ok(config)
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 pub use super::config_file::ConfigError;
-use super::config_file::{check_listen, read_toml};
+use super::config_file::{check_listen, check_url, read_toml};
 use super::exit_code;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,7 @@ pub fn resolve(args: &SchedulerArgs) -> Result<SchedulerConfig, ConfigError> {
         config.metrics_listen = addr;
     }
     check_listen("listen", &config.listen, false)?;
+    check_url("storage_url", &config.storage_url)?;
     check_listen("metrics_listen", &config.metrics_listen, true)?;
     Ok(config)
 }

@@ -106,7 +106,7 @@ async fn register(
             Err(s) if is_transient(&s) => {
                 let hint =
                     crate::auth::plaintext_hint(&s, &clients.storage_url).unwrap_or_default();
-                tracing::warn!(code = ?s.code(), error = s.message(), hint, "registration failed; retrying");
+                tracing::warn!(storage_url = %clients.storage_url, code = ?s.code(), error = s.message(), hint, "registration failed; retrying");
                 if !pause(delay, stop).await {
                     return Ok(None);
                 }

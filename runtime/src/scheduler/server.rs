@@ -143,7 +143,12 @@ impl GrpcLanes {
     }
 
     /// Registers, retrying with backoff until storage answers or `cancel`; `None` if cancelled.
-    pub async fn register_until_up(&self, cancel: &CancellationToken) -> Option<SchedulerId> {
+    /// `storage_url` is for the logs.
+    pub async fn register_until_up(
+        &self,
+        storage_url: &str,
+        cancel: &CancellationToken,
+    ) -> Option<SchedulerId> {
         let mut delay = silk_core::retry::FIRST_DELAY;
         loop {
             match self.register().await {
@@ -152,7 +157,7 @@ impl GrpcLanes {
                     return Some(id);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "storage registration failed")
+                    tracing::warn!(storage_url, error = %e, retry_in_ms = delay.as_millis(), "storage registration failed");
                 }
             }
             tokio::select! {
@@ -242,7 +247,7 @@ pub async fn run_scheduler_with(
         local.port(),
     ));
     let traces = Traces::start(config.traces.as_ref(), Service::Scheduler)?;
-    let Some(id) = lanes.register_until_up(&cancel).await else {
+    let Some(id) = lanes.register_until_up(&config.storage_url, &cancel).await else {
         traces.shutdown().await;
         return Ok(());
     };

@@ -41,35 +41,62 @@ fn every_service_without_an_auth_table_is_a_configuration_error() {
 }
 
 #[test]
-fn a_listen_address_that_is_not_host_and_port_is_a_configuration_error() {
+fn an_address_url_or_slot_count_that_cannot_work_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("storage.db").display());
     // The message quotes the value; the logs (JSON here, stderr is not a terminal) escape quotes.
-    let cases: [(&[&str], &str); 4] = [
+    let not_host_port = "is not a HOST:PORT address";
+    let not_url = "is not an http:// or https:// URL";
+    let cases: [(&[&str], &str, &str); 6] = [
         (
             &["storage", "--db", &db, "--listen", "notanaddr"],
             "listen: \\\"notanaddr\\\"",
+            not_host_port,
         ),
         (
             &["storage", "--db", &db, "--metrics-listen", "9151"],
             "metrics_listen: \\\"9151\\\"",
+            not_host_port,
         ),
         (
             &["scheduler", "--listen", "127.0.0.1"],
             "listen: \\\"127.0.0.1\\\"",
+            not_host_port,
+        ),
+        (
+            &["scheduler", "--storage-url", "storage:50051"],
+            "storage_url: \\\"storage:50051\\\"",
+            not_url,
         ),
         (
             &["em", "--metrics-listen", "localhost:http"],
             "metrics_listen: \\\"localhost:http\\\"",
+            not_host_port,
+        ),
+        (
+            &["em", "--scheduler-url", "scheduler"],
+            "scheduler_url: \\\"scheduler\\\"",
+            not_url,
         ),
     ];
-    for (args, message) in cases {
+    for (args, what, why) in cases {
         let (out, err) = silk(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(&format!("{message} is not a HOST:PORT address")),
-            "{args:?}: {err}"
-        );
+        assert!(err.contains(&format!("{what} {why}")), "{args:?}: {err}");
     }
     assert!(!dir.path().join("storage.db").exists());
+    let config = dir.path().join("em.toml");
+    std::fs::write(&config, "slots = 0\n").unwrap();
+    let (out, err) = silk(&["em", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "slots = 0: {err}");
+    assert!(err.contains("slots: must be at least 1"), "{err}");
+    for command in ["em", "dev"] {
+        let (out, err) = silk(&[command, "--slots", "0"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "silk {command} --slots 0: {err}"
+        );
+        assert!(err.contains("'0' for '--slots <N>'"), "{err}");
+    }
 }
