@@ -46,7 +46,7 @@ pub enum ConfigError {
         /// How to turn the listener off, for keys that can be.
         empty: &'static str,
     },
-    /// A service URL that is not `http://HOST:PORT` or `https://HOST:PORT`.
+    /// A service URL that is not `http(s)://HOST[:PORT]`.
     #[error(
         "{key}: {value:?} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:50051)"
     )]
