@@ -44,7 +44,8 @@ pub struct DevArgs {
         long,
         env = "SILK_DEV_METRICS_LISTEN",
         value_name = "ADDR",
-        default_value = "127.0.0.1:9150"
+        default_value = "127.0.0.1:9150",
+        value_parser = metrics_listen
     )]
     pub metrics_listen: String,
     /// Export OpenTelemetry spans of every job to this OTLP/gRPC collector (e.g.
@@ -58,8 +59,15 @@ pub struct DevArgs {
     pub credentials: Option<PathBuf>,
 }
 
+/// `--metrics-listen`: `HOST:PORT`, or empty (off).
+fn metrics_listen(value: &str) -> Result<String, String> {
+    super::config_file::check_listen("metrics_listen", value, true)
+        .map(|()| value.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 /// Runs `silk dev` until interrupted. Exit 0 after a clean stop, 1 when the cluster cannot start
-/// or fails, 130 after a second Ctrl-C.
+/// or fails, 2 on bad usage, 130 after a second Ctrl-C.
 #[must_use]
 pub fn run(args: &DevArgs, async_threads: Option<u16>) -> ExitCode {
     let runtime = match crate::cli::tokio_runtime(async_threads) {

@@ -90,6 +90,13 @@ fn an_address_url_or_slot_count_that_cannot_work_is_a_configuration_error() {
     let (out, err) = silk(&["em", "--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "slots = 0: {err}");
     assert!(err.contains("slots: must be at least 1"), "{err}");
+    let (out, err) = silk(&["dev", "--metrics-listen", "bad"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "silk dev --metrics-listen bad: {err}"
+    );
+    assert!(err.contains("\"bad\" is not a HOST:PORT address"), "{err}");
     for command in ["em", "dev"] {
         let (out, err) = silk(&[command, "--slots", "0"]);
         assert_eq!(
