@@ -123,19 +123,15 @@ pub fn check_listen(key: &'static str, value: &str, may_be_off: bool) -> Result<
         };
         host_ok && port.parse::<u16>().is_ok()
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Address {
-            key,
-            value: value.to_owned(),
-            empty: if may_be_off {
-                "; empty turns it off"
-            } else {
-                ""
-            },
-        })
-    }
+    ok.then_some(()).ok_or_else(|| ConfigError::Address {
+        key,
+        value: value.to_owned(),
+        empty: if may_be_off {
+            "; empty turns it off"
+        } else {
+            ""
+        },
+    })
 }
 
 /// Checks that `value`, the URL of the service `key` names, is `http(s)://HOST[:PORT]`, so a typo
@@ -148,14 +144,10 @@ pub fn check_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
         matches!(uri.scheme_str(), Some("http" | "https"))
             && uri.host().is_some_and(|h| !h.is_empty())
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Url {
-            key,
-            value: value.to_owned(),
-        })
-    }
+    ok.then_some(()).ok_or_else(|| ConfigError::Url {
+        key,
+        value: value.to_owned(),
+    })
 }
 
 #[cfg(test)]
